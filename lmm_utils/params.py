@@ -1,0 +1,90 @@
+"""params.yaml: loading, checking, and applying profiles (partial overrides such as profiles/tiny.yaml)."""
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing a key, has a wrong type, or an impossible value."""
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: run from the project root (the folder with dvc.yaml).")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path} must be a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def section(params: dict, name: str) -> dict:
+    if name not in params:
+        raise ParamsError(f"params.yaml has no section {name!r} (sections: {', '.join(params)})")
+    return params[name]
+
+
+def require(sec: dict, where: str, **types) -> None:
+    """Check that `sec` has each key with the given type(s); say which key and what was found."""
+    for key, kind in types.items():
+        if key not in sec:
+            raise ParamsError(f"params.yaml: {where}.{key} is missing")
+        value = sec[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            raise ParamsError(f"params.yaml: {where}.{key} must be {_names(kind)}, got {value!r}")
+
+
+def require_positive(sec: dict, where: str, *keys: str, allow_zero: bool = False) -> None:
+    for key in keys:
+        value = sec.get(key)
+        if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+            raise ParamsError(f"params.yaml: {where}.{key} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def _as_tuple(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _names(kind) -> str:
+    return " or ".join(k.__name__ for k in _as_tuple(kind))
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_profile(profile: str | Path, params_path: str | Path = PARAMS_FILE) -> dict:
+    """Overwrite params.yaml with itself deep-merged with a profile file; returns the result."""
+    merged = deep_merge(load_params(params_path), load_params(profile))
+    Path(params_path).write_text(yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+    return merged
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lmm_utils.params", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    apply = sub.add_parser("apply", help="merge a profile (e.g. profiles/tiny.yaml) into params.yaml")
+    apply.add_argument("profile")
+    apply.add_argument("--params", default=str(PARAMS_FILE))
+    args = parser.parse_args(argv)
+    apply_profile(args.profile, args.params)
+    print(f"applied {args.profile} to {args.params}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Where things live. Every path in the project is relative to the project root (the folder with dvc.yaml)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+POOLS = ("U_V", "U_A", "P", "T")
+AUDIO_POOLS = ("U_A", "P", "T", "T_timbre")
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "dvc.yaml").is_file() and (d / "lmm_utils").is_dir():
+            return d
+    raise FileNotFoundError(f"No LMM project root (a folder with dvc.yaml and lmm_utils/) above {here}")
+
+
+def chdir_to_root() -> Path:
+    """Notebooks call this first, so they run the same from JupyterLab (cwd notebooks/) and papermill."""
+    root = project_root()
+    os.chdir(root)
+    return root
+
+
+DATA = Path("data")
+REPORTS = Path("reports")
+CORPUS_DIR = DATA / "corpus"
+SPLITS = DATA / "splits.json"
+SCORES_DIR = DATA / "scores"
+ENGRAVINGS_DIR = DATA / "engravings"
+MOTION_DIR = DATA / "motion"
+AUDIO_DIR = DATA / "audio"
+METRICS_DIR = REPORTS / "metrics"
+PLOTS_DIR = REPORTS / "plots"
+
+
+def scores_file(pool: str) -> Path:
+    return SCORES_DIR / f"{pool}.jsonl"
+
+
+def motion_file(pool: str) -> Path:
+    return MOTION_DIR / f"{pool}.jsonl"
+
+
+def audio_path(pool: str, excerpt_id: str) -> Path:
+    return AUDIO_DIR / pool / f"{excerpt_id}.flac"
