@@ -79,6 +79,11 @@ class FluidRenderer:
         self._synth = fluidsynth.Synth(samplerate=float(self.sample_rate), gain=1.0)
         self._synth.setting("synth.chorus.active", 0)
         self._sfids: dict[Path, int] = {}
+        self._samples_done = 0  # FluidSynth works in 64-sample blocks; renders start on a block boundary
+
+    def _samples(self, n: int) -> np.ndarray:
+        self._samples_done += n
+        return self._synth.get_samples(n)
 
     def _sfid(self, soundfont: str) -> int:
         path = find_soundfont(soundfont)
@@ -93,9 +98,10 @@ class FluidRenderer:
         """Render `perf` and return mono float32 audio of length (duration + tail) seconds."""
         fs, sr = self._synth, self.sample_rate
         sfid = self._sfid(cond.soundfont)
+        fs.system_reset()  # voices, controllers, reverb state: each render starts from the same synth state
+        self._samples(-self._samples_done % 64)  # and on a 64-sample block boundary
         if fs.program_select(0, sfid, cond.bank, cond.preset) != 0:
             raise ValueError(f"Soundfont {cond.soundfont!r} has no preset {cond.bank}:{cond.preset}")
-        fs.cc(0, 121, 0)  # reset controllers left by the previous render
         fs.set_reverb(roomsize=cond.reverb_room, damping=0.3, width=0.8, level=cond.reverb_level)
 
         events = []  # (sample, order, kind, a, b); note-offs sort before note-ons at the same time
@@ -109,7 +115,7 @@ class FluidRenderer:
         chunks, cursor = [], 0
         for sample, _, kind, a, b in events:
             if sample > cursor:
-                chunks.append(fs.get_samples(sample - cursor))
+                chunks.append(self._samples(sample - cursor))
                 cursor = sample
             if kind == "on":
                 fs.noteon(0, a, b)
@@ -118,11 +124,11 @@ class FluidRenderer:
             else:
                 fs.cc(0, a, b)
         if total > cursor:
-            chunks.append(fs.get_samples(total - cursor))
+            chunks.append(self._samples(total - cursor))
         # Silence the synth so the next render starts clean (reverb tail included).
         fs.cc(0, 64, 0)
         fs.cc(0, 123, 0)
-        fs.get_samples(sr // 2)
+        self._samples(sr // 2)
         stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
         audio = stereo.mean(axis=1)
         return apply_conditions(audio, cond, sr)

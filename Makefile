@@ -1,0 +1,62 @@
+# Two commands do everything:  make repro  (the whole pipeline)  and  make test  (the tests).
+# Each installs what it needs first and skips what is already done.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := .make
+KERNEL := lmm
+export DVC_NO_ANALYTICS := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup repro test test-fast bench clean-venv help
+help:
+	@echo "make repro   - install what is missing, then run the pipeline (dvc repro)"
+	@echo "make test    - install what is missing, then run the tests (pytest)"
+	@echo "make setup   - only the installation steps"
+	@echo "make bench   - benchmark scripts (figures printed, nothing asserted)"
+
+setup: $(STAMP)/system $(STAMP)/python $(STAMP)/kernel $(STAMP)/git
+
+$(STAMP)/system: scripts/install_system.sh
+	@mkdir -p $(STAMP)
+	bash scripts/install_system.sh
+	@touch $@
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "): install python3.11 or use environment.yml")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP)/python: pyproject.toml | $(BIN)/python
+	@mkdir -p $(STAMP)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU build of 2.13.0; a looser requirement would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+$(STAMP)/kernel: $(STAMP)/python
+	$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Python (lmm)" >/dev/null
+	@touch $@
+
+$(STAMP)/git: $(STAMP)/python
+	# Offline-safe DVC (also in .dvc/config) and notebooks committed without outputs.
+	$(BIN)/dvc config core.analytics false
+	$(BIN)/dvc config core.check_update false
+	-git rev-parse --git-dir >/dev/null 2>&1 && $(BIN)/nbstripout --install
+	@touch $@
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean-venv:
+	rm -rf $(VENV) $(STAMP)
