@@ -27,13 +27,18 @@ ENGRAVED_POOLS = ("U_V", "P", "T")
 PERFORMED_POOLS = ("U_A", "P", "T")
 
 
-def parallel_map(fn: Callable, items: list, workers: int, desc: str, unit: str = "item") -> Iterable:
-    """Map over items on `workers` processes (0 = all cores) with a progress bar; yields results in order."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(items) < 4:
+def parallel_map(fn: Callable, items: list, workers: int, desc: str, unit: str = "item",
+                 start_method: str = "fork", in_process_ok: bool = True) -> Iterable:
+    """Map over items on `workers` processes (0 = all cores) with a progress bar; yields results in order.
+
+    `start_method="forkserver"` with `in_process_ok=False` is for work that holds native threads
+    (FluidSynth): such state must never be created in the caller and then inherited by a fork.
+    """
+    workers = min(workers or os.cpu_count() or 1, max(1, len(items)))
+    if workers == 1 and in_process_ok:
         yield from tqdm(map(fn, items), total=len(items), desc=desc, unit=unit)
         return
-    with get_context("fork").Pool(workers) as pool:
+    with get_context(start_method).Pool(workers) as pool:
         yield from tqdm(pool.imap(fn, items, chunksize=2), total=len(items), desc=desc, unit=unit)
 
 
@@ -147,7 +152,7 @@ def sample_conditions(section: dict, rng: np.random.Generator) -> RecordingCondi
     )
 
 
-_renderer: FluidRenderer | None = None
+_renderer: FluidRenderer | None = None  # one per worker process, kept alive across renders
 
 
 @dataclass
@@ -205,7 +210,8 @@ def build_performances(section: dict, sample_rate: int) -> dict:
             for j in jobs_by_pool["T"]
         ]
         for pool, jobs in jobs_by_pool.items():
-            results = list(parallel_map(_render_one, jobs, section.get("workers", 0), f"render {pool}", "excerpt"))
+            results = list(parallel_map(_render_one, jobs, section.get("workers", 0), f"render {pool}", "excerpt",
+                                        start_method="forkserver", in_process_ok=False))
             ok = {i for i, _, err in results if err is None}
             failed += [{"id": i, "pool": pool, "reason": err} for i, _, err in results if err]
             write_jsonl(({"id": j.excerpt_id, "conditions": j.conditions.to_dict()} for j in jobs if j.excerpt_id in ok),
