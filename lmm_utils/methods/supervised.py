@@ -1,0 +1,172 @@
+"""supervised: h and g from the K score-audio pairs alone.
+
+The pairs carry no motion, so each is turned into pseudo-motion first (alignment.align_pair: the score's
+plain performance, rendered by S, DTW-aligned to the recording). Then
+  h: A -> M trains on (recording log-mel, pseudo-motion roll) in random crops,
+  g: V -> M trains on (score, pseudo-motion) note by note,
+each for `steps` optimizer steps of the project's one training loop (train.train). The step budget is a
+parameter shared by every method and every K, so methods differ only in what they learn from.
+
+Nothing here reads motion: TrainingData refuses it, and pseudo-motion is all h and g ever see.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from ..alignment import AlignConfig, Synth, align_pair
+from ..features import FeatureConfig, log_mel
+from ..models.performer import (Performer, PerformerConfig, ScoreBatch, encode_scores, note_targets,
+                                performer_loss)
+from ..models.transcriber import Transcriber, TranscriberConfig, transcription_loss
+from ..motion import Performance, to_roll
+from ..pools import TrainingData
+from ..score import ScoreExcerpt
+from ..train import TrainConfig, train
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """What every method shares, so that comparisons are at equal budget."""
+    steps: int = 600  # optimizer steps for h, and again for g (the same for every method and K)
+    batch_size: int = 8
+    crop_frames: int = 100  # h trains on 2-s crops: ~5 steps/s on one CPU core
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup: int = 20
+    weight_decay: float = 0.0  # tiny models, few steps: decay only slows them down
+    seed: int = 0
+    threads: int = 1
+
+    @classmethod
+    def from_params(cls, section: dict | None) -> "MethodConfig":
+        section = section or {}
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+    def train_config(self, **overrides) -> TrainConfig:
+        kw = dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr, warmup=self.warmup,
+                  weight_decay=self.weight_decay, seed=self.seed, eval_every=self.steps, log_every=max(1, self.steps // 20),
+                  precision="fp32", device="cpu")
+        kw.update(overrides)
+        return TrainConfig(**kw)
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+def load_pairs(data: TrainingData, feat: FeatureConfig = FeatureConfig()) -> list[tuple[ScoreExcerpt, np.ndarray]]:
+    """This run's K pairs (data must be restricted to them): (score, recording log-mel)."""
+    pairs = []
+    for score in data.scores("P"):
+        audio, sr = data.audio("P", score.id)
+        if sr != feat.sample_rate:
+            raise ValueError(f"{score.id}: audio at {sr} Hz, features expect {feat.sample_rate} Hz")
+        pairs.append((score, log_mel(audio, feat)))
+    return pairs
+
+
+def pseudo_motion(pairs: list[tuple[ScoreExcerpt, np.ndarray]], synth: Synth, cfg: AlignConfig = AlignConfig(),
+                  feat: FeatureConfig = FeatureConfig()) -> list[Performance]:
+    return [align_pair(score, logmel, synth, cfg, feat) for score, logmel in pairs]
+
+
+# --- h ----------------------------------------------------------------------------------------------------
+
+class CropSampler:
+    """Random fixed-length crops of (log-mel, target roll) items: train.train's get_batch."""
+
+    def __init__(self, logmels: list[np.ndarray], perfs: list[Performance], batch_size: int, crop_frames: int,
+                 fps: float):
+        assert len(logmels) == len(perfs) and logmels, "need at least one (log-mel, performance) item"
+        self.batch_size, self.crop = batch_size, crop_frames
+        self.x, self.y = [], []
+        for x, perf in zip(logmels, perfs):
+            n = max(x.shape[1], crop_frames)
+            floor = float(x.min())
+            x = np.pad(x, ((0, 0), (0, n - x.shape[1])), constant_values=floor)  # pad with the item's silence
+            roll = to_roll(perf, fps, n)
+            self.x.append(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+            self.y.append({k: torch.from_numpy(roll[k]) for k in ("onset", "frame", "velocity")})
+
+    def __call__(self, split: str, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        xs, on, fr, ve = [], [], [], []
+        for _ in range(self.batch_size):
+            i = int(torch.randint(len(self.x), (1,), generator=g))
+            s = int(torch.randint(self.x[i].shape[1] - self.crop + 1, (1,), generator=g))
+            xs.append(self.x[i][:, s:s + self.crop])
+            on.append(self.y[i]["onset"][:, s:s + self.crop])
+            fr.append(self.y[i]["frame"][:, s:s + self.crop])
+            ve.append(self.y[i]["velocity"][:, s:s + self.crop])
+        return torch.stack(xs), torch.stack(on), torch.stack(fr), torch.stack(ve)
+
+
+def transcriber_loss_fn(model: Transcriber, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    x, onset, frame, velocity = batch
+    return transcription_loss(model(x), {"onset": onset, "frame": frame, "velocity": velocity})["loss"]
+
+
+def train_transcriber(logmels: list[np.ndarray], perfs: list[Performance], cfg: MethodConfig,
+                      tcfg: TranscriberConfig = TranscriberConfig(), feat: FeatureConfig = FeatureConfig(),
+                      progress: bool = False, live_dir=None) -> tuple[Transcriber, dict]:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    model = Transcriber(tcfg, feat)
+    sampler = CropSampler(logmels, perfs, cfg.batch_size, cfg.crop_frames, feat.fps)
+    hist = train(model, sampler, cfg.train_config(), loss_fn=transcriber_loss_fn, has_val=False,
+                 progress=progress, live_dir=live_dir)
+    return model.eval(), hist
+
+
+# --- g ----------------------------------------------------------------------------------------------------
+
+class ScoreSampler:
+    """Random batches of (score encoding, per-note targets): train.train's get_batch for g."""
+
+    def __init__(self, scores: list[ScoreExcerpt], perfs: list[Performance], batch_size: int, pcfg: PerformerConfig):
+        self.batch_size = batch_size
+        full = encode_scores(scores, pcfg.plain)  # encode once; batches index rows of it
+        tgt = note_targets(perfs, full)
+        self.tensors = full.as_tuple() + (tgt["onset"], tgt["offset"], tgt["velocity"])
+
+    def __call__(self, split: str, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        idx = torch.randint(self.tensors[0].shape[0], (self.batch_size,), generator=g)
+        return tuple(t[idx] for t in self.tensors)
+
+
+def performer_loss_fn(model: Performer, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    n = len(ScoreBatch.TENSORS)
+    sb = ScoreBatch.from_tuple(batch[:n])
+    target = dict(zip(("onset", "offset", "velocity"), batch[n:]))
+    return performer_loss(model(sb), target, sb.mask)["loss"]
+
+
+def train_performer(scores: list[ScoreExcerpt], perfs: list[Performance], cfg: MethodConfig,
+                    pcfg: PerformerConfig = PerformerConfig(), progress: bool = False,
+                    live_dir=None) -> tuple[Performer, dict]:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    model = Performer(pcfg)
+    sampler = ScoreSampler(scores, perfs, cfg.batch_size, pcfg)
+    hist = train(model, sampler, cfg.train_config(), loss_fn=performer_loss_fn, has_val=False,
+                 progress=progress, live_dir=live_dir)
+    return model.eval(), hist
+
+
+# --- the method -------------------------------------------------------------------------------------------
+
+def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
+        progress: bool = False) -> dict:
+    """K pairs (data restricted to them) -> {"h", "g", "pseudo", "pairs", "hist_h", "hist_g"}.
+
+    params: {"method": MethodConfig fields, "align": AlignConfig, "transcriber": ..., "performer": ...}.
+    """
+    params = params or {}
+    cfg = MethodConfig.from_params(params.get("method"))
+    pairs = load_pairs(data, feat)
+    pseudo = pseudo_motion(pairs, synth, AlignConfig.from_params(params.get("align")), feat)
+    h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg,
+                                  TranscriberConfig.from_params(params.get("transcriber")), feat, progress)
+    g, hist_g = train_performer([s for s, _ in pairs], pseudo, cfg,
+                                PerformerConfig.from_params(params.get("performer")), progress)
+    return {"h": h, "g": g, "pseudo": pseudo, "pairs": [s.id for s, _ in pairs], "hist_h": hist_h, "hist_g": hist_g}

@@ -1,0 +1,112 @@
+"""synth-pairs: h learns from (S(m), m) pairs that the learner makes itself from unpaired scores.
+
+Each U_V score is performed by the plain performer with a little per-excerpt randomness (tempo, held
+fraction, velocity, timing -- generic augmentation ranges, not the benchmark pianist's), rendered through
+the learner's synthesizer S to log-mel, and h trains on (S output, roll) crops -- optionally mixed with
+the K pairs' pseudo-motion (supervised.py) so real recordings are seen too. The step budget is
+MethodConfig.steps, as for every method. g is not trained here: synth-pairs is a method for h (use the
+plain performer, or supervised g, for V -> M).
+
+Only scores of U_V (and the K pairs) and S are read; no motion, no audio of U_A.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from ..alignment import AlignConfig, Synth
+from ..features import FeatureConfig
+from ..models.performer import PlainConfig, plain_performance, release_before_repeat
+from ..models.transcriber import TranscriberConfig
+from ..motion import PerformedNote, Performance, to_roll
+from ..pools import TrainingData
+from ..score import ScoreExcerpt
+from . import supervised
+
+
+@dataclass(frozen=True)
+class SynthPairsConfig:
+    max_scores: int | None = None  # U_V scores used (None: all)
+    tempo_jitter: float = 0.15  # per-excerpt tempo factor exp(U(-j, j))
+    legato: tuple[float, float] = (0.5, 1.0)  # per-excerpt held fraction of the notated duration
+    velocity_shift: float = 15.0  # per-excerpt velocity offset ~ U(-x, x)
+    velocity_noise: float = 8.0  # per-note velocity noise (std)
+    timing_noise_ms: float = 10.0  # per-note onset noise (std)
+    tail: float = 1.0  # seconds rendered after the last release
+    mix_pairs: bool = True  # also train on the K pairs (recordings + pseudo-motion)
+    render_batch: int = 16
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, section: dict | None) -> "SynthPairsConfig":
+        section = section or {}
+        kw = {f.name: section[f.name] for f in fields(cls) if f.name in section}
+        if "legato" in kw:
+            kw["legato"] = tuple(kw["legato"])
+        return cls(**kw)
+
+
+def varied_performance(score: ScoreExcerpt, cfg: SynthPairsConfig, rng: np.random.Generator,
+                       plain: PlainConfig = PlainConfig()) -> Performance:
+    """The plain performance with per-excerpt tempo / articulation / loudness and per-note noise."""
+    base = plain_performance(score, PlainConfig(dynamic_velocity=plain.dynamic_velocity, legato=1.0,
+                                                release_gap=plain.release_gap, lead_in=plain.lead_in))
+    factor = float(np.exp(rng.uniform(-cfg.tempo_jitter, cfg.tempo_jitter)))
+    legato = float(rng.uniform(*cfg.legato))
+    shift = float(rng.uniform(-cfg.velocity_shift, cfg.velocity_shift))
+    lead = plain.lead_in
+    onsets, offsets, vels = [], [], []
+    for n in base.notes:
+        on = lead + (n.onset - lead) * factor + rng.normal(0.0, cfg.timing_noise_ms / 1000.0)
+        on = max(0.0, on)
+        onsets.append(on)
+        offsets.append(on + max(0.03, (n.offset - n.onset) * factor * legato))
+        vels.append(int(np.clip(round(n.velocity + shift + rng.normal(0.0, cfg.velocity_noise)), 1, 127)))
+    offsets = release_before_repeat([n.pitch for n in base.notes], onsets, offsets, plain.release_gap)
+    return Performance(notes=[PerformedNote(n.pitch, float(a), float(b), v)
+                              for n, a, b, v in zip(base.notes, onsets, offsets, vels)])
+
+
+@torch.no_grad()
+def render_through_synth(perfs: list[Performance], synth: Synth, feat: FeatureConfig, tail: float,
+                         batch: int) -> list[np.ndarray]:
+    """Performances -> S's log-mel, (n_mels, T_i) each; rendered in padded batches."""
+    out = []
+    for i in range(0, len(perfs), batch):
+        chunk = perfs[i:i + batch]
+        lengths = [int(np.ceil((p.duration + tail) * feat.fps)) + 1 for p in chunk]
+        n = max(lengths)
+        rolls = [to_roll(p, feat.fps, n) for p in chunk]
+        args = [torch.from_numpy(np.stack([r[k] for r in rolls])) for k in ("onset", "velocity", "sustain")]
+        logmel = synth(*args).float().cpu().numpy()
+        out += [logmel[j, :, :length] for j, length in enumerate(lengths)]
+    return out
+
+
+def make_synth_pairs(scores: list[ScoreExcerpt], synth: Synth, cfg: SynthPairsConfig,
+                     feat: FeatureConfig = FeatureConfig()) -> tuple[list[np.ndarray], list[Performance]]:
+    rng = np.random.default_rng(cfg.seed)
+    scores = scores[: cfg.max_scores] if cfg.max_scores else scores
+    perfs = [varied_performance(s, cfg, rng) for s in scores if s.notes]
+    return render_through_synth(perfs, synth, feat, cfg.tail, cfg.render_batch), perfs
+
+
+def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
+        progress: bool = False) -> dict:
+    """U_V scores (+ the K pairs, data restricted to them) -> {"h", "n_synth", "n_pairs", "hist_h"}."""
+    params = params or {}
+    cfg = supervised.MethodConfig.from_params(params.get("method"))
+    sp = SynthPairsConfig.from_params(params.get("synth_pairs"))
+    logmels, perfs = make_synth_pairs(data.scores("U_V"), synth, sp, feat)
+    n_synth, n_pairs = len(perfs), 0
+    if sp.mix_pairs:
+        pairs = supervised.load_pairs(data, feat)
+        pseudo = supervised.pseudo_motion(pairs, synth, AlignConfig.from_params(params.get("align")), feat)
+        logmels += [x for _, x in pairs]
+        perfs += pseudo
+        n_pairs = len(pairs)
+    h, hist = supervised.train_transcriber(logmels, perfs, cfg, TranscriberConfig.from_params(params.get("transcriber")),
+                                           feat, progress)
+    return {"h": h, "n_synth": n_synth, "n_pairs": n_pairs, "hist_h": hist}

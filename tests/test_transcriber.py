@@ -1,0 +1,87 @@
+"""models/transcriber.py: shapes, the harmonic front end, decoding, gradients, and that h overfits two
+tiny excerpts (rendered by the template synth, so no FluidSynth is needed)."""
+import numpy as np
+import pytest
+import torch
+
+from lmm_utils.alignment import TemplateSynth
+from lmm_utils.features import FeatureConfig, log_mel
+from lmm_utils.metrics import transcription_scores
+from lmm_utils.models.transcriber import (DecodeConfig, Transcriber, TranscriberConfig, build_transcriber, decode,
+                                          n_parameters, transcribe, transcription_loss)
+from lmm_utils.motion import PerformedNote, Performance, to_roll
+
+FEAT = FeatureConfig()
+
+
+def _tiny_performance(seed: int, seconds: float = 3.0) -> Performance:
+    rng = np.random.default_rng(seed)
+    notes, t = [], 0.2
+    while t < seconds - 0.5:
+        for p in rng.choice(np.arange(55, 80), size=int(rng.integers(1, 3)), replace=False):
+            notes.append(PerformedNote(int(p), t, t + float(rng.uniform(0.2, 0.4)), int(rng.integers(50, 110))))
+        t += float(rng.choice([0.3, 0.45]))
+    return Performance(notes=sorted(notes, key=lambda n: (n.onset, n.pitch)))
+
+
+def _render(perf: Performance, n_frames: int) -> torch.Tensor:
+    roll = to_roll(perf, FEAT.fps, n_frames)
+    with torch.no_grad():
+        return TemplateSynth(FEAT)(*(torch.from_numpy(roll[k])[None] for k in ("onset", "velocity", "sustain")))[0]
+
+
+def test_sizes_and_shapes():
+    assert 15_000 <= n_parameters(build_transcriber({})) <= 30_000
+    assert n_parameters(build_transcriber({"bins_per_semitone": 3})) <= 40_000
+    m = Transcriber(TranscriberConfig.tiny())
+    out = m(torch.randn(2, FEAT.n_mels, 37))
+    assert set(out) == {"onset", "frame", "velocity"}
+    assert all(v.shape == (2, 88, 37) for v in out.values())
+
+
+@pytest.mark.parametrize("midi", [57, 69, 81, 93])
+def test_frontend_puts_a_tone_on_its_key_and_ignores_gain(midi):
+    m = Transcriber(TranscriberConfig())
+    t = np.arange(FEAT.sample_rate) / FEAT.sample_rate
+    x = torch.from_numpy(log_mel(0.3 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t), FEAT))[None]
+    stacked = m.frontend(x)[0]  # (H, 88, T); channel 1 is harmonic 1
+    assert int(stacked[1, :, 25].argmax()) + 21 == midi
+    assert torch.allclose(m.frontend(x + 2.5), m.frontend(x), atol=1e-5)  # recording gain does not matter
+
+
+def test_decode_of_true_rolls_is_perfect():
+    perf = _tiny_performance(0)
+    roll = to_roll(perf, FEAT.fps, 160)
+    logits = {k: torch.logit(torch.from_numpy(roll[k]).clamp(0.02, 0.98)) for k in ("onset", "frame", "velocity")}
+    est = decode(logits, FEAT.fps, DecodeConfig())
+    s = transcription_scores(perf, est)
+    assert s["note_f1"] == 1.0 and s["frame_f1"] > 0.95
+
+
+def test_gradients_reach_the_input():
+    """synth-pairs and cycle train h on S's output: h must be differentiable in its log-mel input."""
+    m = Transcriber(TranscriberConfig.tiny())
+    x = torch.randn(1, FEAT.n_mels, 40, requires_grad=True)
+    m(x)["frame"].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_overfits_two_tiny_excerpts():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    n_frames = 160
+    perfs = [_tiny_performance(1), _tiny_performance(2)]
+    x = torch.stack([_render(p, n_frames) for p in perfs])
+    rolls = [to_roll(p, FEAT.fps, n_frames) for p in perfs]
+    y = {k: torch.stack([torch.from_numpy(r[k]) for r in rolls]) for k in ("onset", "frame", "velocity")}
+    m = Transcriber(TranscriberConfig())
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss = transcription_loss(m(x), y)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for i, perf in enumerate(perfs):
+        s = transcription_scores(perf, transcribe(m, x[i]))
+        assert s["note_f1"] >= 0.9, s
+        assert s["frame_f1"] >= 0.8, s
