@@ -227,3 +227,25 @@ def test_training_data_refuses_test_pool_motion_and_ua_scores(tmp_path):
     restricted = data.restrict_pairs(["p1"])
     with pytest.raises(LeakageError):
         restricted.audio("P", "p2")
+
+
+def test_missing_fluidsynth_library_names_the_packages(monkeypatch):
+    import lmm_utils.render as render
+
+    monkeypatch.setattr(render.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    with pytest.raises(MissingSystemDependency, match="fluidsynth"):
+        render.check_fluidsynth()
+
+
+def test_corpus_stage_fails_clearly_when_nothing_parses(tmp_path, monkeypatch):
+    from lmm_utils.dataset import build_corpus
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "a.krn").write_text("**kern\n*garbage\n")
+    (folder / "b.mid").write_bytes(b"\x00" * 10)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CorpusError, match="None of the 2 works could be parsed"):
+        build_corpus({"seed": 0, "collections": [], "user_folders": [str(folder)], "workers": 1})
+    assert not (tmp_path / "data" / "corpus").exists(), "no half-written output"
