@@ -9,12 +9,13 @@ KERNEL := lmm
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast bench clean-venv help
+.PHONY: setup repro test test-fast bench clean-venv help basic-pitch
 help:
 	@echo "make repro   - install what is missing, then run the pipeline (dvc repro)"
 	@echo "make test    - install what is missing, then run the tests (pytest)"
 	@echo "make setup   - only the installation steps"
 	@echo "make bench   - benchmark scripts (figures printed, nothing asserted)"
+	@echo "make basic-pitch - the peer transcriber Basic Pitch (ONNX) in its own venv .venv-bp"
 
 setup: $(STAMP)/system $(STAMP)/python $(STAMP)/kernel $(STAMP)/git
 
@@ -36,7 +37,8 @@ $(STAMP)/python: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(STAMP)/kernel: $(STAMP)/python
-	$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Python (lmm)" >/dev/null
+	# Inside the venv (--sys-prefix): each clone has its own kernel "lmm", pointing at its own .venv.
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (lmm)" >/dev/null
 	@touch $@
 
 $(STAMP)/git: $(STAMP)/python
@@ -60,3 +62,19 @@ bench: setup
 
 clean-venv:
 	rm -rf $(VENV) $(STAMP)
+
+# The peer line: Basic Pitch (Spotify, ICASSP 2022) in its own venv, so its pins never touch .venv.
+# Its wheel ships the ONNX model (saved_models/icassp_2022/nmp.onnx), so nothing is downloaded at run
+# time. Its declared requirements pull TensorFlow on Linux + Python 3.11, so it goes in without deps,
+# plus exactly what its ONNX path imports (basic_pitch/inference.py, note_creation.py).
+BP_VENV := .venv-bp
+basic-pitch: $(BP_VENV)/.installed
+
+$(BP_VENV)/.installed:
+	$(PYTHON) -m venv $(BP_VENV)
+	$(BP_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BP_VENV)/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0"
+	$(BP_VENV)/bin/python -m pip install -q onnxruntime "librosa>=0.10" "mir_eval>=0.7" "pretty_midi>=0.2.10" \
+		"resampy>=0.2.2,<0.4.3" scipy numpy soundfile
+	$(BP_VENV)/bin/python -c "import onnxruntime, basic_pitch.inference as i; assert i.ICASSP_2022_MODEL_PATH.suffix == '.onnx', i.ICASSP_2022_MODEL_PATH; print('basic-pitch OK:', i.ICASSP_2022_MODEL_PATH)"
+	@touch $@

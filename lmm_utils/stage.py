@@ -34,7 +34,7 @@ def check_kernel(name: str = KERNEL_NAME) -> None:
     except NoSuchKernel:
         raise StageError(
             f"Jupyter kernel {name!r} is not registered. Run `make setup` (or "
-            f"`.venv/bin/python -m ipykernel install --user --name {name}`)."
+            f"`.venv/bin/python -m ipykernel install --sys-prefix --name {name}`)."
         ) from None
 
 
