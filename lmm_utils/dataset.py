@@ -19,6 +19,7 @@ from .excerpts import ExcerptConfig, make_excerpts, stable_seed
 from .io import atomic_dir, read_jsonl, write_json, write_jsonl
 from .motion import Performance, write_midi
 from .pianist import PianistConfig, perform
+from .params import check_corpus, check_engrave, check_perform, check_split
 from .pools import POOLS, check_disjoint, split_pieces
 from .render import FluidRenderer, RecordingConditions, find_soundfont, check_fluidsynth
 from .score import ScoreExcerpt
@@ -45,6 +46,7 @@ def parallel_map(fn: Callable, items: list, workers: int, desc: str, unit: str =
 # ---------------------------------------------------------------- stage: corpus
 
 def build_corpus(section: dict) -> dict:
+    check_corpus(section)
     collections = list(section["collections"])
     works = list_works(collections, section.get("max_works_per_collection"), section["seed"]) if collections else []
     works += list_user_works(section.get("user_folders") or [])
@@ -64,6 +66,7 @@ def build_corpus(section: dict) -> dict:
 # ---------------------------------------------------------------- stage: split
 
 def build_split(section: dict) -> dict:
+    check_split(section)
     pieces = load_pieces(paths.CORPUS_DIR / "works.jsonl.gz")
     unique, dropped = deduplicate(pieces)
     assignment = split_pieces(unique, section["fractions"], section["seed"])
@@ -122,6 +125,7 @@ def _engrave_one(job: _EngraveJob) -> tuple[str, str | None]:
 
 
 def build_engravings(section: dict) -> dict:
+    check_engrave(section)
     cfg = EngraveConfig.from_params(section)
     summary, failed = {}, []
     with atomic_dir(paths.ENGRAVINGS_DIR) as tmp:
@@ -180,6 +184,7 @@ def _render_one(job: _RenderJob) -> tuple[str, float, str | None]:
 
 def build_performances(section: dict, sample_rate: int) -> dict:
     """Perform every excerpt of U_A, P and T (M), and record it (A); T also with the held-out piano."""
+    check_perform(section)
     check_fluidsynth()
     for sf_entry in section["conditions"]["soundfonts"] + [section["timbre_soundfont"]]:
         find_soundfont(sf_entry["file"])

@@ -88,3 +88,47 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- checks of the data stages' sections
+
+def check_corpus(sec: dict) -> dict:
+    require(sec, "corpus", seed=int, collections=list, user_folders=(list, type(None)), workers=int)
+    if sec.get("max_works_per_collection") is not None:
+        require(sec, "corpus", max_works_per_collection=int)
+        require_positive(sec, "corpus", "max_works_per_collection")
+    require_positive(sec, "corpus", "workers", allow_zero=True)
+    return sec
+
+
+def check_split(sec: dict) -> dict:
+    require(sec, "split", seed=int, fractions=dict, excerpts=dict)
+    ex = sec["excerpts"]
+    require(ex, "split.excerpts", n_bars=int, max_per_piece=int, min_notes=int, tempo_bpm=list)
+    require_positive(ex, "split.excerpts", "n_bars", "max_per_piece")
+    require_positive(ex, "split.excerpts", "min_notes", allow_zero=True)
+    lo, hi = ex["tempo_bpm"]
+    if not 0 < lo <= hi:
+        raise ParamsError(f"params.yaml: split.excerpts.tempo_bpm must be [low, high] with 0 < low <= high, got {ex['tempo_bpm']}")
+    return sec
+
+
+def check_engrave(sec: dict) -> dict:
+    require(sec, "engrave", height=int)
+    require_positive(sec, "engrave", "height")
+    return sec
+
+
+def check_perform(sec: dict) -> dict:
+    require(sec, "perform", seed=int, pianist=dict, conditions=dict, timbre_soundfont=dict)
+    cond = sec["conditions"]
+    require(cond, "perform.conditions", soundfonts=list, noise_prob=(int, float))
+    if not cond["soundfonts"]:
+        raise ParamsError("params.yaml: perform.conditions.soundfonts is empty: list at least one {file, presets}")
+    for key in ("reverb_room", "reverb_level", "gain_db", "eq_tilt_db", "noise_snr_db"):
+        value = cond.get(key)
+        if not (isinstance(value, list) and len(value) == 2 and value[0] <= value[1]):
+            raise ParamsError(f"params.yaml: perform.conditions.{key} must be a range [low, high], got {value!r}")
+    if not 0 <= cond["noise_prob"] <= 1:
+        raise ParamsError(f"params.yaml: perform.conditions.noise_prob must be in [0, 1], got {cond['noise_prob']}")
+    return sec

@@ -116,3 +116,30 @@ def test_profiles_only_override_known_keys(root):
 
     for profile in (root / "profiles").glob("*.yaml"):
         check(yaml.safe_load(profile.read_text()), params, f"{profile.name}: ")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: p["corpus"].pop("seed"), r"corpus\.seed is missing"),
+    (lambda p: p["corpus"].update(max_works_per_collection=-3), "must be > 0"),
+    (lambda p: p["corpus"].update(collections="bach"), "must be list"),
+    (lambda p: p["split"]["excerpts"].update(n_bars=0), "must be > 0"),
+    (lambda p: p["split"]["excerpts"].update(tempo_bpm=[140, 60]), "low <= high"),
+    (lambda p: p["engrave"].update(height="tall"), "must be int"),
+    (lambda p: p["perform"]["conditions"].update(noise_prob=1.5), r"\[0, 1\]"),
+    (lambda p: p["perform"]["conditions"].update(gain_db=[0.0]), "range"),
+])
+def test_bad_data_params_are_explained(root, mutate, message):
+    from lmm_utils.params import check_corpus, check_engrave, check_perform, check_split
+
+    params = load_params(root / "params.yaml")
+    mutate(params)
+    with pytest.raises(ParamsError, match=message):
+        check_corpus(params["corpus"]), check_split(params["split"])
+        check_engrave(params["engrave"]), check_perform(params["perform"])
+
+
+def test_default_data_params_pass_their_checks(root):
+    from lmm_utils.params import check_corpus, check_engrave, check_perform, check_split
+
+    params = load_params(root / "params.yaml")
+    check_corpus(params["corpus"]), check_split(params["split"]), check_engrave(params["engrave"]), check_perform(params["perform"])
