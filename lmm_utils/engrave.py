@@ -6,6 +6,7 @@ right. Each box says which score note (index into `ScoreExcerpt.notes`) a notehe
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from dataclasses import dataclass
 
 from .score import ScoreExcerpt
@@ -23,6 +24,10 @@ class EngraveConfig:
     @classmethod
     def from_params(cls, section: dict) -> "EngraveConfig":
         return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+
+
+def _exact(beats: float) -> Fraction:
+    return Fraction(beats).limit_denominator(48)
 
 
 def excerpt_to_stream(ex: ScoreExcerpt):
@@ -43,7 +48,7 @@ def excerpt_to_stream(ex: ScoreExcerpt):
             mark.placement = "above"
             part.insert(0, mark)
             for beat, value in ex.dynamics:
-                part.insert(beat, dynamics.Dynamic(value))
+                part.insert(_exact(beat), dynamics.Dynamic(value))
         # Notes sharing an onset become a chord; an overlap otherwise is cut at the next onset.
         groups: dict[float, list] = {}
         for n in voice_notes:
@@ -56,8 +61,9 @@ def excerpt_to_stream(ex: ScoreExcerpt):
                 duration = min(duration, onsets[i + 1] - onset)
             names = [spell(n.pitch, ex.key_fifths, ex.key) for n in group]
             obj = note.Note(names[0]) if len(group) == 1 else chord.Chord(names)
-            obj.quarterLength = duration
-            part.insert(onset, obj)
+            # Scores store beats rounded to 4 decimals; music21 needs exact tuplet fractions to export them.
+            obj.quarterLength = _exact(duration)
+            part.insert(_exact(onset), obj)
         score.insert(0, part)
     return score.makeNotation()
 

@@ -249,3 +249,11 @@ def test_corpus_stage_fails_clearly_when_nothing_parses(tmp_path, monkeypatch):
     with pytest.raises(CorpusError, match="None of the 2 works could be parsed"):
         build_corpus({"seed": 0, "collections": [], "user_folders": [str(folder)], "workers": 1})
     assert not (tmp_path / "data" / "corpus").exists(), "no half-written output"
+
+
+def test_triplets_and_odd_durations_engrave():
+    ex = _score()
+    third = round(1 / 3, 4)  # how scores store a triplet eighth
+    ex.notes = [ScoreNote(60 + i, round(i * third, 4), third, 0) for i in range(6)] + [ScoreNote(72, 2.0, 1.25, 0)]
+    png, boxes, _ = engrave(ex, EngraveConfig())
+    assert sorted(b["note"] for b in boxes) == list(range(len(ex.notes)))
