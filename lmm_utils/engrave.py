@@ -105,7 +105,8 @@ def _verovio():
 
 
 def engrave(ex: ScoreExcerpt, cfg: EngraveConfig, musicxml: str | None = None) -> tuple[bytes, list[dict], str]:
-    """Render one system. Returns (png bytes, note boxes in PNG pixels, the MusicXML used)."""
+    """Render one system. Returns (png bytes, note boxes in PNG pixels, the MusicXML used).
+    A note split across a barline has one box per notehead, all pointing at the same note."""
     import cairosvg
 
     xml = musicxml or to_musicxml(ex)
@@ -137,6 +138,9 @@ def _note_boxes(ex: ScoreExcerpt, tk, svg: str, height: int) -> list[dict]:
         pitch = tk.getMIDIValuesForElement(note_id).get("pitch")
         onset = onset_of.get(note_id)
         idx = index.get((round(onset, 3), pitch)) if onset is not None else None
+        if idx is None and onset is not None:  # a tied continuation: the note that is still sounding
+            idx = next((i for i, n in enumerate(ex.notes)
+                        if n.pitch == pitch and n.onset < onset - 1e-3 < n.onset + n.duration), None)
         x, y, h, w = float(x), float(y), float(h), float(w)
         boxes.append({
             "note": idx, "pitch": pitch, "onset": onset,
