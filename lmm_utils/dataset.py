@@ -45,8 +45,12 @@ def parallel_map(fn: Callable, items: list, workers: int, desc: str, unit: str =
 
 # ---------------------------------------------------------------- stage: corpus
 
-def build_corpus(section: dict) -> dict:
+def build_corpus(section: dict, real_data: dict | None = None) -> dict:
+    from .adapters import pipeline as real  # corpus.source: maestro_asap = real recordings (lmm_utils/adapters)
+
     check_corpus(section)
+    if real.check_source(section) != "music21":
+        return real.build_real_corpus(section, real_data or {})
     collections = list(section["collections"])
     works = list_works(collections, section.get("max_works_per_collection"), section["seed"]) if collections else []
     works += list_user_works(section.get("user_folders") or [])
@@ -66,7 +70,11 @@ def build_corpus(section: dict) -> dict:
 # ---------------------------------------------------------------- stage: split
 
 def build_split(section: dict) -> dict:
+    from .adapters import pipeline as real
+
     check_split(section)
+    if real.is_real_corpus():  # the corpus stage read MAESTRO / ASAP
+        return real.build_real_split(section)
     pieces = load_pieces(paths.CORPUS_DIR / "works.jsonl.gz")
     unique, dropped = deduplicate(pieces)
     assignment = split_pieces(unique, section["fractions"], section["seed"])
@@ -184,6 +192,12 @@ def _render_one(job: _RenderJob) -> tuple[str, float, str | None]:
 
 def build_performances(section: dict, sample_rate: int) -> dict:
     """Perform every excerpt of U_A, P and T (M), and record it (A); T also with the held-out piano."""
+    from .adapters import pipeline as real
+
+    if real.is_real_split():  # real recordings: cut, not performed (lmm_utils/adapters/perform.py)
+        from .adapters.perform import build_real_performances
+
+        return build_real_performances(section, sample_rate)
     check_perform(section)
     check_fluidsynth()
     for sf_entry in section["conditions"]["soundfonts"] + [section["timbre_soundfont"]]:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .io import atomic_path
 from .models.transformer import Transformer, TransformerConfig, autocast
 from .tokens import BOS, EOS, PAD, Tokenizer, tokenizer_from_dict
+from .distributed import is_main_process
 from .train import TrainConfig, train
 
 CHECKPOINT = "lm.pt"
@@ -220,7 +221,7 @@ def train_lm(
                  progress=progress)
     model.eval()
     lm.info["history"] = hist
-    if out_dir is not None:
+    if out_dir is not None and is_main_process():  # under torchrun only rank 0 writes
         lm.save(out_dir)
     return lm
 

@@ -5,6 +5,10 @@ where the hardware has it, periodic evaluation on a fixed set of validation batc
 of the curves, and a checkpoint callback at each evaluation. What a batch is and what the loss is are
 the caller's: `get_batch(split, generator) -> tuple of tensors`, `loss_fn(model, batch) -> scalar`
 (default: `model(*batch)[1]`, the (logits, loss) convention of models/transformer.py).
+
+The same code runs under torchrun (lmm_utils/distributed.py): `batch_size` is then the *global* batch,
+every process draws it from the same seeded generator and trains on its own slice of rows through
+DistributedDataParallel; rank 0 logs, shows progress and runs `on_eval` (checkpoints).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from . import distributed
 from .models.transformer import autocast, resolve_precision
 
 Batch = tuple[torch.Tensor, ...]
@@ -49,9 +54,8 @@ class TrainConfig:
         return cls(**{**known, **overrides})
 
     def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        """auto = CUDA if present, else CPU; under torchrun, the GPU of this process's LOCAL_RANK."""
+        return distributed.default_device(self.device)
 
 
 def set_threads(n: int) -> None:
@@ -84,18 +88,20 @@ def _default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, get_batch: Callable, cfg: TrainConfig, loss_fn: Callable = _default_loss) -> float:
-    """Mean loss over cfg.eval_batches validation batches, always the same ones (seeded generator)."""
-    device = cfg.resolved_device()
+    """Mean loss over cfg.eval_batches validation batches, always the same ones (seeded generator).
+    Under torchrun each process scores its slice of each batch and the mean is taken over processes."""
+    ctx = distributed.setup(cfg.resolved_device())
+    device = ctx.device
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(cfg.seed + 1)
     losses = []
     for _ in range(cfg.eval_batches):
-        batch = tuple(t.to(device) for t in get_batch("val", g))
+        batch = tuple(t.to(device) for t in ctx.shard(get_batch("val", g)))
         with autocast(device, cfg.precision):
             losses.append(float(loss_fn(model, batch)))
     model.train(was_training)
-    return sum(losses) / max(1, len(losses))
+    return ctx.mean(sum(losses) / max(1, len(losses)))
 
 
 def train(
@@ -114,15 +120,19 @@ def train(
     on_eval(step, history) runs after each evaluation and at the end (save a checkpoint there).
     live_dir: dvclive folder for the curves (None: no dvclive). dvclive is told not to touch
     dvc.yaml or create experiments: the pipeline declares its plots itself.
+    Under torchrun (WORLD_SIZE > 1) only rank 0 logs, shows progress and calls on_eval.
     """
-    device = cfg.resolved_device()
+    ctx = distributed.setup(cfg.resolved_device())
+    ctx.check_batch_size(cfg.batch_size)
+    device = ctx.device
     set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)  # dropout
-    g = torch.Generator().manual_seed(cfg.seed)  # batches
+    torch.manual_seed(cfg.seed + ctx.rank)  # dropout: its own stream per process (rank 0 = the 1-process run)
+    g = torch.Generator().manual_seed(cfg.seed)  # batches: the same global batches on every process
     model.to(device).train()
+    net = ctx.wrap(model)  # DDP (gradients averaged over processes) or the model itself
     opt = make_optimizer(model, cfg)
     live = None
-    if live_dir is not None:
+    if live_dir is not None and ctx.is_main:
         from dvclive import Live
 
         live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
@@ -137,26 +147,27 @@ def train(
             if live is not None:
                 live.step = step
                 live.log_metric("val/loss", v)
-        if on_eval is not None:
+        if on_eval is not None and ctx.is_main:
             on_eval(step, hist)
 
-    bar = tqdm(range(cfg.steps), desc="train", disable=not progress, mininterval=2.0)
+    bar = tqdm(range(cfg.steps), desc="train", disable=not (progress and ctx.is_main), mininterval=2.0)
     for step in bar:
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        batch = tuple(t.to(device) for t in get_batch("train", g))
+        full = get_batch("train", g)
+        batch = tuple(t.to(device) for t in ctx.shard(full))
         with autocast(device, cfg.precision):
-            loss = loss_fn(model, batch)
+            loss = loss_fn(net, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        n_tokens += batch[0].numel()
+        n_tokens += full[0].numel()  # the global batch: throughput of all processes together
         running.append(loss.item())
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            mean = sum(running) / len(running)
+            mean = ctx.mean(sum(running) / len(running))  # every rank calls it: a collective
             running = []
             hist["step"].append(step + 1)
             hist["train_loss"].append(mean)
@@ -170,7 +181,8 @@ def train(
             do_eval(step + 1)
     seconds = time.perf_counter() - t0
     hist.update(seconds=seconds, tokens=n_tokens, tokens_per_s=n_tokens / max(seconds, 1e-9),
-                device=str(device), precision=resolve_precision(device, cfg.precision), config=asdict(cfg))
+                device=str(device), precision=resolve_precision(device, cfg.precision), config=asdict(cfg),
+                world_size=ctx.world_size)
     if live is not None:
         live.end()
     return hist
