@@ -75,6 +75,6 @@ $(BP_VENV)/.installed:
 	$(BP_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BP_VENV)/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0"
 	$(BP_VENV)/bin/python -m pip install -q onnxruntime "librosa>=0.10" "mir_eval>=0.7" "pretty_midi>=0.2.10" \
-		"resampy>=0.2.2,<0.4.3" scipy numpy soundfile
+		"resampy>=0.2.2,<0.4.3" scipy numpy soundfile tqdm
 	$(BP_VENV)/bin/python -c "import onnxruntime, basic_pitch.inference as i; assert i.ICASSP_2022_MODEL_PATH.suffix == '.onnx', i.ICASSP_2022_MODEL_PATH; print('basic-pitch OK:', i.ICASSP_2022_MODEL_PATH)"
 	@touch $@

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         out = run_stage(args.notebook, [s for s in args.sections.split(",") if s], extra, args.out)
     except StageError as exc:
         sys.exit(f"stage error: {exc}")
-    print(f"wrote {out.relative_to(project_root())}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

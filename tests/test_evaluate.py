@@ -1,0 +1,270 @@
+"""Evaluation of the mapping sweep on a fake runs folder: scoring, cache, curves, AUC, the effective-data
+multiplier, DVC plot files, metrics JSON, LM similarity, figures. No real data or trained model needed."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmm_utils import curves, evaluate as ev
+from lmm_utils.motion import Performance, PerformedNote, write_midi
+
+
+def _truth(n: int = 6) -> ev.Truth:
+    rng = np.random.default_rng(0)
+    perf, coll = {}, {}
+    for i in range(n):
+        t = 0.25 + np.cumsum(rng.uniform(0.2, 0.4, 10))
+        perf[f"x{i}"] = Performance([PerformedNote(int(60 + rng.integers(0, 12)), float(a), float(a + 0.18), 70)
+                                     for a in t])
+        coll[f"x{i}"] = "essenFolksong" if i % 2 else "bachChorales"
+    return ev.Truth(perf, coll)
+
+
+def _degrade(p: Performance, keep: float, rng) -> Performance:
+    return Performance([n for n in p.notes if rng.random() < keep])
+
+
+def write_fake_runs(runs_dir: Path, truth: ev.Truth, quality: dict, Ks=(0, 1, 4, 16), seeds=(0, 1, 2)) -> None:
+    """<method>-K<K>-s<seed>/predictions/{h,h_timbre,g}: truth with notes dropped, keep = quality(method, K)."""
+    for method, q in quality.items():
+        for K in Ks:
+            for s in seeds:
+                rng = np.random.default_rng(hash((method, K, s)) % 2**32)
+                for system in ev.SYSTEMS:
+                    d = runs_dir / f"{method}-K{K}-s{s}" / "predictions" / system
+                    d.mkdir(parents=True, exist_ok=True)
+                    for i in truth.ids:
+                        write_midi(_degrade(truth.perf[i], q(K), rng), d / f"{i}.mid")
+
+
+def test_discover_runs_parses_names_and_ignores_others(tmp_path):
+    for name in ("lmm-K4-s0", "lmm-no_lmM-K16-s2", "supervised-K0-s1", ".lmm-K4-s0.tmp-1", "notes"):
+        (tmp_path / name).mkdir()
+    runs = ev.discover_runs(tmp_path)
+    assert [(r.method, r.K, r.seed) for r in runs] == [("lmm", 4, 0), ("lmm-no_lmM", 16, 2), ("supervised", 0, 1)]
+    assert ev.discover_runs(tmp_path / "missing") == []
+    kept, stale = ev.in_sweep(runs, {"methods": ["lmm", "supervised"], "Ks": [0, 4], "seeds": [0, 1]})
+    assert [r.name for r in kept] == ["lmm-K4-s0", "supervised-K0-s1"] and [r.name for r in stale] == ["lmm-no_lmM-K16-s2"]
+    assert ev.in_sweep(runs, None) == (runs, [])
+
+
+def test_score_folder_identical_missing_and_corrupt(tmp_path):
+    truth = _truth(3)
+    for i in truth.ids[:2]:
+        write_midi(truth.perf[i], tmp_path / f"{i}.mid")
+    (tmp_path / f"{truth.ids[1]}.mid").write_bytes(b"MThd garbage")
+    rows = {r["id"]: r for r in ev.score_folder(tmp_path, truth, "transcription")}
+    assert rows["x0"]["status"] == "ok" and rows["x0"]["note_f1"] == 1.0
+    assert rows["x1"]["status"] == "unreadable" and rows["x1"]["note_f1"] == 0.0
+    assert rows["x2"]["status"] == "missing" and rows["x2"]["note_f1"] == 0.0
+    summary = ev.summarize(list(rows.values()))
+    assert {"all", "folk", "chorales", "essenFolksong"} <= set(summary)
+    assert summary["all"]["failed"] == pytest.approx(2 / 3) and summary["all"]["n"] == 3
+
+
+def test_predicted_ids_restrict_the_truth(tmp_path):
+    truth = _truth(4)
+    d = tmp_path / "lmm-K1-s0" / "predictions" / "h"
+    d.mkdir(parents=True)
+    for i in ("x1", "x3", "not_in_T"):
+        write_midi(Performance([]), d / f"{i}.mid")
+    ids = ev.predicted_ids(ev.discover_runs(tmp_path))
+    assert ev.restrict(truth, ids).ids == ["x1", "x3"]
+    assert ev.restrict(truth, []).ids == truth.ids
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    truth = _truth(6)
+    quality = {"supervised": lambda K: 0.3 + 0.6 * math.log2(K + 1) / 4.1,
+               "lmm": lambda K: min(1.0, 0.55 + 0.45 * math.log2(K + 1) / 4.1)}
+    write_fake_runs(root / "runs", truth, quality)
+    runs = ev.discover_runs(root / "runs")
+    table = ev.collect(runs, truth, root / "cache", progress=False)
+    return root, truth, runs, table
+
+
+def test_collect_covers_every_run_system_subset(sweep):
+    _, _, runs, table = sweep
+    assert len(runs) == 2 * 4 * 3
+    keys = {(r["run"], r["system"], r["subset"]) for r in table if r["metric"] == "note_f1"}
+    assert len(keys) == len(runs) * 3 * 3 + len(runs) * 3 * 2  # all/folk/chorales + two collections
+
+
+def test_cache_is_reused_and_invalidated(sweep, monkeypatch):
+    root, truth, runs, table = sweep
+    monkeypatch.setattr(ev, "score_folder", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rescored")))
+    again = ev.collect(runs[:2], truth, root / "cache", progress=False)
+    assert again == [r for r in table if r["run"] in {runs[0].name, runs[1].name}]
+    monkeypatch.undo()
+    pred = runs[0].path / "predictions" / "h" / "x0.mid"
+    write_midi(Performance([]), pred)  # a changed prediction file must be rescored
+    rows = ev.collect(runs[:1], truth, root / "cache", progress=False)
+    new = [r["value"] for r in rows if (r["system"], r["subset"], r["metric"]) == ("h", "all", "note_f1")][0]
+    old = [r["value"] for r in table if (r["run"], r["system"], r["subset"], r["metric"]) == (runs[0].name, "h", "all", "note_f1")][0]
+    assert new < old
+
+
+def test_curve_points_band_and_auc(sweep):
+    _, _, _, table = sweep
+    pts = curves.curve_points(table, curves.Curve("h", "note_f1", "all"))
+    assert {(p["method"], p["K"]) for p in pts} == {(m, k) for m in ("lmm", "supervised") for k in (0, 1, 4, 16)}
+    p = pts[0]
+    assert p["n"] == 3 and p["lo"] <= p["mean"] <= p["hi"] and p["band"] == "t0.95"
+    areas = curves.auc(pts)
+    assert areas["lmm"]["auc"] > areas["supervised"]["auc"] and areas["lmm"]["grid"] == "common"
+
+
+def test_band_rules():
+    assert curves.band([0.2, 0.4])["band"] == "minmax" and curves.band([0.2, 0.4])["lo"] == 0.2
+    b = curves.band([0.1, 0.2, 0.3], 0.95, "normal")
+    assert b["hi"] - b["mean"] == pytest.approx(1.959964 * 0.1 / math.sqrt(3), rel=1e-5)
+    assert curves.band([0.1, 0.2, 0.3])["hi"] > b["hi"]  # Student t is wider than normal at n = 3
+    assert curves.band([float("nan")])["n"] == 0
+
+
+def _pts(method, values, Ks=(0, 1, 4, 16, 64)):
+    return [{"method": method, "K": k, "x": math.log2(k + 1), "mean": v, "n": 3} for k, v in zip(Ks, values)]
+
+
+def test_multiplier_exact_bounds_and_direction():
+    sup = _pts("supervised", [0.1, 0.2, 0.4, 0.6, 0.8])
+    lmm = _pts("lmm", [0.2, 0.4, 0.6, 0.9, 0.05])
+    rows = {r["K"]: r for r in curves.multiplier(sup + lmm)}
+    assert rows[1]["equivalent_K"] == pytest.approx(4.0) and rows[1]["multiplier"] == pytest.approx(4.0)
+    assert rows[4]["multiplier"] == pytest.approx(4.0)
+    assert rows[0]["multiplier"] is None and rows[0]["display"] == "1 pairs"
+    assert rows[16]["bound"] == "above_max" and rows[16]["display"] == "> 4x"
+    assert rows[64]["bound"] == "below_min" and rows[64]["display"].startswith("<=")
+    # interpolation is linear in log2(K + 1): halfway between K=4 and K=16 is K = 2^((log2 5 + log2 17)/2) - 1
+    half = curves.equivalent_k(sup, 0.5)[0]
+    assert half == pytest.approx(2 ** ((math.log2(5) + math.log2(17)) / 2) - 1)
+    # worse than the reference at the same K: multiplier < 1; lower-is-better metrics flip the direction
+    worse = {r["K"]: r for r in curves.multiplier(sup + _pts("lmm", [0.1, 0.15, 0.3, 0.5, 0.7]))}
+    assert worse[4]["multiplier"] < 1
+    err_sup = _pts("supervised", [0.5, 0.4, 0.3, 0.2, 0.1])
+    err = {r["K"]: r for r in curves.multiplier(err_sup + _pts("lmm", [0.4, 0.3, 0.2, 0.1, 0.05]), higher_is_better=False)}
+    assert err[1]["multiplier"] == pytest.approx(4.0)
+    assert curves.multiplier(sup) == []  # no target runs
+
+
+def test_best_runs_and_outputs(sweep, tmp_path):
+    root, truth, runs, table = sweep
+    best = curves.best_runs(table)
+    assert set(best) == {"lmm", "supervised"} and best["lmm"]["K"] == 16
+    pts = {c.key: curves.curve_points(table, c) for c in curves.all_curves()}
+    peers = {k: {"basic_pitch": 0.7} for k in pts if k.startswith("h")}
+    files = ev.write_curve_files(pts, peers, tmp_path / "curves")
+    assert len(files) == 36
+    rows = json.loads((tmp_path / "curves" / "h-note_f1-all.json").read_text())
+    assert {"method", "K", "mean", "lo", "hi"} <= set(rows[0])
+    assert {r["method"] for r in rows} == {"lmm", "supervised", "basic_pitch (peer)"}
+    section = {"multiplier_curves": ["h-note_f1-all", "g-aligned_note_f1-all"]}
+    m = ev.build_metrics(table, runs, pts, peers, {"basic_pitch": {"available": True}}, section,
+                         extra={"lmM": {"note": "none"}, "weird": float("nan")})
+    text = json.dumps(m, allow_nan=False)  # no NaN may reach dvc metrics
+    assert "NaN" not in text and m["weird"] is None
+    assert m["best_runs"]["lmm"]["run"].startswith("lmm-K16")
+    assert set(m["multiplier"]["h-note_f1-all"]) == {"K=0", "K=1", "K=4", "K=16"}
+    assert m["peers"]["basic_pitch"]["h-note_f1-all"] == 0.7
+    assert m["runs"]["methods"]["lmm"] == {"K": [0, 1, 4, 16], "seeds": [0, 1, 2], "n_runs": 12}
+
+
+def test_dvc_template_renders_curve_files(sweep, tmp_path, root):
+    """The sample_efficiency template (.dvc/plots) fills with a curve file's rows (what `dvc plots show` does)."""
+    from dvc_render.vega import VegaRenderer
+
+    _, _, _, table = sweep
+    rows = ev.curve_file_rows(curves.curve_points(table, curves.Curve("g", "aligned_note_f1", "all")), {"bp": 0.5})
+    r = VegaRenderer(rows, "g-aligned_note_f1-all", template=str(root / ".dvc/plots/sample_efficiency.json"),
+                     x="K", y="mean", title="t")
+    spec = r.get_filled_template()
+    assert spec["data"]["values"] == rows and "<DVC_METRIC" not in json.dumps(spec)
+
+
+def test_lm_similarity_measures():
+    from lmm_utils import lm_similarity as sim
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 16))
+    q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    assert sim.mutual_knn(x, x @ q, k=5) == 1.0  # rotation keeps every neighbour
+    assert sim.linear_cka(x, 3 * x @ q) == pytest.approx(1.0)
+    rep = sim.alignment_report(x, x @ q + 0.01 * rng.normal(size=x.shape), k=5, gallery_sizes=(32, "all"),
+                               repeats=5, shuffles=5)
+    assert rep["mutual_knn"]["32"]["paired"] > 0.9 and rep["mutual_knn"]["all"]["gallery"] == 60
+    assert rep["mutual_knn"]["all"]["shuffled"] < 0.3  # near chance 5/59
+    assert rep["mutual_knn"]["32"]["chance"] == pytest.approx(5 / 31)
+    assert rep["cka"]["paired"] > rep["cka"]["shuffled"] + 0.5
+    # two clusters that both spaces separate: the plain control is fooled, the within-group control is not
+    groups = np.repeat([0, 1], 30)
+    xc = rng.normal(size=(60, 8)) + 6 * groups[:, None]
+    yc = rng.normal(size=(60, 8)) + 6 * groups[:, None]  # no item-level relation at all
+    rep = sim.alignment_report(xc, yc, k=5, gallery_sizes=("all",), shuffles=10, groups=groups)
+    assert rep["cka"]["paired"] > rep["cka"]["shuffled"] + 0.3
+    assert abs(rep["cka"]["paired"] - rep["cka"]["shuffled_within_group"]) < 0.1
+    perm = sim.permutation(60, rng, groups)
+    assert (groups[perm] == groups).all()
+
+
+def test_figures_are_written(sweep, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lmm_utils import plots
+
+    _, truth, _, table = sweep
+    cs = [c for c in curves.all_curves() if c.system == "h"]
+    pts = {c.key: curves.curve_points(table, c) for c in cs}
+    fig = plots.plot_curve_grid(pts, cs, {cs[0].key: {"basic_pitch": 0.6}})
+    paths = plots.save_figure(fig, tmp_path / "curves_h")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
+    mult = {"h-note_f1-all": {f"K={r['K']}": r for r in curves.multiplier(pts["h-note_f1-all"])}}
+    plots.save_figure(plots.plot_multiplier(mult), tmp_path / "mult", formats=("png",))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    plots.piano_roll(ax, truth.perf["x0"], truth.perf["x1"], "roll")
+    plt.close("all")
+
+
+def test_peer_stage_without_its_venv_writes_a_note(tmp_path):
+    """No .venv-bp: the references stage still succeeds, and evaluation reports the peer as skipped."""
+    from lmm_utils.peers import stage as peers
+
+    status = peers.run(tmp_path)
+    assert status == {"available": False, "note": peers.NOTE_MISSING}
+    assert json.loads((tmp_path / peers.OUT / "status.json").read_text())["available"] is False
+    rows, notes = ev.score_peers(tmp_path / "data" / "peers", _truth(2), None)
+    assert rows == [] and notes["basic_pitch"]["available"] is False
+    m = ev.build_metrics([], [], {}, {}, notes, {})
+    assert m["peers"]["basic_pitch"] == {"available": False, "note": peers.NOTE_MISSING}
+
+
+def test_oracle_lm_trains_on_true_motion_and_is_labelled(tmp_path):
+    from lmm_utils import oracle_lm
+
+    truth = _truth(8)
+    (tmp_path / "data" / "motion").mkdir(parents=True)
+    for pool, ids in (("U_A", truth.ids[:6]), ("T", truth.ids[6:])):
+        (tmp_path / "data" / "motion" / f"{pool}.jsonl").write_text(
+            "".join(json.dumps({"id": i, "performance": truth.perf[i].to_dict()}) + "\n" for i in ids))
+    section = oracle_lm.resolve({"tokens": None, "model": None, "train": {"steps": 3, "batch_size": 2, "warmup": 1,
+                                 "eval_every": 3, "eval_batches": 1, "precision": "fp32", "device": "cpu"}},
+                                {"map": {"lmm": {"lmM_tokens": {"time_step": 0.02, "max_shift": 50, "velocity_bins": 16},
+                                                 "lmM_model": {"block_size": 32, "n_layer": 1, "n_head": 1, "n_embd": 16}}}})
+    bits = oracle_lm.train_oracle(section, tmp_path, Path("data/oracle_lmM"), progress=False)
+    assert "ORACLE" in bits["label"] and bits["tokens"]["time_step"] == 0.02
+    assert 0 < bits["lm"] < bits["uniform"] + 1 and bits["bits_per_note"] > bits["lm"]
+    # evaluation finds an LM^M saved inside a run by its tokenizer's modality
+    run = tmp_path / "runs" / "lmm-K1-s0"
+    import shutil
+
+    shutil.copytree(tmp_path / "data/oracle_lmM", run / "lmM")
+    assert ev.find_lm_m(run) == run / "lmM"
+    out = ev.lm_m_bits(ev.discover_runs(tmp_path / "runs"), ev.restrict(truth, truth.ids[6:]), progress=False)
+    assert out["runs"]["lmm-K1-s0"]["bits_per_token"] == pytest.approx(bits["lm"], rel=1e-4)
+    assert "note" in ev.lm_m_bits([], truth, progress=False)
