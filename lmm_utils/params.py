@@ -75,15 +75,43 @@ def apply_profile(profile: str | Path, params_path: str | Path = PARAMS_FILE) ->
     return merged
 
 
+def sync_notebook(path: str | Path, params: dict) -> bool:
+    """Rewrite the one-line `section = {...}` assignments of a notebook's parameters cell from params.yaml.
+    Returns True if the notebook changed. Other lines (scalar parameters, comments) are kept."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []))
+    lines = cell.source.splitlines()
+    for i, line in enumerate(lines):
+        name = line.split("=", 1)[0].strip()
+        if name in params and line.startswith(f"{name} = "):
+            lines[i] = f"{name} = {params[name]!r}"
+    source = "\n".join(lines)
+    if source == cell.source:
+        return False
+    cell.source = source
+    nbformat.write(nb, str(path))
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lmm_utils.params", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     apply = sub.add_parser("apply", help="merge a profile (e.g. profiles/tiny.yaml) into params.yaml")
     apply.add_argument("profile")
     apply.add_argument("--params", default=str(PARAMS_FILE))
+    sync = sub.add_parser("sync-notebooks", help="set notebooks' parameters cells to params.yaml's values")
+    sync.add_argument("notebooks", nargs="*", default=None)
     args = parser.parse_args(argv)
-    apply_profile(args.profile, args.params)
-    print(f"applied {args.profile} to {args.params}")
+    if args.command == "apply":
+        apply_profile(args.profile, args.params)
+        print(f"applied {args.profile} to {args.params}")
+        return
+    params = load_params()
+    for nb in args.notebooks or sorted(Path("notebooks").glob("*.ipynb")):
+        if sync_notebook(nb, params):
+            print(f"updated {nb}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def test_parameter_cells_equal_params_yaml(root):
         for name, value in namespace.items():
             if name.startswith("__") or name not in params:
                 continue
-            assert value == params[name], f"{path.name}: parameter {name!r} differs from params.yaml"
+            assert value == params[name], (f"{path.name}: parameter {name!r} differs from params.yaml; "
+                                           "run `python -m lmm_utils.params sync-notebooks`")
 
 
 def test_notebooks_committed_without_outputs(root):

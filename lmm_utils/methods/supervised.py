@@ -39,6 +39,7 @@ class MethodConfig:
     weight_decay: float = 0.0  # tiny models, few steps: decay only slows them down
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"  # "auto": CUDA when present (the mapping runner's default), else CPU
 
     @classmethod
     def from_params(cls, section: dict | None) -> "MethodConfig":
@@ -48,7 +49,7 @@ class MethodConfig:
     def train_config(self, **overrides) -> TrainConfig:
         kw = dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr, warmup=self.warmup,
                   weight_decay=self.weight_decay, seed=self.seed, eval_every=self.steps, log_every=max(1, self.steps // 20),
-                  precision="fp32", device="cpu")
+                  precision="fp32", device=self.device)
         kw.update(overrides)
         return TrainConfig(**kw)
 

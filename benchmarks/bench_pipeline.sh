@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Wall time per stage and peak memory of a whole `dvc repro`, in a scratch copy of the project.
+#   bash benchmarks/bench_pipeline.sh [profile.yaml]     (default: params.yaml as committed)
+# Peak memory is GNU time's "Maximum resident set size" of the largest single process; DVC runs
+# stages one at a time, so the pipeline's peak is the largest stage's peak (its worker processes
+# are counted separately, see the per-stage lines).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+cd "$ROOT"
+git ls-files --cached --others --exclude-standard | grep -v '^dvc.lock$' | while read -r f; do
+    [ -f "$f" ] && mkdir -p "$WORK/$(dirname "$f")" && cp "$f" "$WORK/$f"
+done
+cd "$WORK"
+git init -q
+export PATH="$ROOT/.venv/bin:$PATH" DVC_NO_ANALYTICS=1
+[ $# -ge 1 ] && python -m lmm_utils.params apply "$ROOT/$1" >/dev/null
+for stage in $(dvc stage list --name-only); do
+    start=$(date +%s)
+    /usr/bin/time -v -o "$WORK/time-$stage.txt" dvc repro --single-item "$stage" >"$WORK/log-$stage.txt" 2>&1 \
+        || { echo "stage $stage failed; log:"; tail -30 "$WORK/log-$stage.txt"; exit 1; }
+    end=$(date +%s)
+    rss_kib=$(grep "Maximum resident" "$WORK/time-$stage.txt" | awk '{print $NF}')
+    printf "%-45s %5d s   peak RSS of its largest process %5d MiB\n" "$stage" $((end - start)) $((rss_kib / 1024))
+done

@@ -1,0 +1,155 @@
+"""cycle: no language models; the synthesizer S closes the loop on unpaired audio.
+
+  h: the K pairs' pseudo-motion (as `supervised`) + reconstruction of *unpaired* U_A recordings through S:
+     S(h(a)) ~ a (common.recon_loss: gain-invariant log-mel L1 at several time resolutions), h's onset /
+     velocity / frame probabilities fed to S as a soft roll. Each step: a batch of pair crops and a batch
+     of U_A crops.
+  g: S(g(v)) ~ the paired recording, for the K pairs (g's performance as a soft roll through S,
+     common.render_g), plus a small pull toward the plain performance (deviation_weight). With g_warp (default)
+     the recording is first re-timed onto the rendering by DTW, so the loss teaches loudness and articulation
+     (what alignment's pseudo-motion lacks) and cannot be lowered by stretching the tempo -- without it, a
+     frame-wise loss is lowest when g plays twice as slowly (more sound under the recording's reverb). At K = 0,
+     g is the plain performer.
+
+Switches (ablations `cycle-no_<term>`): pairs (the pseudo-motion term of h), recon (the U_A term of h).
+Same step budget (method.steps) for h and for g as every other method.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..alignment import AlignConfig, Synth
+from ..features import FeatureConfig
+from ..models.performer import PerformerConfig
+from ..models.transcriber import TranscriberConfig
+from ..pools import TrainingData
+from . import supervised
+from .common import (Crops, GModel, config_from, h_to_synth, make_g, make_h, module_device, optimize, recon_loss,
+                     render_g, resolve_device, weighted_transcription_loss)
+
+
+@dataclass(frozen=True)
+class CycleConfig:
+    pairs: bool = True
+    recon: bool = True
+    pairs_weight: float = 1.0
+    recon_weight: float = 1.0
+    unpaired_batch: int = 4  # U_A crops per step
+    max_unpaired: int | None = 64  # U_A recordings read (None: all)
+    g_frames: int = 200  # frames of each pair compared by g's reconstruction (from the start)
+    onset_sigma: float = 2.0  # soft-roll widths for g's gradients through S (frames)
+    edge: float = 2.0
+    deviation_weight: float = 0.01  # L2 pull of g's deviations toward the plain performance
+    scales: tuple[int, ...] = (1, 4, 16)
+    timing_grad: bool = False  # let the audio loss move g's onsets (see common.render_g)
+    g_warp: bool = True  # compare S(g(v)) with the recording re-timed onto it by DTW (see warp_to)
+
+
+def unpaired_logmels(data: TrainingData, feat: FeatureConfig, limit: int | None, seed: int) -> list[tuple[str, np.ndarray]]:
+    """A seeded sample of U_A recordings (audio only: TrainingData refuses U_A's scores and motion)."""
+    from ..features import log_mel
+
+    ids = sorted(data.audio_ids("U_A"))
+    if limit is not None and limit < len(ids):
+        rng = np.random.default_rng(seed + 104729)
+        ids = sorted(rng.choice(ids, size=limit, replace=False).tolist())
+    out = []
+    for i in ids:
+        audio, sr = data.audio("U_A", i)
+        out.append((i, log_mel(audio.mean(1) if audio.ndim == 2 else audio, feat)))
+    return out
+
+
+def pair_recordings(pairs, n_frames: int) -> torch.Tensor:
+    """(K, n_mels, n_frames) recordings cut / padded (with each one's silence) to n_frames."""
+    out = []
+    for _, x in pairs:
+        x = x[:, :n_frames]
+        if x.shape[1] < n_frames:
+            x = np.concatenate([x, np.full((x.shape[0], n_frames - x.shape[1]), x.min(), np.float32)], axis=1)
+        out.append(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
+    return torch.stack(out)
+
+
+def warp_to(pred: torch.Tensor, rec: torch.Tensor, cfg: AlignConfig = AlignConfig()) -> torch.Tensor:
+    """The recording (n_mels, T) re-timed onto the rendering's frames (n_mels, T) by DTW (alignment.warping_path):
+    frame i of the result is the recording frame first matched to rendering frame i. Not differentiable (an
+    index), so a loss against it teaches loudness and articulation, while timing is absorbed by the warp."""
+    from ..alignment import warping_path
+
+    path = warping_path(pred.detach().float().cpu().numpy(), rec.float().cpu().numpy(), cfg)
+    first = np.full(pred.shape[-1], rec.shape[-1] - 1)
+    for i, j in path[::-1]:
+        first[i] = j
+    return rec[:, torch.from_numpy(first).to(rec.device)]
+
+
+def g_recon_step(g: GModel, full, rec: torch.Tensor, synth, idx: torch.Tensor, cc, fps: float) -> torch.Tensor:
+    from ..models.performer import ScoreBatch
+
+    dev = module_device(g.net)
+    b = ScoreBatch.from_tuple(tuple(t[idx] for t in full.as_tuple())).to(dev)
+    pred = render_g(g, b, synth, rec.shape[-1], fps, cc.onset_sigma, cc.edge, cc.timing_grad)
+    target = rec[idx].to(dev)
+    if cc.g_warp:
+        target = torch.stack([warp_to(p, t) for p, t in zip(pred, target)])
+    loss = recon_loss(pred, target, scales=cc.scales)
+    if cc.deviation_weight > 0:
+        raw = g.net(b)["deviation"]
+        loss = loss + cc.deviation_weight * ((raw ** 2).mean(-1) * b.mask).sum() / b.mask.sum().clamp(min=1)
+    return loss
+
+
+def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
+        progress: bool = False, off: tuple[str, ...] = ()) -> dict:
+    params = params or {}
+    cfg = supervised.MethodConfig.from_params(params.get("method"))
+    cc = config_from(CycleConfig, params.get("cycle"))
+    for t in off:
+        if t not in ("pairs", "recon"):
+            raise ValueError(f"cycle-no_{t}: unknown term; terms: pairs, recon")
+    use_pairs, use_recon = cc.pairs and "pairs" not in off, cc.recon and "recon" not in off
+    torch.manual_seed(cfg.seed)
+    h = make_h(TranscriberConfig.from_params(params.get("transcriber")), feat)
+    g = make_g(PerformerConfig.from_params(params.get("performer")))
+    pairs = supervised.load_pairs(data, feat)
+    pseudo = supervised.pseudo_motion(pairs, synth, AlignConfig.from_params(params.get("align")), feat)
+    dev = resolve_device(cfg.device)
+    h.net.to(dev).train()
+    g.net.to(dev).train()
+    info: dict = {"terms": {"pairs": use_pairs and bool(pairs), "recon": use_recon}}
+
+    pair_crops = Crops([x for _, x in pairs], pseudo, cfg.crop_frames, feat.fps, feat.n_mels) if pairs and use_pairs else None
+    ua = unpaired_logmels(data, feat, cc.max_unpaired, cfg.seed) if use_recon else []
+    ua_crops = Crops([x for _, x in ua], None, cfg.crop_frames, feat.fps, feat.n_mels) if ua else None
+    info["n_unpaired"] = len(ua)
+
+    def h_loss(step, gen):
+        loss = 0.0
+        if pair_crops is not None:
+            x, y, w = (t.to(dev) for t in pair_crops.sample(cfg.batch_size, gen))
+            loss = loss + cc.pairs_weight * weighted_transcription_loss(h.net(x), y, w)
+        if ua_crops is not None:
+            (x,) = (t.to(dev) for t in ua_crops.sample(cc.unpaired_batch, gen))
+            loss = loss + cc.recon_weight * recon_loss(synth(*h_to_synth(h.net(x))), x, scales=cc.scales)
+        return loss
+
+    if pair_crops is not None or ua_crops is not None:
+        info["loss_h"], _ = optimize(list(h.net.parameters()), cfg.steps, h_loss, cfg)
+
+    if pairs:
+        n = min(cc.g_frames, max(x.shape[1] for _, x in pairs))
+        rec = pair_recordings(pairs, n)
+        full = g.encode([s for s, _ in pairs])
+
+        def g_loss(step, gen):
+            idx = torch.randint(len(pairs), (cfg.batch_size,), generator=gen)
+            return g_recon_step(g, full, rec, synth, idx, cc, feat.fps)
+
+        info["loss_g"], _ = optimize(list(g.net.parameters()), cfg.steps, g_loss, cfg)
+    h.net.eval()
+    g.net.eval()
+    return {"h": h, "g": g, "pseudo": dict(zip([s.id for s, _ in pairs], pseudo)), "info": info}

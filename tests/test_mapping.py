@@ -1,0 +1,293 @@
+"""lmm_utils.mapping and lmm_utils.methods on a tiny synthetic project (a few excerpts per pool, sine-tone
+"recordings", tiny LMs and a tiny S, all made here): nested draws, the data guard, every method for 2 steps,
+the run folder and its metrics, determinism, and the summary table."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from lmm_utils import mapping
+from lmm_utils.features import FeatureConfig, log_mel
+from lmm_utils.models.performer import plain_performance
+from lmm_utils.motion import PerformedNote, Performance
+from lmm_utils.pools import LeakageError, TrainingData
+from lmm_utils.score import ScoreExcerpt, ScoreNote
+
+FEAT = FeatureConfig()
+SR = FEAT.sample_rate
+POOL_SIZES = {"U_V": 4, "U_A": 4, "P": 5, "T": 3}
+
+TINY_MAP = {
+    "device": "cpu", "synth": "data/synth/S.pt", "lm": {"A": "data/lm/A", "V": "data/lm/V"},
+    "eval": {"max_items": None},
+    "method": {"steps": 2, "batch_size": 2, "crop_frames": 40, "warmup": 1, "threads": 1},
+    "transcriber": {"harmonics": [0.5, 1.0, 2.0, 3.0], "contour_channels": 4, "contour_out_channels": 4,
+                    "note_channels": 4, "onset_channels": 4, "time_kernel": 3},
+    "performer": {"d_model": 16, "n_layers": 1, "dropout": 0.0},
+    "synth_pairs": {"max_scores": 3},
+    "cycle": {"max_unpaired": 2, "g_frames": 60, "unpaired_batch": 2},
+    "surface": {"rank": 4},
+    "lmm": {"max_unpaired": 3, "g_frames": 60, "prior_frames": 32, "prior_batch": 1, "unpaired_batch": 2,
+            "candidates": 3, "lmM_model": {"block_size": 32, "n_layer": 1, "n_head": 1, "n_embd": 16, "dropout": 0.0},
+            "lmM_train": {"steps": 2, "batch_size": 2, "warmup": 1}},
+}
+
+
+def _score(pool: str, i: int, rng: np.random.Generator) -> ScoreExcerpt:
+    coll = "essenFolksong" if i % 2 == 0 else "bachChorales"
+    notes, beat = [], 0.0
+    while beat < 8.0:
+        d = float(rng.choice([0.5, 1.0]))
+        notes.append(ScoreNote(int(rng.integers(60, 76)), beat, d, 0))
+        if coll == "bachChorales":
+            notes.append(ScoreNote(notes[-1].pitch - 12, beat, d, 1))
+        beat += d
+    return ScoreExcerpt(id=f"{coll}-w{pool}{i}-b001", piece_id=f"{coll}-w{pool}{i}", collection=coll, meter="4/4",
+                        key="C major", key_fifths=0, n_bars=2, bar_beats=4.0, tempo_bpm=float(rng.uniform(100, 140)),
+                        tempo_from_source=False, dynamics=[(0.0, "mf")], dynamics_from_source=False, notes=notes)
+
+
+def _perform(score: ScoreExcerpt, rng: np.random.Generator) -> Performance:
+    plain = plain_performance(score)
+    f = float(rng.uniform(0.9, 1.1))
+    return Performance(notes=[PerformedNote(n.pitch, 0.25 + (n.onset - 0.25) * f, 0.25 + (n.offset - 0.25) * f * 0.8,
+                                            int(np.clip(n.velocity + rng.integers(-10, 10), 1, 127))) for n in plain.notes])
+
+
+def _render(perf: Performance, partials: int = 6, decay: float = 3.0) -> np.ndarray:
+    n = int((perf.duration + 0.5) * SR)
+    out = np.zeros(n, np.float32)
+    for note in perf.notes:
+        a, b = int(note.onset * SR), min(n, int((note.offset + 0.05) * SR))
+        t = np.arange(b - a) / SR
+        f0 = 440.0 * 2 ** ((note.pitch - 69) / 12)
+        tone = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, partials + 1) if h * f0 < SR / 2)
+        out[a:b] += (note.velocity / 127.0) * 0.1 * np.exp(-decay * t) * tone
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    from lmm_utils.lm import train_lm
+    from lmm_utils.models.synth import AdditiveConfig, make_synth, save_synth
+    from lmm_utils.tokens.audio import AudioTokenizer
+    from lmm_utils.tokens.score import ScoreTokenizer
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny_project")
+    rng = np.random.default_rng(0)
+    scores = {pool: [_score(pool, i, rng) for i in range(n)] for pool, n in POOL_SIZES.items()}
+    (root / "data/scores").mkdir(parents=True)
+    for pool, ss in scores.items():
+        (root / f"data/scores/{pool}.jsonl").write_text("".join(json.dumps(s.to_dict()) + "\n" for s in ss))
+    (root / "data/motion").mkdir(parents=True)
+    mels = {}
+    for pool in ("U_A", "P", "T"):
+        perfs = {s.id: _perform(s, rng) for s in scores[pool]}
+        (root / f"data/motion/{pool}.jsonl").write_text(
+            "".join(json.dumps({"id": i, "performance": p.to_dict()}) + "\n" for i, p in perfs.items()))
+        for audio_pool, partials in ((pool, 6), ("T_timbre", 3)) if pool == "T" else ((pool, 6),):
+            d = root / "data/audio" / audio_pool
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "conditions.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in perfs))
+            for i, p in perfs.items():
+                audio = _render(p, partials)
+                sf.write(d / f"{i}.flac", audio, SR)
+                if audio_pool == "U_A":
+                    mels[i] = log_mel(audio, FEAT)
+    # tiny LMs and S
+    atok = AudioTokenizer(n_mels=FEAT.n_mels, codebook_size=8, kmeans_iters=2)
+    atok.fit(list(mels.values()), progress=False)
+    model = {"block_size": 32, "n_layer": 1, "n_head": 1, "n_embd": 16, "dropout": 0.0}
+    train = {"steps": 2, "batch_size": 2, "warmup": 1, "eval_every": 100, "device": "cpu", "precision": "fp32"}
+    train_lm([atok.encode(m) for m in mels.values()], atok, model, train, out_dir=root / "data/lm/A", progress=False)
+    stok = ScoreTokenizer()
+    train_lm([stok.encode(s) for s in scores["U_V"]], stok, model, train, out_dir=root / "data/lm/V", progress=False)
+    save_synth(make_synth("additive", AdditiveConfig.tiny(), FEAT), root / "data/synth/S.pt")
+    return root
+
+
+# --- draws ------------------------------------------------------------------------------------------------
+
+def test_draws_are_nested_seeded_and_bounded():
+    pool = [f"x{i:03d}" for i in range(50)]
+    d16 = mapping.draw_pairs(pool, 16, seed=3)
+    assert mapping.draw_pairs(pool, 4, 3) == d16[:4] and mapping.draw_pairs(pool, 1, 3) == d16[:1]
+    assert mapping.draw_pairs(list(reversed(pool)), 16, 3) == d16  # order of the pool does not matter
+    assert mapping.draw_pairs(pool, 16, 4) != d16
+    assert len(set(d16)) == 16 and mapping.draw_pairs(pool, 0, 3) == []
+    with pytest.raises(ValueError):
+        mapping.draw_pairs(pool, 51, 0)
+
+
+def test_pair_pool_and_restricted_data(tiny_root):
+    pool = mapping.pair_pool(tiny_root)
+    assert len(pool) == POOL_SIZES["P"]
+    draw = mapping.draw_pairs(pool, 2, 0)
+    data = TrainingData(tiny_root).restrict_pairs(draw)
+    assert sorted(s.id for s in data.scores("P")) == sorted(draw)
+    other = next(i for i in pool if i not in draw)
+    with pytest.raises(LeakageError):
+        data.audio("P", other)
+
+
+# --- the guard --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ask", ["scores_T", "audio_T", "motion", "scores_U_A"])
+def test_a_method_asking_for_test_data_or_motion_raises(tiny_root, monkeypatch, ask):
+    from lmm_utils import methods
+
+    def greedy(data, synth, params, feat, progress, off):
+        {"scores_T": lambda: data.scores("T"), "audio_T": lambda: data.audio_ids("T"),
+         "motion": lambda: data.motion("P"), "scores_U_A": lambda: data.scores("U_A")}[ask]()
+
+    monkeypatch.setitem(methods.RUNNERS, "greedy", greedy)
+    with pytest.raises(LeakageError):
+        methods.run_method("greedy", TrainingData(tiny_root).restrict_pairs([]), None, {})
+    with pytest.raises(TypeError):
+        methods.run_method("supervised", object(), None, {})
+
+
+def test_method_names_and_ablations():
+    from lmm_utils.methods import check_method
+
+    assert check_method("lmm-no_lmA-no_recon").off == ("lmA", "recon")
+    for bad in ("nonsense", "lmm-lmA", "lmm-no_"):
+        with pytest.raises(ValueError):
+            check_method(bad)
+
+
+# --- every method, 2 steps --------------------------------------------------------------------------------
+
+METHODS = ["supervised", "synth_pairs", "surface", "cycle", "lmm", "lmm-no_lmM", "lmm-no_lmA", "lmm-no_recon",
+           "lmm-no_selftrain", "surface-no_lmA"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("K", [0, 2])
+def test_each_method_runs_two_steps(tiny_root, method, K):
+    from lmm_utils.methods.common import GModel, HModel
+
+    r = mapping.train_run(method, K, 0, TINY_MAP, {}, root=tiny_root)
+    assert isinstance(r["h"], HModel) and isinstance(r["g"], GModel)
+    assert len(r["draw"]) == K and set(r["pseudo"]) == set(r["draw"])
+    mel = log_mel(_render(_perform(_score("T", 0, np.random.default_rng(1)), np.random.default_rng(2))), FEAT)
+    perf = r["h"].transcribe(mel)
+    assert isinstance(perf, Performance)
+    s = _score("T", 1, np.random.default_rng(3))
+    assert len(r["g"].perform([s])[0].notes) == len(s.notes)
+
+
+def test_lmm_ablation_turns_its_terms_off(tiny_root):
+    r = mapping.train_run("lmm-no_lmA", 2, 0, TINY_MAP, {}, root=tiny_root)
+    t = r["info"]["terms"]
+    assert not t["lmA"] and not t["lmA_prior"] and t["lmV"] and t["recon"]
+    assert r["h"].lm is None and r["g"].lm is not None
+    with pytest.raises(ValueError):
+        mapping.train_run("lmm-no_nonsense", 0, 0, TINY_MAP, {}, root=tiny_root)
+
+
+# --- a whole run: folder layout, metrics, determinism -----------------------------------------------------
+
+H_KEYS = {"note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"}
+G_KEYS = {"note_f1", "aligned_note_f1", "tempo_log_error", "velocity_mae"}
+
+
+def _run(root: Path, out: Path, method="lmm", K=2, seed=0) -> dict:
+    return mapping.run(method, K, seed, TINY_MAP, {}, root=root, runs_dir=out / "runs", metrics_dir=out / "metrics")
+
+
+def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
+    from lmm_utils.methods.common import load_g, load_h
+
+    m = _run(tiny_root, tmp_path)
+    d = tmp_path / "runs" / "lmm-K2-s0"
+    t_ids = sorted(json.loads(l)["id"] for l in (tiny_root / "data/scores/T.jsonl").read_text().splitlines())
+    for f in ("h.pt", "g.pt", "metrics.json", "draw.json"):
+        assert (d / f).is_file(), f
+    for key in ("h", "h_timbre", "g"):
+        assert sorted(p.stem for p in (d / "predictions" / key).glob("*.mid")) == t_ids
+    assert (d / "lmM" / "lm.pt").is_file()  # LM^M learned by lmm
+    assert not list(tmp_path.glob("runs/.*"))  # no temporary folder left behind
+    on_disk = json.loads((d / "metrics.json").read_text())
+    assert on_disk["run"] == "lmm-K2-s0" and on_disk["K"] == 2 and len(on_disk["pairs"]) == 2
+    for pool in ("T", "T_timbre"):
+        assert {"all", "folk", "bachChorales"} <= set(on_disk["h"][pool])
+        assert H_KEYS <= set(on_disk["h"][pool]["all"])
+    assert G_KEYS <= set(on_disk["g"]["T"]["all"]) and {"folk", "bachChorales"} <= set(on_disk["g"]["T"])
+    assert "pseudo_motion" in on_disk["diagnostic"] and "lmM_selection" in on_disk["diagnostic"]
+    assert "diagnostic" in on_disk["diagnostic"]["note"]
+    flat = json.loads((tmp_path / "metrics" / "lmm-K2-s0.json").read_text())
+    assert flat["h"]["T"]["all"]["note_f1"] == pytest.approx(m["h"]["T"]["all"]["note_f1"])
+    # checkpoints come back and predict the same
+    mel = log_mel(sf.read(tiny_root / "data/audio/T" / f"{t_ids[0]}.flac", dtype="float32")[0], FEAT)
+    h = load_h(d / "h.pt", lm_root=tiny_root)
+    g = load_g(d / "g.pt", lm_root=tiny_root)
+    r = mapping.train_run("lmm", 2, 0, TINY_MAP, {}, root=tiny_root)
+    for k, v in h.logits(mel).items():
+        assert torch.allclose(v, r["h"].logits(mel)[k], atol=1e-5)
+    s = ScoreExcerpt.from_dict(json.loads((tiny_root / "data/scores/T.jsonl").read_text().splitlines()[0]))
+    assert g.perform([s])[0] == r["g"].perform([s])[0]
+
+
+def _numbers(m: dict) -> dict:
+    return {k: v for k, v in m.items() if k not in ("train", "eval")}
+
+
+def test_same_seed_same_metrics(tiny_root, tmp_path):
+    a = _run(tiny_root, tmp_path / "a", "cycle", 2, 1)
+    b = _run(tiny_root, tmp_path / "b", "cycle", 2, 1)
+    assert json.dumps(_numbers(a), sort_keys=True, default=str) == json.dumps(_numbers(b), sort_keys=True, default=str)
+    assert a["train"]["final_loss_h"] == b["train"]["final_loss_h"]
+
+
+def test_eval_subset_is_fixed(tiny_root):
+    assert mapping.eval_ids(tiny_root, 2) == mapping.eval_ids(tiny_root, 2)
+    assert set(mapping.eval_ids(tiny_root, 2)) < set(mapping.eval_ids(tiny_root))
+
+
+# --- summary ----------------------------------------------------------------------------------------------
+
+def test_summarize_mean_std_over_seeds():
+    def fake(method, K, seed, f1):
+        return {"method": method, "K": K, "seed": seed, "train": {"seconds": 1.0},
+                "h": {"T": {"all": {"note_f1": f1}}}, "g": {"T": {"all": {"aligned_note_f1": 0.5}}}, "diagnostic": {}}
+
+    s = mapping.summarize([fake("a", 1, 0, 0.2), fake("a", 1, 1, 0.4), fake("b", 0, 0, 0.1)])
+    row = next(r for r in s["rows"] if r["method"] == "a")
+    assert row["n_seeds"] == 2 and row["h"]["note F1"]["mean"] == pytest.approx(0.3)
+    assert row["h"]["note F1"]["std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert row["h"]["frame F1"]["mean"] is None
+    md = mapping.markdown(s, missing=["c-K0-s0"])
+    assert "| a | 1 | 2 | 0.300 ± 0.141" in md and "c-K0-s0" in md
+    assert mapping.summary_metrics(s)["a-K1"]["h"]["note F1"] == pytest.approx(0.3)
+
+
+# --- pieces -----------------------------------------------------------------------------------------------
+
+def test_fast_decode_equals_decode():
+    from lmm_utils.methods.common import fast_decode
+    from lmm_utils.models.transcriber import decode
+
+    g = torch.Generator().manual_seed(0)
+    out = {k: torch.randn(88, 120, generator=g) * 3 - 4 for k in ("onset", "frame", "velocity")}
+    assert fast_decode(out, 50.0) == decode(out, 50.0)
+
+
+def test_score_lm_features_follow_score_order(tiny_root):
+    from lmm_utils.methods.common import load_lm_features
+
+    lmV = load_lm_features("V", tiny_root / "data/lm/V")
+    s = _score("T", 1, np.random.default_rng(5))  # two voices: token order differs from score order
+    feats = lmV(s)
+    assert feats.shape == (len(s.notes), lmV.dim) and np.abs(feats).sum(1).min() > 0
+    # the feature of a note is the hidden state right after its pitch token
+    ids = lmV.lm.tokenizer.encode(s)
+    names = lmV.lm.tokenizer.names(ids)
+    h = lmV.lm.hidden(ids).numpy()
+    for i, n in enumerate(s.notes):
+        rows = [j for j in range(len(ids)) if np.allclose(h[j], feats[i], atol=1e-5)]
+        assert rows and names[rows[0] - 1] == f"p:{n.pitch}"
