@@ -32,11 +32,15 @@ def project(tmp_path_factory, request):
     dst = tmp_path_factory.mktemp("project")
     for rel in files:
         src = root / rel
-        if src.is_file() and rel != "dvc.lock":
+        produced = rel.startswith(("data/", "reports/")) and not rel.endswith(".gitignore")
+        if src.is_file() and rel != "dvc.lock" and not produced:  # code and params only, no outputs
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
     _run(["git", "init", "-q"], dst)
     _run([sys.executable, "-m", "lmm_utils.params", "apply", "profiles/tiny.yaml"], dst)
+    # A clone always has a commit; dvclive (training curves) refuses an empty git repository.
+    _run(["git", "add", "-A"], dst)
+    _run(["git", "-c", "user.name=test", "-c", "user.email=test@invalid", "commit", "-qm", "tiny profile"], dst)
     log = _run(["dvc", "repro"], dst)
     return dst, log
 
