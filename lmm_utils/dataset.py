@@ -190,6 +190,17 @@ def _render_one(job: _RenderJob) -> tuple[str, float, str | None]:
         return job.excerpt_id, 0.0, f"{type(exc).__name__}: {exc}"
 
 
+def record_audio_results(pool: str, results: list[tuple[str, float, str | None]], conditions: Iterable[tuple[str, dict]],
+                         audio_dir: Path, summary: dict, failed: list[dict]) -> None:
+    """Bookkeeping after a pool's audio is written: failures with reasons, conditions.jsonl for the
+    excerpts that succeeded (the list training code reads), hours and counts for the data card."""
+    ok = {i for i, _, err in results if err is None}
+    failed += [{"id": i, "pool": pool, "reason": err} for i, _, err in results if err]
+    write_jsonl(({"id": i, "conditions": c} for i, c in conditions if i in ok), audio_dir / "conditions.jsonl")
+    summary[f"{pool}_audio_hours"] = round(sum(s for _, s, _ in results) / 3600, 4)
+    summary[f"{pool}_rendered"] = len(ok)
+
+
 def build_performances(section: dict, sample_rate: int) -> dict:
     """Perform every excerpt of U_A, P and T (M), and record it (A); T also with the held-out piano."""
     from .adapters import pipeline as real
@@ -231,12 +242,8 @@ def build_performances(section: dict, sample_rate: int) -> dict:
         for pool, jobs in jobs_by_pool.items():
             results = list(parallel_map(_render_one, jobs, section.get("workers", 0), f"render {pool}", "excerpt",
                                         start_method="forkserver", in_process_ok=False))
-            ok = {i for i, _, err in results if err is None}
-            failed += [{"id": i, "pool": pool, "reason": err} for i, _, err in results if err]
-            write_jsonl(({"id": j.excerpt_id, "conditions": j.conditions.to_dict()} for j in jobs if j.excerpt_id in ok),
-                        audio_tmp / pool / "conditions.jsonl")
-            summary[f"{pool}_audio_hours"] = round(sum(s for _, s, _ in results) / 3600, 4)
-            summary[f"{pool}_rendered"] = len(ok)
+            record_audio_results(pool, results, ((j.excerpt_id, j.conditions.to_dict()) for j in jobs),
+                                 audio_tmp / pool, summary, failed)
         write_json(failed, audio_tmp / "failed.json")
     summary["render_failed"] = len(failed)
     return summary

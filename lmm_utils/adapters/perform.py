@@ -45,7 +45,7 @@ def _cut_audio(job: _AudioJob) -> tuple[str, float, str | None]:
 
 
 def build_real_performances(section: dict, sample_rate: int) -> dict:
-    from ..dataset import parallel_map
+    from ..dataset import parallel_map, record_audio_results
 
     by_pool: dict[str, list[dict]] = defaultdict(list)
     for row in read_jsonl(SEGMENTS_FILE):
@@ -69,14 +69,11 @@ def build_real_performances(section: dict, sample_rate: int) -> dict:
                                       audio_tmp / pool / f"{seg['id']}.flac", sample_rate))
             write_jsonl(sorted(rows, key=lambda r: r["id"]), motion_tmp / f"{pool}.jsonl")
             results = list(parallel_map(_cut_audio, jobs, section.get("workers", 0), f"cut audio {pool}", "excerpt"))
-            ok = {i for i, _, err in results if err is None}
-            failed += [{"id": i, "pool": pool, "reason": err} for i, _, err in results if err]
-            write_jsonl(({"id": j.excerpt_id, "conditions": {"source": "recording", "audio": j.source,
-                                                             "start": j.start, "end": j.end}}
-                         for j in sorted(jobs, key=lambda j: j.excerpt_id) if j.excerpt_id in ok),
-                        audio_tmp / pool / "conditions.jsonl")
-            summary[f"{pool}_audio_hours"] = round(sum(s for _, s, _ in results) / 3600, 4)
-            summary[f"{pool}_rendered"] = len(ok)
+            record_audio_results(
+                pool, results,
+                ((j.excerpt_id, {"source": "recording", "audio": j.source, "start": j.start, "end": j.end})
+                 for j in sorted(jobs, key=lambda j: j.excerpt_id)),
+                audio_tmp / pool, summary, failed)
         write_json(failed, audio_tmp / "failed.json")
     summary["render_failed"] = len(failed)
     return summary
