@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
 from .score import DYNAMICS
 
 FOLK = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs")
@@ -33,11 +34,13 @@ class WorkRef:
     source: str  # corpus-relative path, or absolute path for user files
     number: int | None = None
     user: bool = False
+    label: str | None = None  # user files: the path inside the folder, made unique (see list_user_works)
+    max_mb: float | None = None  # user files: size limit checked before parsing
 
     @property
     def id(self) -> str:
-        stem = Path(self.source).name
-        for suffix in (".abc", ".mxl", ".xml", ".musicxml", ".krn", ".mid", ".midi"):
+        stem = self.label or Path(self.source).name
+        for suffix in (".abc", ".mxl", ".xml", ".musicxml", ".krn", ".mid", ".midi") if not self.label else ():
             stem = stem.removesuffix(suffix)
         slug = re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_")
         return f"{self.collection}-{slug}" + (f"-{self.number}" if self.number is not None else "")
@@ -103,17 +106,23 @@ def list_works(collections: list[str], max_works: int | None, seed: int) -> list
     return works
 
 
-def list_user_works(folders: list[str]) -> list[WorkRef]:
-    """Music files (MusicXML, MIDI, ABC, kern) under each user folder; collection = 'user-<folder name>'."""
+def list_user_works(folders: list[str], max_mb: float | None = DEFAULT_MAX_MB) -> list[WorkRef]:
+    """Music files (MusicXML, MIDI, ABC, kern) under each user folder; collection = 'user-<folder name>'.
+
+    A work's id comes from its path inside the folder (sub/tune.abc -> user-<folder>-sub_tune); where two
+    files would share an id (tune.abc and tune.mid) each keeps its suffix (tune_abc, tune_mid).
+    """
     works = []
     for folder in folders:
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise CorpusError(f"User folder {folder!r} does not exist or is not a folder (corpus.user_folders)")
         name = "user-" + re.sub(r"[^A-Za-z0-9]+", "_", root.resolve().name)
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and path.suffix.lower() in USER_SUFFIXES:
-                works.append(WorkRef(name, str(path.resolve()), None, user=True))
+        files = [p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() in USER_SUFFIXES]
+        stems = [str(p.relative_to(root).with_suffix("")) for p in files]
+        for path, stem in zip(files, stems):
+            label = stem + ("_" + path.suffix[1:] if stems.count(stem) > 1 else "")
+            works.append(WorkRef(name, str(path.resolve()), None, user=True, label=label, max_mb=max_mb))
     return works
 
 
@@ -121,8 +130,7 @@ def _parse(ref: WorkRef):
     from music21 import converter, corpus, stream
 
     if ref.user:
-        if os.path.getsize(ref.source) == 0:
-            raise ValueError("empty file")
+        check_score_file(ref.source, ref.max_mb)
         obj = converter.parse(ref.source)
     else:
         obj = corpus.parse(ref.source, number=ref.number)
@@ -194,6 +202,8 @@ def parse_work(ref: WorkRef) -> tuple[WorkRef, Piece | None, str | None]:
         if ref.collection == CHORALES and piece.n_voices != 4:
             return ref, None, f"not a four-part chorale ({piece.n_voices} parts)"
         return ref, piece, None
+    except ScoreFileError as exc:
+        return ref, None, str(exc)
     except Exception as exc:  # music21 raises many exception types on bad input
         message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         return ref, None, f"{type(exc).__name__}: {message}"

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from . import paths
 from .corpus import CHORALES, CorpusError, deduplicate, list_user_works, list_works, load_pieces, parse_works, save_pieces
 from .engrave import EngraveConfig, engrave
+from .filecheck import DEFAULT_MAX_MB
 from .excerpts import ExcerptConfig, make_excerpts, stable_seed
 from .io import atomic_dir, read_jsonl, write_json, write_jsonl
 from .motion import Performance, write_midi
@@ -53,13 +54,13 @@ def build_corpus(section: dict, real_data: dict | None = None) -> dict:
         return real.build_real_corpus(section, real_data or {})
     collections = list(section["collections"])
     works = list_works(collections, section.get("max_works_per_collection"), section["seed"]) if collections else []
-    works += list_user_works(section.get("user_folders") or [])
+    works += list_user_works(section.get("user_folders") or [], section.get("max_file_mb", DEFAULT_MAX_MB))
     if not works:
         raise CorpusError("No works selected: corpus.collections and corpus.user_folders are both empty.")
     pieces, skipped = parse_works(works, section.get("workers", 0))
     if not pieces:
-        raise CorpusError(f"None of the {len(works)} works could be parsed; see data/corpus/skipped.json. "
-                          f"First reasons: {[s['reason'] for s in skipped[:3]]}")
+        first = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:3])
+        raise CorpusError(f"None of the {len(works)} works could be parsed (nothing was written). First reasons: {first}")
     with atomic_dir(paths.CORPUS_DIR) as tmp:
         save_pieces(pieces, tmp / "works.jsonl.gz")
         write_json(skipped, tmp / "skipped.json")

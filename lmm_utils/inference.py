@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .features import FeatureConfig, log_mel
+from .filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
 from .motion import PerformedNote, Performance
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: h peak-normalises its input, so digital silence would read as full-scale noise
@@ -154,7 +155,7 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
 # --- scores -----------------------------------------------------------------------------------------------
 
 def score_from_file(path: str | Path, tempo_bpm: float | None = None, default_tempo: float = 100.0,
-                    default_dynamic: str = "mf"):
+                    default_dynamic: str = "mf", max_mb: float | None = DEFAULT_MAX_MB):
     """A score file -> one whole-piece ScoreExcerpt (+ a list of notes on what was assumed).
 
     Tempo: `tempo_bpm` if given, else the score's first metronome mark, else `default_tempo` (quarter notes
@@ -173,8 +174,10 @@ def score_from_file(path: str | Path, tempo_bpm: float | None = None, default_te
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() not in SCORE_SUFFIXES:
         raise InputError(f"{path}: unsupported score format {path.suffix!r} (use one of {', '.join(SCORE_SUFFIXES)})")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file")
+    try:
+        check_score_file(path, max_mb)
+    except ScoreFileError as exc:
+        raise InputError(f"{path}: {exc}") from None
     notes_out: list[str] = []
     try:
         obj = converter.parse(str(path))

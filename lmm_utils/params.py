@@ -126,6 +126,9 @@ def check_corpus(sec: dict) -> dict:
         require(sec, "corpus", max_works_per_collection=int)
         require_positive(sec, "corpus", "max_works_per_collection")
     require_positive(sec, "corpus", "workers", allow_zero=True)
+    if sec.get("max_file_mb") is not None:
+        require(sec, "corpus", max_file_mb=(int, float))
+        require_positive(sec, "corpus", "max_file_mb")
     return sec
 
 
@@ -159,4 +162,105 @@ def check_perform(sec: dict) -> dict:
             raise ParamsError(f"params.yaml: perform.conditions.{key} must be a range [low, high], got {value!r}")
     if not 0 <= cond["noise_prob"] <= 1:
         raise ParamsError(f"params.yaml: perform.conditions.noise_prob must be in [0, 1], got {cond['noise_prob']}")
+    return sec
+
+
+# ---------------------------------------------------------------- checks of every section, by key name
+# A key means the same thing wherever it appears (map.method.steps, pretrain.train.steps, synth.neural.steps),
+# so most checks go by key name over the whole section; the few keys that may be null say so.
+
+POSITIVE_INT = {"steps", "batch_size", "batch", "block_size", "n_layer", "n_head", "n_embd", "n_bars",
+                "max_per_piece", "height", "eval_every", "eval_batches", "codebook_size", "frames_per_token",
+                "kmeans_iters", "max_fit_vectors", "crop_frames", "candidates", "g_frames", "unpaired_batch",
+                "prior_batch", "max_scores", "max_unpaired", "n_random_excerpts", "n_val_excerpts", "speed_batch",
+                "grad_check_frames", "n_partials", "n_stages", "channels", "hidden", "key_dim", "rank",
+                "sample_rate", "hop_length", "n_fft", "n_mels", "max_items", "eval_limit", "max_new_tokens",
+                "max_works_per_collection", "max_pieces", "max_performances_per_piece", "ticks_per_beat",
+                "velocity_bins", "max_shift", "max_chord", "repeats", "shuffles", "n"}
+NON_NEGATIVE = {"seed", "workers", "threads", "warmup", "weight_decay", "grad_clip", "min_notes", "top_k",
+                "temperature", "prior_weight", "recon_weight", "deviation_weight", "velocity_noise", "tempo_jitter",
+                "timing_noise_ms", "velocity_shift", "tempo_drift", "onset_jitter_ms", "phrase_arch", "melody_lift"}
+POSITIVE = {"lr", "min_lr", "excerpt_seconds", "max_file_mb", "time_step", "fmax", "fmin"}
+FRACTION = {"val_fraction", "dropout", "noise_prob", "piano_dropout", "warm_fraction", "keep_fraction",
+            "confidence", "dynamics_change_prob", "pedal_prob", "chord_prob", "repeat_prob"}
+NULLABLE = {"max_items", "eval_limit", "max_scores", "max_works_per_collection", "max_pieces", "max_performances_per_piece",
+            "maestro_dir", "asap_dir", "tokens", "model", "user_folders"}
+REQUIRED = {
+    "features": ["sample_rate", "hop_length", "n_fft", "n_mels"],
+    "synth": ["seed", "kind", "kinds", "pianos", "n_random_excerpts", "excerpt_seconds"],
+    "pretrain": ["seed", "val_fraction", "tokens", "model", "train", "samples"],
+    "map": ["methods", "Ks", "seeds", "synth", "lm", "eval", "method"],
+    "evaluate": ["confidence", "band", "reference_method", "target_method", "knn", "gallery", "oracle_lmM"],
+}
+
+
+def _walk(value, where: str) -> None:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _check_key(str(key), sub, f"{where}.{key}")
+            _walk(sub, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _walk(sub, f"{where}[{i}]")
+
+
+def _check_key(key: str, value, where: str) -> None:
+    if value is None:
+        if key in NULLABLE:
+            return
+        if key in POSITIVE_INT | NON_NEGATIVE | POSITIVE | FRACTION:
+            raise ParamsError(f"params.yaml: {where} must be set (it may not be null)")
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key in POSITIVE_INT:
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ParamsError(f"params.yaml: {where} must be a whole number > 0, got {value!r}")
+    elif key in NON_NEGATIVE | POSITIVE | FRACTION and not number:
+        raise ParamsError(f"params.yaml: {where} must be a number, got {value!r}")
+    elif key in NON_NEGATIVE and value < 0:
+        raise ParamsError(f"params.yaml: {where} must be >= 0, got {value!r}")
+    elif key in POSITIVE and value <= 0:
+        raise ParamsError(f"params.yaml: {where} must be > 0, got {value!r}")
+    elif key in FRACTION and not 0 <= value <= 1:
+        raise ParamsError(f"params.yaml: {where} must be in [0, 1], got {value!r}")
+
+
+def check_map(sec: dict) -> dict:
+    from .methods import check_method
+
+    require(sec, "map", methods=list, Ks=list, seeds=list, method=dict, eval=dict)
+    for name in sec["methods"]:
+        try:
+            check_method(str(name))
+        except ValueError as exc:
+            raise ParamsError(f"params.yaml: map.methods: {exc}") from None
+    for key in ("Ks", "seeds"):
+        values = sec[key]
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values):
+            raise ParamsError(f"params.yaml: map.{key} must be a non-empty list of whole numbers >= 0, got {values!r}")
+        if len(set(values)) != len(values):
+            raise ParamsError(f"params.yaml: map.{key} lists a value twice: {values!r}")
+    return sec
+
+
+def check_section(name: str, sec) -> dict:
+    """Every check that applies to params.yaml section `name` (the stage runner calls this for each section it
+    injects, so a broken params.yaml stops a stage before it starts, with the key at fault named)."""
+    if not isinstance(sec, dict):
+        raise ParamsError(f"params.yaml: section {name!r} must be a mapping, got {sec!r}")
+    for key in REQUIRED.get(name, []):
+        if key not in sec:
+            raise ParamsError(f"params.yaml: {name}.{key} is missing")
+    _walk(sec, name)
+    specific = {"corpus": check_corpus, "split": check_split, "engrave": check_engrave, "perform": check_perform,
+                "map": check_map}.get(name)
+    if specific:
+        specific(sec)
+    if name == "split":
+        from .pools import check_fractions
+
+        try:
+            check_fractions(sec["fractions"])
+        except ValueError as exc:
+            raise ParamsError(f"params.yaml: {exc}") from None
     return sec

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .params import load_params, section
+from .params import ParamsError, check_section, load_params, section
 from .paths import project_root
 
 KERNEL_NAME = os.environ.get("LMM_KERNEL", "lmm")
@@ -38,6 +38,65 @@ def check_kernel(name: str = KERNEL_NAME) -> None:
         ) from None
 
 
+def check_notebook_parameters(nb_path: Path, parameters: dict) -> list[str]:
+    """Refuse a notebook whose parameters cell papermill could not override; list where its defaults differ.
+
+    papermill injects the values after the cell tagged `parameters`. Without that tag it injects at the top,
+    and the notebook's own assignments would then silently win; a later cell that assigns a section again
+    would win too. Both are errors. Defaults that merely differ from params.yaml (after `dvc exp run -S`, or
+    an edit in JupyterLab) are reported: the stage runs with params.yaml's values either way.
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    fix = "tag the cell that assigns them `parameters`, or `git checkout` the notebook"
+    if not tagged:
+        raise StageError(f"{nb_path.name} has no cell tagged 'parameters', so params.yaml's values could not "
+                         f"override the notebook's own: {fix}")
+    defaults = {}
+    for node in ast.parse(code[tagged[0]].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                defaults[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                defaults[node.targets[0].id] = None
+    missing = [name for name in parameters if name not in defaults]
+    if missing:
+        raise StageError(f"the parameters cell of {nb_path.name} does not define {missing}; "
+                         "run `python -m lmm_utils.params sync-notebooks` or restore the cell")
+    for cell in code[tagged[0] + 1:]:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue  # IPython magics; papermill reports real syntax errors when the cell runs
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            names = {t.id for t in targets if isinstance(t, ast.Name)} & set(parameters)
+            if names:
+                raise StageError(f"{nb_path.name} assigns {sorted(names)} again after its parameters cell, which would "
+                                 "override params.yaml's values; read them from the parameters cell instead")
+    return [f"{nb_path.name}: {where}" for name in parameters
+            for where in _differences(defaults[name], parameters[name], name)][:5]
+
+
+def _differences(default, value, where: str) -> list[str]:
+    if isinstance(default, dict) and isinstance(value, dict):
+        out = []
+        for key in sorted(set(default) | set(value), key=str):
+            if key not in value:
+                out.append(f"{where}.{key} is in the notebook but not in params.yaml")
+            elif key not in default:
+                out.append(f"{where}.{key} is in params.yaml but not in the notebook")
+            else:
+                out += _differences(default[key], value[key], f"{where}.{key}")
+        return out
+    return [] if default == value else [f"{where} = {default!r} in the notebook, {value!r} in params.yaml"]
+
+
 def _scalar(text: str):
     return yaml.safe_load(text)
 
@@ -47,11 +106,16 @@ def run_stage(notebook: str, sections: list[str], extra: dict, out: str | None =
 
     root = project_root()
     params = load_params(root / "params.yaml")
-    parameters = {name: section(params, name) for name in sections}
+    parameters = {name: check_section(name, section(params, name)) for name in sections}
     parameters.update(extra)
     nb_path = root / notebook
     if not nb_path.is_file():
         raise StageError(f"notebook {notebook} not found")
+    differences = check_notebook_parameters(nb_path, {name: parameters[name] for name in sections})
+    if differences:
+        print("note: the notebook's parameters cell differs from params.yaml; the stage runs with params.yaml's "
+              "values (`python -m lmm_utils.params sync-notebooks` makes JupyterLab runs match):\n  "
+              + "\n  ".join(differences), file=sys.stderr)
     out_path = root / (out or f"reports/{nb_path.name}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.stem}.running.ipynb")
@@ -87,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         extra[name] = _scalar(value)
     try:
         out = run_stage(args.notebook, [s for s in args.sections.split(",") if s], extra, args.out)
-    except StageError as exc:
+    except (StageError, ParamsError) as exc:
         sys.exit(f"stage error: {exc}")
     print(f"wrote {out}")
 
