@@ -14,6 +14,8 @@ git ls-files --cached --others --exclude-standard | grep -v '^dvc.lock$' | while
 done
 cd "$WORK"
 git init -q
+# dvclive (stages pretrain, synth) needs a commit to attach its experiment to
+git add -A >/dev/null && git -c user.name=bench -c user.email=bench@localhost commit -qm "benchmark copy"
 export PATH="$ROOT/.venv/bin:$PATH" DVC_NO_ANALYTICS=1
 [ $# -ge 1 ] && python -m lmm_utils.params apply "$ROOT/$1" >/dev/null
 for stage in $(dvc stage list --name-only); do

@@ -92,6 +92,9 @@ def _load(kind: str, run: Path, root: Path):
 
 # --- commands ---------------------------------------------------------------------------------------------
 
+CLIPPED_WARNING = 0.001  # share of samples at full scale above which a recording is called clipped
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -115,7 +118,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         try:
             if stem in used:
                 raise InputError(f"{path}: another input already wrote {stem}.mid")
-            perf = transcribe_file(h, path, cfg, progress=not args.quiet)
+            stats: dict = {}
+            perf = transcribe_file(h, path, cfg, progress=not args.quiet, stats=stats)
+            if stats["clipped_fraction"] > CLIPPED_WARNING:
+                _say(f"note: {path} is clipped ({100 * stats['clipped_fraction']:.1f} % of samples at full scale): "
+                     "distortion adds partials, so expect extra notes")
             with atomic_path(out / f"{stem}.mid") as tmp:
                 write_midi(perf, tmp)
             used.add(stem)

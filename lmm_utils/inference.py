@@ -25,6 +25,7 @@ from .filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
 from .motion import PerformedNote, Performance
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: h peak-normalises its input, so digital silence would read as full-scale noise
+CLIP_LEVEL = 0.999  # |sample| at which a recording counts as clipped (float scale, 1.0 = full scale)
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mid", ".midi", ".abc", ".krn")
 
 
@@ -61,6 +62,12 @@ class AudioReader:
                 raise InputError(f"{self.path}: not a readable audio file ({type(exc).__name__}: {exc})") from None
         if self.duration <= 0:
             raise InputError(f"{self.path}: audio file holds no samples")
+        self.clipped_samples = self.samples_read = 0
+
+    def _count_clipping(self, peak_per_sample: np.ndarray) -> None:
+        # at or next to full scale, before any resampling (overlapping windows count twice, in both terms)
+        self.clipped_samples += int(np.count_nonzero(peak_per_sample >= CLIP_LEVEL))
+        self.samples_read += len(peak_per_sample)
 
     def read(self, start: float, duration: float) -> np.ndarray:
         """Mono float32 samples of [start, start + duration) seconds at target_sr."""
@@ -72,6 +79,7 @@ class AudioReader:
             with sf.SoundFile(str(self.path)) as f:
                 f.seek(int(round(start * self.sr)))
                 x = f.read(int(round(duration * self.sr)), dtype="float32", always_2d=True)
+            self._count_clipping(np.abs(x).max(axis=1) if len(x) else x[:, 0])
             mono = x.mean(axis=1)
         else:
             import warnings
@@ -79,6 +87,7 @@ class AudioReader:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 mono, _ = librosa.load(str(self.path), sr=None, mono=True, offset=start, duration=duration)
+            self._count_clipping(np.abs(mono))
         if self.sr != self.target_sr and len(mono):
             mono = librosa.resample(mono, orig_sr=self.sr, target_sr=self.target_sr)
         return np.asarray(mono, np.float32)
@@ -101,7 +110,7 @@ def windows(duration: float, cfg: ChunkConfig) -> list[tuple[float, float, float
 
 
 def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decode_cfg=None,
-                    progress: bool = False) -> Performance:
+                    progress: bool = False, stats: dict | None = None) -> Performance:
     """h (methods.common.HModel: .feat, .logits(logmel)) over a recording of any length -> one Performance.
 
     A note kept from one window that is still held at the window's right edge is extended through the next
@@ -149,6 +158,9 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
                     still_open.append(len(notes) - 1)
         open_idx = still_open
     notes.sort(key=lambda n: (n.onset, n.pitch))
+    if stats is not None:
+        stats.update(duration=reader.duration, sample_rate=reader.sr,
+                     clipped_fraction=reader.clipped_samples / max(reader.samples_read, 1))
     return Performance(notes=notes)
 
 

@@ -183,7 +183,7 @@ NON_NEGATIVE = {"seed", "workers", "threads", "warmup", "weight_decay", "grad_cl
 POSITIVE = {"lr", "min_lr", "excerpt_seconds", "max_file_mb", "time_step", "fmax", "fmin"}
 FRACTION = {"val_fraction", "dropout", "noise_prob", "piano_dropout", "warm_fraction", "keep_fraction",
             "confidence", "dynamics_change_prob", "pedal_prob", "chord_prob", "repeat_prob"}
-NULLABLE = {"max_items", "eval_limit", "max_scores", "max_works_per_collection", "max_pieces", "max_performances_per_piece",
+NULLABLE = {"max_items", "eval_limit", "max_scores", "max_unpaired", "max_works_per_collection", "max_pieces", "max_performances_per_piece",
             "maestro_dir", "asap_dir", "tokens", "model", "user_folders"}
 REQUIRED = {
     "features": ["sample_rate", "hop_length", "n_fft", "n_mels"],

@@ -151,6 +151,38 @@ def test_midi_and_roll_round_trips(tmp_path):
     assert len(decoded.notes) == len(perf.notes)
 
 
+def _from_roll_frame_by_frame(onset, frame, fps, min_frames=1):
+    """The decoding rule written as the plain loop over frames: the reference for the vectorized one."""
+    notes = []
+    for k in range(onset.shape[0]):
+        t = 0
+        while t < onset.shape[1]:
+            rises = t == 0 or onset[k, t] >= onset[k, t - 1]
+            if onset[k, t] >= 0.5 and rises and (t + 1 == onset.shape[1] or onset[k, t] >= onset[k, t + 1]):
+                end = t + 1
+                while end < onset.shape[1] and frame[k, end] >= 0.5 and not (
+                        end > t + 1 and onset[k, end] >= 0.5 and onset[k, end] >= onset[k, end - 1]):
+                    end += 1
+                end = max(end, t + min_frames)
+                notes.append((k + 21, t / fps, end / fps))
+                t = end
+            else:
+                t += 1
+    return sorted(notes, key=lambda n: (n[1], n[0]))
+
+
+def test_vectorized_decoding_equals_the_frame_by_frame_rule():
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        T = int(rng.integers(1, 50))
+        onset, frame = rng.random((88, T)) ** rng.uniform(0.5, 4), rng.random((88, T)) ** rng.uniform(0.2, 2)
+        if trial % 3 == 0:  # ties between neighbouring frames
+            onset, frame = np.round(onset, 1), np.round(frame, 1)
+        mf = int(rng.integers(1, 4))
+        got = [(n.pitch, n.onset, n.offset) for n in from_roll(onset, frame, 50, min_frames=mf).notes]
+        assert got == _from_roll_frame_by_frame(onset, frame, 50, mf)
+
+
 def test_corrupt_midi_gives_a_clear_error(tmp_path):
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd\x00\x00garbage")

@@ -1,0 +1,295 @@
+"""Hostile inputs, each with the clear message or the skip-and-report it gets: broken score files in a user
+folder, odd audio (96 kHz, clipped, an hour long in bounded memory), broken params.yaml, broken checkpoints
+given to the CLI, and notebooks whose parameters cell no longer matches params.yaml."""
+import json
+import tracemalloc
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from lmm_utils import cli
+from lmm_utils.corpus import list_user_works, parse_works
+from lmm_utils.features import FeatureConfig
+from lmm_utils.inference import ChunkConfig, InputError, score_from_file, transcribe_file
+from lmm_utils.mapping import draw_pairs
+from lmm_utils.motion import N_KEYS, Performance, PerformedNote, write_midi
+from lmm_utils.params import ParamsError, check_section, load_params
+from lmm_utils.stage import StageError, check_notebook_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1"><part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
+<part id="P1"><measure number="1"><attributes><divisions>1</divisions><key><fifths>0</fifths></key>
+<time><beats>4</beats><beat-type>4</beat-type></time><clef><sign>G</sign><line>2</line></clef></attributes>
+<note><pitch><step>C</step><octave>4</octave></pitch><duration>2</duration><type>half</type></note>
+<note><pitch><step>G</step><octave>4</octave></pitch><duration>2</duration><type>half</type></note>
+</measure></part></score-partwise>
+"""
+ABC = "X:1\nT:tune\nM:4/4\nL:1/4\nK:C\nCDEF|GABc|cBAG|FEDC|]\n"
+KERN = "**kern\n*M4/4\n=1\n4c\n4d\n4e\n4f\n==\n*-\n"
+
+
+def _midi_bytes(tmp_path: Path, n_notes: int = 32) -> bytes:
+    perf = Performance([PerformedNote(60 + i % 12, 0.25 * i, 0.25 * i + 0.2, 80) for i in range(n_notes)])
+    write_midi(perf, tmp_path / "_.mid")
+    return (tmp_path / "_.mid").read_bytes()
+
+
+def _good_files(tmp_path: Path) -> dict[str, bytes]:
+    return {"mid": _midi_bytes(tmp_path), "musicxml": MUSICXML.encode(), "abc": ABC.encode(), "krn": KERN.encode()}
+
+
+# --- score files in a user folder -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["mid", "musicxml", "abc", "krn"])
+def test_broken_score_files_are_skipped_with_their_reason(tmp_path, fmt):
+    good = _good_files(tmp_path)[fmt]
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / f"good.{fmt}").write_bytes(good)
+    (folder / f"empty.{fmt}").write_bytes(b"")
+    (folder / f"random.{fmt}").write_bytes(np.random.default_rng(0).integers(0, 256, 256, dtype=np.uint8).tobytes())
+    cut = {"mid": len(good) // 2, "musicxml": len(good) // 2, "abc": ABC.index("K:"), "krn": KERN.index("==")}[fmt]
+    (folder / f"truncated.{fmt}").write_bytes(good[:cut])
+    (folder / f"huge.{fmt}").write_bytes(good + (b" " * 4096 if fmt != "mid" else b"\0" * 4096))
+    works = list_user_works([str(folder)], max_mb=len(good) / 2**20 + 0.002)  # huge = over this limit
+    pieces, skipped = parse_works(works, workers=1)
+    assert [p.id for p in pieces] == ["user-mine-good"]
+    reasons = {s["id"].removeprefix("user-mine-"): s["reason"] for s in skipped}
+    assert set(reasons) == {"empty", "random", "truncated", "huge"}
+    assert reasons["empty"] == "empty file"
+    assert "over the" in reasons["huge"] and "corpus.max_file_mb" in reasons["huge"]
+    expected_random = {"mid": "not a MIDI file", "musicxml": "not a MusicXML file", "abc": "not a text file",
+                       "krn": "not a text file"}[fmt]
+    assert expected_random in reasons["random"]
+    expected_truncated = {"mid": "truncated MIDI file", "musicxml": "ParseError", "abc": "no K: (key) field",
+                          "krn": "truncated kern file"}[fmt]
+    assert expected_truncated in reasons["truncated"]
+
+
+def test_user_files_sharing_a_name_get_distinct_ids(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    for name, data in (("tune.abc", ABC), ("tune.krn", KERN), ("sub/tune.abc", ABC)):
+        (folder / name).write_text(data)
+    ids = [w.id for w in list_user_works([str(folder)])]
+    assert sorted(ids) == ["user-mine-sub_tune", "user-mine-tune_abc", "user-mine-tune_krn"]
+
+
+def test_perform_refuses_a_truncated_or_huge_score(tmp_path):
+    good = _midi_bytes(tmp_path)
+    (tmp_path / "cut.mid").write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match="truncated MIDI file"):
+        score_from_file(tmp_path / "cut.mid")
+    (tmp_path / "ok.mid").write_bytes(good)
+    with pytest.raises(InputError, match="over the"):
+        score_from_file(tmp_path / "ok.mid", max_mb=len(good) / 2**20 / 2)
+
+
+# --- audio --------------------------------------------------------------------------------------------------
+
+class _LoudnessH:
+    """A stand-in h (a trained one is not needed to test the reading): key C4 down wherever there is energy."""
+    feat = FeatureConfig()
+
+    def logits(self, logmel):
+        active = torch.from_numpy(logmel.max(axis=0) > -2.0)
+        out = {k: torch.full((N_KEYS, logmel.shape[1]), -10.0) for k in ("onset", "frame", "velocity")}
+        out["frame"][60 - 21] = torch.where(active, 10.0, -10.0)
+        out["onset"][60 - 21, :1] = 10.0
+        return out
+
+
+def _tone(sr: int, seconds: float, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return amplitude * np.sin(2 * np.pi * 261.63 * t) * (t > 0.2)
+
+
+def test_96k_audio_is_resampled_and_read(tmp_path):
+    sf.write(tmp_path / "hi.wav", _tone(96000, 1.5), 96000, subtype="PCM_24")
+    stats: dict = {}
+    perf = transcribe_file(_LoudnessH(), tmp_path / "hi.wav", stats=stats)
+    assert stats["sample_rate"] == 96000 and stats["duration"] == pytest.approx(1.5)
+    assert [n.pitch for n in perf.notes] == [60]
+    assert stats["clipped_fraction"] == 0.0
+
+
+def test_clipped_audio_is_transcribed_with_a_warning(tmp_path, capsys):
+    from lmm_utils.methods.common import make_h, save_h
+    from lmm_utils.models.transcriber import TranscriberConfig
+
+    sf.write(tmp_path / "hot.wav", np.clip(_tone(16000, 2.0, amplitude=3.0), -1, 1), 16000)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    save_h(make_h(TranscriberConfig.tiny(), FeatureConfig()), run / "h.pt")
+    assert cli.main(["transcribe", str(tmp_path / "hot.wav"), "-o", str(tmp_path / "out"), "--run", str(run)]) == 0
+    assert "is clipped" in capsys.readouterr().err
+    assert (tmp_path / "out" / "hot.mid").is_file()
+
+
+def test_an_hour_of_audio_is_read_in_bounded_memory(tmp_path, monkeypatch):
+    import lmm_utils.inference as inference
+
+    sr, hour = 8000, 3600
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(tmp_path / "hour.wav", "w", sr, 1, subtype="PCM_16") as f:
+        for _ in range(hour // 60):  # written a minute at a time: the test itself stays small too
+            f.write((0.05 * rng.standard_normal(sr * 60)).astype(np.float32))
+    feat = FeatureConfig()
+
+    def loudness_frames(audio, cfg):  # the reading is under test, not the log-mel: a cheap stand-in, same shape
+        frames = np.abs(audio[: len(audio) // cfg.hop_length * cfg.hop_length]).reshape(-1, cfg.hop_length)
+        return np.repeat(np.log(frames.mean(axis=1) + 1e-5)[None], cfg.n_mels, axis=0).astype(np.float32)
+
+    monkeypatch.setattr(inference, "log_mel", loudness_frames)
+    sf.write(tmp_path / "warm.wav", _tone(sr, 1.0), sr)
+    transcribe_file(_LoudnessH(), tmp_path / "warm.wav")  # imports (librosa, soxr) are not the file's memory
+    whole_file_as_float = hour * feat.sample_rate * 4  # decoding it at once at 16 kHz would take 230 MB
+    tracemalloc.start()
+    try:
+        stats: dict = {}
+        transcribe_file(_LoudnessH(), tmp_path / "hour.wav", ChunkConfig(60.0, 2.0), stats=stats)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stats["duration"] == pytest.approx(hour)
+    assert peak < whole_file_as_float / 10, f"peak {peak / 2**20:.0f} MiB: the file was not read window by window"
+
+
+# --- params.yaml --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, mutate, message", [
+    ("map", lambda s: s.pop("Ks"), r"map\.Ks is missing"),
+    ("map", lambda s: s.update(Ks=[0, "four"]), r"map\.Ks must be a non-empty list of whole numbers"),
+    ("map", lambda s: s.update(methods=["lmm", "magic"]), "unknown method 'magic'"),
+    ("map", lambda s: s["method"].update(steps=-5), r"map\.method\.steps must be a whole number > 0"),
+    ("map", lambda s: s["method"].update(lr="fast"), r"map\.method\.lr must be a number"),
+    ("map", lambda s: s["eval"].update(max_items=0), r"map\.eval\.max_items must be a whole number > 0"),
+    ("pretrain", lambda s: s["train"].update(batch_size=2.5), r"pretrain\.train\.batch_size must be a whole number"),
+    ("pretrain", lambda s: s.update(val_fraction=1.5), r"pretrain\.val_fraction must be in \[0, 1\]"),
+    ("pretrain", lambda s: s["model"].update(n_layer=None), r"pretrain\.model\.n_layer must be set"),
+    ("synth", lambda s: s.update(n_random_excerpts=-1), r"synth\.n_random_excerpts must be a whole number > 0"),
+    ("features", lambda s: s.pop("sample_rate"), r"features\.sample_rate is missing"),
+    ("split", lambda s: s["fractions"].update(T=0.5), "must sum to 1"),
+    ("split", lambda s: s["excerpts"].update(max_per_piece=-2), r"max_per_piece must be a whole number > 0"),
+    ("corpus", lambda s: s.update(max_file_mb=0), r"corpus\.max_file_mb must be > 0"),
+    ("evaluate", lambda s: s.update(confidence=95), r"evaluate\.confidence must be in \[0, 1\]"),
+])
+def test_bad_params_name_the_key_at_fault(name, mutate, message):
+    params = load_params(ROOT / "params.yaml")
+    mutate(params[name])
+    with pytest.raises(ParamsError, match=message):
+        check_section(name, params[name])
+
+
+def test_every_section_of_params_and_profiles_passes_its_checks():
+    from lmm_utils.params import deep_merge
+
+    base = load_params(ROOT / "params.yaml")
+    for profile in [None, *sorted((ROOT / "profiles").glob("*.yaml"))]:
+        params = deep_merge(base, load_params(profile)) if profile else base
+        for name, sec in params.items():
+            check_section(name, sec)
+
+
+def test_more_pairs_than_the_pool_holds_is_refused():
+    with pytest.raises(ValueError, match="K=5 pairs asked for, but the pair pool P holds 3"):
+        draw_pairs(["a", "b", "c"], 5, seed=0)
+
+
+def test_a_stage_with_broken_params_stops_before_it_runs(tmp_path, monkeypatch):
+    from lmm_utils import stage
+
+    (tmp_path / "lmm_utils").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "notebooks").mkdir()
+    params = load_params(ROOT / "params.yaml")
+    params["map"]["seeds"] = [0, -1]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"stage error: params.yaml: map\.seeds"):
+        stage.main([str(ROOT / "notebooks/07_map.ipynb"), "--sections", "map,features"])
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+
+
+# --- checkpoints given to the CLI ---------------------------------------------------------------------------
+
+def test_missing_truncated_and_foreign_checkpoints_are_clear_errors(tmp_path, capsys):
+    from lmm_utils.methods.common import make_g, make_h, save_g, save_h
+    from lmm_utils.models.performer import PerformerConfig
+    from lmm_utils.models.transcriber import TranscriberConfig
+
+    sf.write(tmp_path / "a.wav", _tone(16000, 1.0), 16000)
+    args = ["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "--run"]
+    assert cli.main([*args, str(tmp_path / "nowhere")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    assert cli.main([*args, str(run)]) == 1
+    assert "has no h.pt" in capsys.readouterr().err
+    torch.manual_seed(0)
+    save_h(make_h(TranscriberConfig.tiny(), FeatureConfig()), run / "whole.pt")
+    whole = (run / "whole.pt").read_bytes()
+    (run / "h.pt").write_bytes(whole[: len(whole) // 2])
+    assert cli.main([*args, str(run)]) == 1
+    assert "not a readable h checkpoint" in capsys.readouterr().err
+    save_g(make_g(PerformerConfig.tiny()), run / "h.pt")  # a g checkpoint under h's name
+    assert cli.main([*args, str(run)]) == 1
+    assert "not a readable h checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "a.mid").exists()
+
+
+# --- notebooks whose parameters cell drifted from params.yaml -----------------------------------------------
+
+def _notebook(tmp_path: Path, params_source: str, tagged: bool = True, later: str = "print(split)") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "lmm", "language": "python", "display_name": "Python (lmm)"}
+    nb.metadata["language_info"] = {"name": "python"}
+    cell = nbformat.v4.new_code_cell(params_source)
+    if tagged:
+        cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(later)]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_notebook_parameters_cell_checks(tmp_path):
+    split = load_params(ROOT / "params.yaml")["split"]
+    same = _notebook(tmp_path, f"split = {split!r}")
+    assert check_notebook_parameters(same, {"split": split}) == []
+    edited = _notebook(tmp_path, f"split = {dict(split, seed=7)!r}")
+    assert check_notebook_parameters(edited, {"split": split}) == [
+        "nb.ipynb: split.seed = 7 in the notebook, 0 in params.yaml"]
+    with pytest.raises(StageError, match="no cell tagged 'parameters'"):
+        check_notebook_parameters(_notebook(tmp_path, f"split = {split!r}", tagged=False), {"split": split})
+    with pytest.raises(StageError, match=r"does not define \['split'\]"):
+        check_notebook_parameters(_notebook(tmp_path, "splits = {}"), {"split": split})
+    with pytest.raises(StageError, match="assigns \\['split'\\] again"):
+        check_notebook_parameters(_notebook(tmp_path, f"split = {split!r}", later="split = {'seed': 3}"),
+                                  {"split": split})
+
+
+@pytest.mark.slow
+def test_an_edited_parameters_cell_does_not_override_params_yaml(tmp_path, monkeypatch, capsys):
+    """Run a notebook whose default disagrees with params.yaml through the stage runner: params.yaml wins."""
+    from lmm_utils import stage
+
+    (tmp_path / "lmm_utils").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "params.yaml").write_text("engrave: {height: 160, workers: 0}\n")
+    nb = _notebook(tmp_path / "notebooks", "engrave = {'height': 99, 'workers': 0}",
+                   later="import json; open('seen.json', 'w').write(json.dumps(engrave))")
+    monkeypatch.chdir(tmp_path)
+    stage.main([str(nb.relative_to(tmp_path)), "--sections", "engrave"])
+    assert json.loads((tmp_path / "seen.json").read_text())["height"] == 160
+    assert "engrave.height = 99 in the notebook, 160 in params.yaml" in capsys.readouterr().err
+    assert (tmp_path / "reports" / "nb.ipynb").is_file()
