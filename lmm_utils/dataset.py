@@ -165,7 +165,7 @@ def sample_conditions(section: dict, rng: np.random.Generator) -> RecordingCondi
     )
 
 
-_renderer: FluidRenderer | None = None  # one per worker process, kept alive across renders
+_renderer: FluidRenderer | None = None  # one per worker process (it checks for FluidSynth once)
 
 
 @dataclass

@@ -1,12 +1,18 @@
 """Motion -> audio with FluidSynth, under randomized recording conditions.
 
-One `FluidRenderer` per worker process keeps its synthesizer and soundfonts loaded, so a render
-costs only the synthesis itself (the fluidsynth command line reloads the soundfont at every call,
-~0.2 s). Events are scheduled sample-accurately by rendering the gaps between them.
+Every render gets a fresh FluidSynth instance, so an excerpt's audio is a function of its performance and
+conditions alone, bit for bit. Measured: a reused synth renders the same excerpt differently (by up to 5 %
+of peak) after a render with another preset or with reverb, since neither system_reset nor silence clears
+that state; and FluidSynth's 16-bit output adds dither whose phase depends on every sample rendered before.
+With dynamic sample loading (only the selected preset's samples are read) a fresh synth costs 10-30 ms,
+against ~0.2 s for the fluidsynth command line. Events are scheduled sample-accurately by rendering the
+gaps between them, and the audio is read as float (no dither).
 """
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
+import functools
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -68,67 +74,76 @@ def check_fluidsynth() -> None:
         raise MissingSystemDependency(f"pyfluidsynth could not load libfluidsynth ({exc}). {INSTALL_HINT}") from exc
 
 
+@functools.cache
+def _float_writer():
+    """libfluidsynth's fluid_synth_write_float (pyfluidsynth wraps only the dithered 16-bit writer)."""
+    import fluidsynth
+
+    return fluidsynth.cfunc("fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1),
+                            ("len", ctypes.c_int, 1), ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1),
+                            ("lincr", ctypes.c_int, 1), ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1),
+                            ("rincr", ctypes.c_int, 1))
+
+
 class FluidRenderer:
-    """A FluidSynth instance with soundfonts loaded once; renders performances to mono float32."""
+    """Renders performances to mono float32 through FluidSynth, a fresh synth per render (see above)."""
 
     def __init__(self, sample_rate: int = 16000):
         check_fluidsynth()
+        self.sample_rate = int(sample_rate)
+
+    def _new_synth(self, cond: RecordingConditions):
         import fluidsynth
 
-        self.sample_rate = int(sample_rate)
-        self._synth = fluidsynth.Synth(samplerate=float(self.sample_rate), gain=1.0)
-        self._synth.setting("synth.chorus.active", 0)
-        self._sfids: dict[Path, int] = {}
-        self._samples_done = 0  # FluidSynth works in 64-sample blocks; renders start on a block boundary
+        path = find_soundfont(cond.soundfont)
+        fs = fluidsynth.Synth(samplerate=float(self.sample_rate), gain=1.0)
+        fs.setting("synth.chorus.active", 0)
+        fs.setting("synth.dynamic-sample-loading", 1)
+        sfid = fs.sfload(str(path))
+        if sfid < 0:
+            fs.delete()
+            raise ValueError(f"FluidSynth could not load soundfont {path} (corrupt or not a soundfont?)")
+        if fs.program_select(0, sfid, cond.bank, cond.preset) != 0:
+            fs.delete()
+            raise ValueError(f"Soundfont {cond.soundfont!r} has no preset {cond.bank}:{cond.preset}")
+        fs.set_reverb(roomsize=cond.reverb_room, damping=0.3, width=0.8, level=cond.reverb_level)
+        return fs
 
-    def _samples(self, n: int) -> np.ndarray:
-        self._samples_done += n
-        return self._synth.get_samples(n)
-
-    def _sfid(self, soundfont: str) -> int:
-        path = find_soundfont(soundfont)
-        if path not in self._sfids:
-            sfid = self._synth.sfload(str(path))
-            if sfid < 0:
-                raise ValueError(f"FluidSynth could not load soundfont {path} (corrupt or not a soundfont?)")
-            self._sfids[path] = sfid
-        return self._sfids[path]
+    @staticmethod
+    def _samples(fs, n: int) -> np.ndarray:
+        """n stereo frames, interleaved, on the int16 scale the conditions expect."""
+        buf = np.zeros(2 * n, np.float32)
+        _float_writer()(fs.synth, n, buf.ctypes.data, 0, 2, buf.ctypes.data, 1, 2)
+        return buf * 32768.0
 
     def render(self, perf: Performance, cond: RecordingConditions, tail: float = 1.0) -> np.ndarray:
         """Render `perf` and return mono float32 audio of length (duration + tail) seconds."""
-        fs, sr = self._synth, self.sample_rate
-        sfid = self._sfid(cond.soundfont)
-        fs.system_reset()  # voices, controllers, reverb state: each render starts from the same synth state
-        self._samples(-self._samples_done % 64)  # and on a 64-sample block boundary
-        if fs.program_select(0, sfid, cond.bank, cond.preset) != 0:
-            raise ValueError(f"Soundfont {cond.soundfont!r} has no preset {cond.bank}:{cond.preset}")
-        fs.set_reverb(roomsize=cond.reverb_room, damping=0.3, width=0.8, level=cond.reverb_level)
-
-        events = []  # (sample, order, kind, a, b); note-offs sort before note-ons at the same time
-        for n in perf.notes:
-            events.append((int(round(n.onset * sr)), 1, "on", n.pitch, n.velocity))
-            events.append((int(round(n.offset * sr)), 0, "off", n.pitch, 0))
-        for p in perf.pedal:
-            events.append((int(round(p.time * sr)), 0, "cc", 64, 127 if p.down else 0))
-        events.sort()
-        total = int(round((perf.duration + tail) * sr))
-        chunks, cursor = [], 0
-        for sample, _, kind, a, b in events:
-            if sample > cursor:
-                chunks.append(self._samples(sample - cursor))
-                cursor = sample
-            if kind == "on":
-                fs.noteon(0, a, b)
-            elif kind == "off":
-                fs.noteoff(0, a)
-            else:
-                fs.cc(0, a, b)
-        if total > cursor:
-            chunks.append(self._samples(total - cursor))
-        # Silence the synth so the next render starts clean (reverb tail included).
-        fs.cc(0, 64, 0)
-        fs.cc(0, 123, 0)
-        self._samples(sr // 2)
+        sr = self.sample_rate
+        fs = self._new_synth(cond)
+        try:
+            events = []  # (sample, order, kind, a, b); note-offs sort before note-ons at the same time
+            for n in perf.notes:
+                events.append((int(round(n.onset * sr)), 1, "on", n.pitch, n.velocity))
+                events.append((int(round(n.offset * sr)), 0, "off", n.pitch, 0))
+            for p in perf.pedal:
+                events.append((int(round(p.time * sr)), 0, "cc", 64, 127 if p.down else 0))
+            events.sort()
+            total = int(round((perf.duration + tail) * sr))
+            chunks, cursor = [], 0
+            for sample, _, kind, a, b in events:
+                if sample > cursor:
+                    chunks.append(self._samples(fs, sample - cursor))
+                    cursor = sample
+                if kind == "on":
+                    fs.noteon(0, a, b)
+                elif kind == "off":
+                    fs.noteoff(0, a)
+                else:
+                    fs.cc(0, a, b)
+            if total > cursor:
+                chunks.append(self._samples(fs, total - cursor))
+        finally:
+            fs.delete()
         stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
         audio = stereo.mean(axis=1)
         return apply_conditions(audio, cond, sr)
