@@ -18,11 +18,19 @@ git init -q
 git add -A >/dev/null && git -c user.name=bench -c user.email=bench@localhost commit -qm "benchmark copy"
 export PATH="$ROOT/.venv/bin:$PATH" DVC_NO_ANALYTICS=1
 [ $# -ge 1 ] && python -m lmm_utils.params apply "$ROOT/$1" >/dev/null
-for stage in $(dvc stage list --name-only); do
+# stages in dependency order (dvc stage list follows dvc.yaml's order, which is not one)
+STAGES=$(python -c "
+from dvc.repo import Repo
+import networkx as nx
+print(' '.join(s.addressing for s in reversed(list(nx.topological_sort(Repo().index.graph)))))")
+total=0 peak=0
+for stage in $STAGES; do
     start=$(date +%s)
     /usr/bin/time -v -o "$WORK/time-$stage.txt" dvc repro --single-item "$stage" >"$WORK/log-$stage.txt" 2>&1 \
         || { echo "stage $stage failed; log:"; tail -30 "$WORK/log-$stage.txt"; exit 1; }
     end=$(date +%s)
     rss_kib=$(grep "Maximum resident" "$WORK/time-$stage.txt" | awk '{print $NF}')
     printf "%-45s %5d s   peak RSS of its largest process %5d MiB\n" "$stage" $((end - start)) $((rss_kib / 1024))
+    total=$((total + end - start)); [ "$rss_kib" -gt "$peak" ] && peak=$rss_kib
 done
+printf "%-45s %5d s   peak RSS of the largest process   %5d MiB\n" "whole pipeline" "$total" $((peak / 1024))

@@ -49,7 +49,27 @@ def default_device(requested: str = "auto") -> torch.device:
     device = torch.device(requested)
     if device.type == "cuda" and device.index is None and env_world_size() > 1:
         device = torch.device("cuda", env_local_rank())
+    if device.type == "cuda":
+        configure_cuda_determinism()
     return device
+
+
+def configure_cuda_determinism() -> bool:
+    """With LMM_DETERMINISTIC=1: deterministic CUDA kernels, no TF32, no cuDNN autotuning (slower).
+
+    Without it, GPU runs are reproducible only up to floating-point noise: cuDNN/cuBLAS pick kernels per
+    run, some backward kernels add with atomics in no fixed order, and TF32/bf16 round differently from
+    the CPU. Even with it, GPU results equal other GPU runs on the same hardware and software, not CPU runs.
+    Untested here (no GPU in CI); torch raises if an op has no deterministic CUDA kernel.
+    """
+    if os.environ.get("LMM_DETERMINISTIC", "0") != "1":
+        return False
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for repeatable reductions
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return True
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,20 @@ def test_uneven_global_batch_is_refused(monkeypatch):
     ctx = DistContext(rank=1, world_size=2)
     a, b = ctx.shard((torch.arange(8), torch.arange(8) * 10))
     assert a.tolist() == [4, 5, 6, 7] and b.tolist() == [40, 50, 60, 70]
+
+
+def test_deterministic_cuda_mode_is_opt_in(monkeypatch):
+    import torch
+
+    from lmm_utils.distributed import configure_cuda_determinism
+
+    monkeypatch.delenv("LMM_DETERMINISTIC", raising=False)
+    assert configure_cuda_determinism() is False
+    monkeypatch.setenv("LMM_DETERMINISTIC", "1")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        assert configure_cuda_determinism() is True
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cuda.matmul.allow_tf32
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -88,3 +88,83 @@ def test_second_repro_runs_nothing_and_a_render_change_reruns_only_downstream(pr
     changed = _stages_run(_run(["dvc", "repro", "--dry"], dst))
     assert "perform" in changed
     assert not changed & {"corpus", "split", "engrave", "pretrain@V"}, changed
+
+
+# --- determinism and interrupted stages ------------------------------------------------------------------
+
+TIMING_KEYS = ("seconds", "per_s", "_s", "time", "timestamp", "wall", "speed", "realtime", "x_real_time")
+
+
+def _tree_md5(root: Path, rels: list[str]) -> dict[str, str]:
+    """md5 of every file under the given outputs (directories walked)."""
+    import hashlib
+
+    out = {}
+    for rel in rels:
+        base = root / rel
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for f in files:
+            out[str(f.relative_to(root))] = hashlib.md5(f.read_bytes()).hexdigest()
+    return out
+
+
+def _untimed(obj):
+    """A metrics JSON without its wall-clock figures (timings are measurements, not results)."""
+    if isinstance(obj, dict):
+        return {k: _untimed(v) for k, v in obj.items() if not any(t in k.lower() for t in TIMING_KEYS)}
+    if isinstance(obj, list):
+        return [_untimed(v) for v in obj]
+    return obj
+
+
+# Every kind of stage that draws random numbers or trains: rendering, S, both LMs, two mapping runs.
+RERUN = ["perform", "synth", "pretrain@V", "pretrain@A", "map@lmm-2-0", "map@supervised-0-0"]
+RERUN_OUTS = ["data/audio", "data/motion", "data/synth", "data/lm/V", "data/lm/A", "data/runs/lmm-K2-s0",
+              "data/runs/supervised-K0-s0"]
+RERUN_METRICS = ["reports/metrics/data.json", "reports/metrics/synth.json", "reports/metrics/pretrain_V.json",
+                 "reports/metrics/pretrain_A.json", "reports/metrics/map/lmm-K2-s0.json",
+                 "reports/metrics/map/supervised-K0-s0.json"]
+
+
+def test_rerunning_stages_gives_identical_data_checkpoints_and_metrics(project):
+    dst, _ = project
+    stage_names = set(_run(["dvc", "stage", "list", "--name-only"], dst).split())
+    assert set(RERUN) <= stage_names, set(RERUN) - stage_names
+    before = _tree_md5(dst, RERUN_OUTS)
+    metrics_before = {m: _untimed(json.loads((dst / m).read_text())) for m in RERUN_METRICS}
+    assert any(k.endswith(".pt") for k in before) and any(k.endswith(".flac") for k in before)
+    for stage in RERUN:
+        _run(["dvc", "repro", "--force", "--single-item", stage], dst)
+    after = _tree_md5(dst, RERUN_OUTS)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"{len(changed)} of {len(before)} files differ after a rerun, e.g. {changed[:5]}"
+    for m in RERUN_METRICS:
+        assert _untimed(json.loads((dst / m).read_text())) == metrics_before[m], m
+
+
+def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
+    import signal
+    import time
+
+    dst, _ = project
+    stage, outs = "map@lmm-2-0", ["data/runs/lmm-K2-s0", "reports/map/lmm-K2-s0.ipynb"]
+    before = _tree_md5(dst, outs)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=dst, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    running = dst / "reports/map/.lmm-K2-s0.running.ipynb"
+    deadline = time.time() + 120
+    while not running.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert running.exists(), "the stage never started its notebook"
+    time.sleep(4)  # into the notebook: the kernel is importing, loading S, training
+    assert proc.poll() is None, "the stage finished before it could be killed; the test needs a longer stage"
+    os.killpg(proc.pid, signal.SIGKILL)  # dvc, papermill and the kernel, as a crash or a power cut would
+    proc.wait()
+    for rel in outs:
+        assert not (dst / rel).exists(), f"{rel} exists after the kill and would look finished"
+    status = _run(["dvc", "status", stage], dst)
+    assert "deleted" in status or "changed" in status, status
+    redo = _run(["dvc", "repro", stage], dst)
+    assert stage in _stages_run(redo)
+    assert _tree_md5(dst, outs[:1]) == {k: v for k, v in before.items() if k.startswith(outs[0])}

@@ -36,9 +36,12 @@ from ..score import ScoreExcerpt
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from ..distributed import configure_cuda_determinism
+
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda":
+        configure_cuda_determinism()
+    return device
 
 
 def module_device(m: nn.Module) -> torch.device:
