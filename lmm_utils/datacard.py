@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import paths
-from .io import read_json, read_jsonl, write_json
+from .io import atomic_path, read_json, read_jsonl, write_json
 from .score import ScoreExcerpt
 
 
@@ -57,7 +57,7 @@ def write_histograms(out_dir: Path = paths.PLOTS_DIR) -> dict[str, Path]:
     for name, counter, xname in (("pitch", notes_pitch, "midi_pitch"), ("duration", notes_dur, "beats"),
                                  ("tempo", tempi, "bpm")):
         path = out_dir / f"data_{name}_hist.csv"
-        with open(path, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow([xname, "count"])
             for key in sorted(counter):

@@ -86,10 +86,11 @@ class LanguageModel:
                  "tokenizer": self.tokenizer.to_dict(), "info": self.info},
                 tmp,
             )
-        (folder / INFO).write_text(json.dumps(
-            {"model_config": self.model.cfg.to_dict(), "tokenizer": {"modality": self.tokenizer.modality,
-             "config": self.tokenizer.config(), "vocab_size": self.tokenizer.vocab_size}, **self.info},
-            indent=1, default=str))
+        with atomic_path(folder / INFO) as tmp:
+            tmp.write_text(json.dumps(
+                {"model_config": self.model.cfg.to_dict(), "tokenizer": {"modality": self.tokenizer.modality,
+                 "config": self.tokenizer.config(), "vocab_size": self.tokenizer.vocab_size}, **self.info},
+                indent=1, default=str))
         return folder
 
     @classmethod

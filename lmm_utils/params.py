@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from .io import atomic_path
+
 PARAMS_FILE = Path("params.yaml")
 
 
@@ -71,7 +73,8 @@ def deep_merge(base: dict, override: dict) -> dict:
 def apply_profile(profile: str | Path, params_path: str | Path = PARAMS_FILE) -> dict:
     """Overwrite params.yaml with itself deep-merged with a profile file; returns the result."""
     merged = deep_merge(load_params(params_path), load_params(profile))
-    Path(params_path).write_text(yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+    with atomic_path(params_path) as tmp:
+        tmp.write_text(yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
     return merged
 
 
@@ -91,7 +94,8 @@ def sync_notebook(path: str | Path, params: dict) -> bool:
     if source == cell.source:
         return False
     cell.source = source
-    nbformat.write(nb, str(path))
+    with atomic_path(path) as tmp:
+        nbformat.write(nb, str(tmp))
     return True
 
 

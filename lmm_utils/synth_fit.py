@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from .io import atomic_path
 from .features import FeatureConfig, log_mel
 from .models.synth import SynthBase, harmonic_log_templates
 from .motion import N_KEYS, PIANO_HIGH, PIANO_LOW, PedalEvent, Performance, PerformedNote, to_roll
@@ -541,7 +542,8 @@ def plot_spectrograms(panels: dict[str, np.ndarray], path: str | Path | None, ti
         fig.suptitle(title, fontsize=10)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
     return fig
 
 
@@ -563,7 +565,8 @@ def plot_fit_curves(histories: dict[str, dict], path: str | Path | None):
     ax.grid(alpha=0.3)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
     return fig
 
 

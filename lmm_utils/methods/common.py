@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..features import FeatureConfig
+from ..io import atomic_path
 from ..models.performer import (N_NOTE_FEATURES, Performer, PerformerConfig, ScoreBatch, encode_scores,
                                 note_targets, performer_loss, soft_roll)
 from ..models.transcriber import DecodeConfig, Transcriber, TranscriberConfig, decode
@@ -485,7 +486,8 @@ def save_h(h: HModel, path: str | Path, extra: dict | None = None) -> None:
     else:
         ck.update(kind="transcriber", transcriber=asdict(net.cfg))
     ck["state_dict"] = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    torch.save(ck, path)
+    with atomic_path(path) as tmp:  # a torn checkpoint never sits under the final name
+        torch.save(ck, tmp)
 
 
 def load_h(path: str | Path, lm_root: str | Path = ".") -> HModel:
@@ -504,7 +506,8 @@ def save_g(g: GModel, path: str | Path, extra: dict | None = None) -> None:
     ck = {"kind": "lm_performer" if g.lm is not None else "performer", "performer": cfg,
           "lm": g.lm.path if g.lm is not None else None, "lm_md5": _lm_hash(g.lm.path, getattr(g.lm, "root", ".")) if g.lm is not None else None,
           "state_dict": {k: v.detach().cpu() for k, v in g.net.state_dict().items()}, "extra": extra or {}}
-    torch.save(ck, path)
+    with atomic_path(path) as tmp:  # a torn checkpoint never sits under the final name
+        torch.save(ck, tmp)
 
 
 def load_g(path: str | Path, lm_root: str | Path = ".") -> GModel:
