@@ -61,6 +61,16 @@ class TokenStream:
 
 
 # -- the bundle ---------------------------------------------------------------------------------
+TIMING_KEYS = ("seconds", "tokens_per_s")
+
+
+def without_timings(info):
+    """`info` without its wall-clock measurements (at any depth)."""
+    if isinstance(info, dict):
+        return {k: without_timings(v) for k, v in info.items() if k not in TIMING_KEYS}
+    return info
+
+
 @dataclass
 class LanguageModel:
     model: Transformer
@@ -77,13 +87,14 @@ class LanguageModel:
         return self.model.cfg.block_size
 
     def save(self, folder: str | Path) -> Path:
-        """folder/lm.pt (config + weights + tokenizer + info) and folder/info.json (readable)."""
+        """folder/lm.pt (config + weights + tokenizer + info) and folder/info.json (readable). The checkpoint
+        leaves out wall-clock figures (seconds, tokens/s), so the same training gives the same bytes."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / CHECKPOINT) as tmp:  # an interrupted save never leaves a torn checkpoint
             torch.save(
                 {"model_config": self.model.cfg.to_dict(), "state_dict": self.model.state_dict(),
-                 "tokenizer": self.tokenizer.to_dict(), "info": self.info},
+                 "tokenizer": self.tokenizer.to_dict(), "info": without_timings(self.info)},
                 tmp,
             )
         with atomic_path(folder / INFO) as tmp:

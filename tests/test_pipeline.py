@@ -96,11 +96,13 @@ def test_second_repro_runs_nothing_and_a_render_change_reruns_only_downstream(pr
 
 # --- determinism and interrupted stages ------------------------------------------------------------------
 
-TIMING_KEYS = ("seconds", "per_s", "_s", "time", "timestamp", "wall", "speed", "realtime", "x_real_time")
+def _is_timing(key: str) -> bool:
+    """Wall-clock measurements: *seconds*, *per_s, and synth's `speed` block (the only such keys written)."""
+    return "seconds" in key or key.endswith("per_s") or key == "speed"
 
 
 def _tree_md5(root: Path, rels: list[str]) -> dict[str, str]:
-    """md5 of every file under the given outputs (directories walked)."""
+    """md5 of every file under the given outputs (directories walked); JSON files without their timings."""
     import hashlib
 
     out = {}
@@ -108,14 +110,17 @@ def _tree_md5(root: Path, rels: list[str]) -> dict[str, str]:
         base = root / rel
         files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
         for f in files:
-            out[str(f.relative_to(root))] = hashlib.md5(f.read_bytes()).hexdigest()
+            data = f.read_bytes()
+            if f.suffix == ".json":
+                data = json.dumps(_untimed(json.loads(data)), sort_keys=True).encode()
+            out[str(f.relative_to(root))] = hashlib.md5(data).hexdigest()
     return out
 
 
 def _untimed(obj):
     """A metrics JSON without its wall-clock figures (timings are measurements, not results)."""
     if isinstance(obj, dict):
-        return {k: _untimed(v) for k, v in obj.items() if not any(t in k.lower() for t in TIMING_KEYS)}
+        return {k: _untimed(v) for k, v in obj.items() if not _is_timing(k)}
     if isinstance(obj, list):
         return [_untimed(v) for v in obj]
     return obj
@@ -142,13 +147,12 @@ def test_rerunning_stages_gives_identical_data_checkpoints_and_metrics(project):
         _run(["dvc", "repro", "--force", "--single-item", stage], dst)
     after = _tree_md5(dst, RERUN_OUTS)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert not changed, f"{len(changed)} of {len(before)} files differ after a rerun, e.g. {changed[:5]}"
+    assert not changed, f"{len(changed)} of {len(before)} files differ after a rerun: {changed[:20]}"
     for m in RERUN_METRICS:
         assert _untimed(json.loads((dst / m).read_text())) == metrics_before[m], m
 
 
 def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
-    import signal
     import time
 
     dst, _ = project
@@ -157,19 +161,41 @@ def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=dst, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    running = dst / "reports/map/.lmm-K2-s0.running.ipynb"
+    import psutil
+
+    def family() -> list:  # dvc, papermill and the kernel
+        try:
+            return [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+
     deadline = time.time() + 120
-    while not running.exists() and time.time() < deadline and proc.poll() is None:
+    def kernel_started() -> bool:
+        for p in family():
+            try:
+                if "ipykernel" in " ".join(p.cmdline()):
+                    return True
+            except psutil.Error:  # exited meanwhile
+                pass
+        return False
+
+    while proc.poll() is None and time.time() < deadline and not kernel_started():
         time.sleep(0.2)
-    assert running.exists(), "the stage never started its notebook"
-    time.sleep(4)  # into the notebook: the kernel is importing, loading S, training
+    time.sleep(3)  # the kernel is importing, loading S and the LMs, training
     assert proc.poll() is None, "the stage finished before it could be killed; the test needs a longer stage"
-    os.killpg(proc.pid, signal.SIGKILL)  # dvc, papermill and the kernel, as a crash or a power cut would
+    assert (dst / "reports/map/.lmm-K2-s0.running.ipynb").exists(), "the notebook is not running"
+    procs = family()
+    for p in procs:  # SIGKILL to every process of the stage, as a crash or a power cut would
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
     proc.wait()
+    psutil.wait_procs(procs, timeout=10)
     for rel in outs:
         assert not (dst / rel).exists(), f"{rel} exists after the kill and would look finished"
     status = _run(["dvc", "status", stage], dst)
     assert "deleted" in status or "changed" in status, status
     redo = _run(["dvc", "repro", stage], dst)
-    assert stage in _stages_run(redo)
+    assert stage in _stages_run(redo) or f"Stage '{stage}' is cached - skipping run, checking out outputs" in redo, redo
     assert _tree_md5(dst, outs[:1]) == {k: v for k, v in before.items() if k.startswith(outs[0])}
