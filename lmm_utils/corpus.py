@@ -39,9 +39,11 @@ class WorkRef:
 
     @property
     def id(self) -> str:
-        stem = self.label or Path(self.source).name
-        for suffix in (".abc", ".mxl", ".xml", ".musicxml", ".krn", ".mid", ".midi") if not self.label else ():
-            stem = stem.removesuffix(suffix)
+        stem = self.label
+        if stem is None:
+            stem = Path(self.source).name
+            for suffix in (".abc", ".mxl", ".xml", ".musicxml", ".krn", ".mid", ".midi"):
+                stem = stem.removesuffix(suffix)
         slug = re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_")
         return f"{self.collection}-{slug}" + (f"-{self.number}" if self.number is not None else "")
 

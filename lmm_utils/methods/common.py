@@ -37,12 +37,9 @@ from ..score import ScoreExcerpt
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    from ..distributed import configure_cuda_determinism
+    from ..distributed import default_device  # auto -> CUDA if present; LMM_DETERMINISTIC applies there
 
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    if device.type == "cuda":
-        configure_cuda_determinism()
-    return device
+    return default_device(name)
 
 
 def module_device(m: nn.Module) -> torch.device:
