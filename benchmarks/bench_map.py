@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def stage_cmd(method: str, K: int, seed: int) -> list[str]:
     name = f"{method}-K{K}-s{seed}"
-    return [sys.executable, "-m", "lmm_utils.stage", "notebooks/07_map.ipynb", "--sections", "map,features",
+    return [sys.executable, "-m", "lmm_utils.pipeline.stage", "notebooks/07_map.ipynb", "--sections", "map,features",
             "-p", f"method={method}", "-p", f"K={K}", "-p", f"seed={seed}", "--out", f"reports/map/{name}.ipynb"]
 
 
@@ -90,7 +90,7 @@ def main() -> None:
             done(fut.result())
     if args.summary:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "lmm_utils.stage", "notebooks/08_summary.ipynb", "--sections", "map",
+        subprocess.run([sys.executable, "-m", "lmm_utils.pipeline.stage", "notebooks/08_summary.ipynb", "--sections", "map",
                         "--out", "reports/08_summary.ipynb"], cwd=ROOT, env=env, check=True)
         print(f"summary: {time.perf_counter() - t0:.1f} s")
     print(f"{len(rows)} runs: wall {time.perf_counter() - t_all:.0f} s, CPU {sum(r['cpu_s'] for r in rows):.0f} s")

@@ -17,7 +17,7 @@ git init -q
 # dvclive (stages pretrain, synth) needs a commit to attach its experiment to
 git add -A >/dev/null && git -c user.name=bench -c user.email=bench@localhost commit -qm "benchmark copy"
 export PATH="$ROOT/.venv/bin:$PATH" DVC_NO_ANALYTICS=1
-[ $# -ge 1 ] && python -m lmm_utils.params apply "$ROOT/$1" >/dev/null
+[ $# -ge 1 ] && python -m lmm_utils.core.params apply "$ROOT/$1" >/dev/null
 # stages in dependency order (dvc stage list follows dvc.yaml's order, which is not one)
 STAGES=$(python -c "
 from dvc.repo import Repo

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from lmm_utils.features import FeatureConfig
+from lmm_utils.core.features import FeatureConfig
 from lmm_utils.models.transcriber import Transcriber, TranscriberConfig, decode, n_parameters, transcription_loss
 
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from lmm_utils.alignment import (AlignConfig, TemplateSynth, align_pair, alignment_accuracy, render_logmel,
+from lmm_utils.methods.alignment import (AlignConfig, TemplateSynth, align_pair, alignment_accuracy, render_logmel,
                                  time_map)
-from lmm_utils.features import FeatureConfig, log_mel
+from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.models.performer import PlainConfig, plain_performance
-from lmm_utils.motion import PerformedNote, Performance
-from lmm_utils.score import ScoreExcerpt, ScoreNote
+from lmm_utils.core.motion import PerformedNote, Performance
+from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 
 FEAT = FeatureConfig()
 
@@ -61,7 +61,7 @@ def test_recovers_onsets_of_a_tempo_changed_rendering(voices, factor):
 
 
 def test_aligns_a_fluidsynth_recording_with_a_crude_template():
-    render = pytest.importorskip("lmm_utils.render")
+    render = pytest.importorskip("lmm_utils.data.render")
     try:
         renderer = render.FluidRenderer(FEAT.sample_rate)
         cond = render.RecordingConditions("FluidR3_GM.sf2", reverb_level=0.1, gain_db=-6.0)

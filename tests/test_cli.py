@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from lmm_utils import cli
-from lmm_utils.features import FeatureConfig
-from lmm_utils.inference import ChunkConfig, read_notes, score_from_file, transcribe_file, windows
-from lmm_utils.motion import N_KEYS, Performance, PerformedNote, read_midi, write_midi
+from lmm_utils.app import cli
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.app.inference import ChunkConfig, read_notes, score_from_file, transcribe_file, windows
+from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, read_midi, write_midi
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_help_of_every_command():
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         assert e.value.code == 0
-    out = subprocess.run([sys.executable, "-m", "lmm_utils.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "lmm_utils.app.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "transcribe" in out.stdout
 
 
@@ -212,4 +212,4 @@ def test_evaluate_corrupt_and_unsupported(tmp_path, capsys):
 
 def test_console_script_is_declared(root):
     text = (root / "pyproject.toml").read_text()
-    assert 'lmm = "lmm_utils.cli:main"' in text
+    assert 'lmm = "lmm_utils.app.cli:main"' in text

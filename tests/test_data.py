@@ -4,15 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from lmm_utils.corpus import (CHORALES, CorpusError, Piece, WorkRef, deduplicate, list_user_works, list_works,
+from lmm_utils.data.corpus import (CHORALES, CorpusError, Piece, WorkRef, deduplicate, list_user_works, list_works,
                               melody_hash, parse_work, parse_works)
-from lmm_utils.engrave import EngraveConfig, engrave, spell
-from lmm_utils.excerpts import ExcerptConfig, bar_windows, make_excerpts
-from lmm_utils.motion import Performance, PerformedNote, read_midi, to_roll, from_roll, write_midi
-from lmm_utils.pianist import PianistConfig, perform
-from lmm_utils.pools import POOLS, LeakageError, SplitError, TrainingData, check_disjoint, check_fractions, split_pieces
-from lmm_utils.render import FluidRenderer, MissingSystemDependency, RecordingConditions, find_soundfont
-from lmm_utils.score import ScoreExcerpt, ScoreNote
+from lmm_utils.data.engrave import EngraveConfig, engrave, spell
+from lmm_utils.data.excerpts import ExcerptConfig, bar_windows, make_excerpts
+from lmm_utils.core.motion import Performance, PerformedNote, read_midi, to_roll, from_roll, write_midi
+from lmm_utils.data.pianist import PianistConfig, perform
+from lmm_utils.data.pools import POOLS, LeakageError, SplitError, TrainingData, check_disjoint, check_fractions, split_pieces
+from lmm_utils.data.render import FluidRenderer, MissingSystemDependency, RecordingConditions, find_soundfont
+from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 
 
 def make_piece(pid, pitches, collection="folk", durs=None, meter="4/4", transpose=0):
@@ -264,7 +264,7 @@ def test_training_data_refuses_test_pool_motion_and_ua_scores(tmp_path):
 
 
 def test_missing_fluidsynth_library_names_the_packages(monkeypatch):
-    import lmm_utils.render as render
+    import lmm_utils.data.render as render
 
     monkeypatch.setattr(render.ctypes.util, "find_library", lambda name: None)
     monkeypatch.setattr(render.shutil, "which", lambda name: None)
@@ -273,7 +273,7 @@ def test_missing_fluidsynth_library_names_the_packages(monkeypatch):
 
 
 def test_corpus_stage_fails_clearly_when_nothing_parses(tmp_path, monkeypatch):
-    from lmm_utils.dataset import build_corpus
+    from lmm_utils.data.stages import build_corpus
 
     folder = tmp_path / "broken"
     folder.mkdir()

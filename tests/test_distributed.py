@@ -41,7 +41,7 @@ def test_two_processes_match_one(tmp_path):
 
 
 def test_uneven_global_batch_is_refused(monkeypatch):
-    from lmm_utils.distributed import DistContext
+    from lmm_utils.training.distributed import DistContext
 
     with pytest.raises(ValueError, match="divisible"):
         DistContext(rank=0, world_size=3).check_batch_size(8)
@@ -53,7 +53,7 @@ def test_uneven_global_batch_is_refused(monkeypatch):
 def test_deterministic_cuda_mode_is_opt_in(monkeypatch):
     import torch
 
-    from lmm_utils.distributed import configure_cuda_determinism
+    from lmm_utils.training.distributed import configure_cuda_determinism
 
     monkeypatch.delenv("LMM_DETERMINISTIC", raising=False)
     assert configure_cuda_determinism() is False

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmm_utils import curves, evaluate as ev
-from lmm_utils.motion import Performance, PerformedNote, write_midi
+from lmm_utils.evaluation import curves
+
+from lmm_utils.evaluation import scoring as ev
+from lmm_utils.core.motion import Performance, PerformedNote, write_midi
 
 
 def _truth(n: int = 6) -> ev.Truth:
@@ -186,7 +188,7 @@ def test_dvc_template_renders_curve_files(sweep, tmp_path, root):
 
 
 def test_lm_similarity_measures():
-    from lmm_utils import lm_similarity as sim
+    from lmm_utils.lm import similarity as sim
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 16))
@@ -214,7 +216,7 @@ def test_figures_are_written(sweep, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from lmm_utils import plots
+    from lmm_utils.evaluation import plots
 
     _, truth, _, table = sweep
     cs = [c for c in curves.all_curves() if c.system == "h"]
@@ -233,7 +235,7 @@ def test_figures_are_written(sweep, tmp_path):
 
 def test_peer_stage_without_its_venv_writes_a_note(tmp_path):
     """No .venv-bp: the references stage still succeeds, and evaluation reports the peer as skipped."""
-    from lmm_utils.peers import stage as peers
+    from lmm_utils.evaluation.peers import stage as peers
 
     status = peers.run(tmp_path)
     assert status == {"available": False, "note": peers.NOTE_MISSING}
@@ -245,7 +247,7 @@ def test_peer_stage_without_its_venv_writes_a_note(tmp_path):
 
 
 def test_oracle_lm_trains_on_true_motion_and_is_labelled(tmp_path):
-    from lmm_utils import oracle_lm
+    from lmm_utils.lm import oracle as oracle_lm
 
     truth = _truth(8)
     (tmp_path / "data" / "motion").mkdir(parents=True)

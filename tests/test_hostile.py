@@ -12,14 +12,14 @@ import soundfile as sf
 import torch
 import yaml
 
-from lmm_utils import cli
-from lmm_utils.corpus import list_user_works, parse_works
-from lmm_utils.features import FeatureConfig
-from lmm_utils.inference import ChunkConfig, InputError, score_from_file, transcribe_file
-from lmm_utils.mapping import draw_pairs
-from lmm_utils.motion import N_KEYS, Performance, PerformedNote, write_midi
-from lmm_utils.params import ParamsError, check_section, load_params
-from lmm_utils.stage import StageError, check_notebook_parameters
+from lmm_utils.app import cli
+from lmm_utils.data.corpus import list_user_works, parse_works
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.app.inference import ChunkConfig, InputError, score_from_file, transcribe_file
+from lmm_utils.mapping.run import draw_pairs
+from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, write_midi
+from lmm_utils.core.params import ParamsError, check_section, load_params
+from lmm_utils.pipeline.stage import StageError, check_notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_clipped_audio_is_transcribed_with_a_warning(tmp_path, capsys):
 
 
 def test_an_hour_of_audio_is_read_in_bounded_memory(tmp_path, monkeypatch):
-    import lmm_utils.inference as inference
+    import lmm_utils.app.inference as inference
 
     sr, hour = 8000, 3600
     rng = np.random.default_rng(0)
@@ -190,7 +190,7 @@ def test_bad_params_name_the_key_at_fault(name, mutate, message):
 
 
 def test_every_section_of_params_and_profiles_passes_its_checks():
-    from lmm_utils.params import deep_merge
+    from lmm_utils.core.params import deep_merge
 
     base = load_params(ROOT / "params.yaml")
     for profile in [None, *sorted((ROOT / "profiles").glob("*.yaml"))]:
@@ -205,7 +205,7 @@ def test_more_pairs_than_the_pool_holds_is_refused():
 
 
 def test_a_stage_with_broken_params_stops_before_it_runs(tmp_path, monkeypatch):
-    from lmm_utils import stage
+    from lmm_utils.pipeline import stage
 
     (tmp_path / "lmm_utils").mkdir()
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
@@ -280,7 +280,7 @@ def test_notebook_parameters_cell_checks(tmp_path):
 @pytest.mark.slow
 def test_an_edited_parameters_cell_does_not_override_params_yaml(tmp_path, monkeypatch, capsys):
     """Run a notebook whose default disagrees with params.yaml through the stage runner: params.yaml wins."""
-    from lmm_utils import stage
+    from lmm_utils.pipeline import stage
 
     (tmp_path / "lmm_utils").mkdir()
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")

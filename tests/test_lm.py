@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lmm_utils.lm import LanguageModel, NGramBaseline, TokenStream, evaluate_lm, train_lm
+from lmm_utils.lm.model import LanguageModel, NGramBaseline, TokenStream, evaluate_lm, train_lm
 from lmm_utils.models.transformer import Transformer, TransformerConfig, autocast
-from lmm_utils.motion import Performance, PerformedNote
+from lmm_utils.core.motion import Performance, PerformedNote
 from lmm_utils.tokens import BOS, EOS
 from lmm_utils.tokens.motion import MotionTokenizer
-from lmm_utils.train import TrainConfig, lr_at
+from lmm_utils.training.loop import TrainConfig, lr_at
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""lmm_utils.mapping and lmm_utils.methods on a tiny synthetic project (a few excerpts per pool, sine-tone
+"""lmm_utils.mapping.run and lmm_utils.methods on a tiny synthetic project (a few excerpts per pool, sine-tone
 "recordings", tiny LMs and a tiny S, all made here): nested draws, the data guard, every method for 2 steps,
 the run folder and its metrics, determinism, and the summary table."""
 import json
@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from lmm_utils import mapping
-from lmm_utils.features import FeatureConfig, log_mel
+from lmm_utils.mapping import run as mapping
+from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.models.performer import plain_performance
-from lmm_utils.motion import PerformedNote, Performance
-from lmm_utils.pools import LeakageError, TrainingData
-from lmm_utils.score import ScoreExcerpt, ScoreNote
+from lmm_utils.core.motion import PerformedNote, Performance
+from lmm_utils.data.pools import LeakageError, TrainingData
+from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 
 FEAT = FeatureConfig()
 SR = FEAT.sample_rate
@@ -71,7 +71,7 @@ def _render(perf: Performance, partials: int = 6, decay: float = 3.0) -> np.ndar
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory) -> Path:
-    from lmm_utils.lm import train_lm
+    from lmm_utils.lm.model import train_lm
     from lmm_utils.models.synth import AdditiveConfig, make_synth, save_synth
     from lmm_utils.tokens.audio import AudioTokenizer
     from lmm_utils.tokens.score import ScoreTokenizer

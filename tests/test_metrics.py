@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from lmm_utils.metrics import (aggregate, dtw_align_onsets, frame_scores, note_scores, performance_scores,
+from lmm_utils.evaluation.metrics import (aggregate, dtw_align_onsets, frame_scores, note_scores, performance_scores,
                                transcription_scores)
-from lmm_utils.motion import PerformedNote, Performance
+from lmm_utils.core.motion import PerformedNote, Performance
 
 
 def _perf(seed: int = 0, n: int = 30, chords: bool = True) -> Performance:

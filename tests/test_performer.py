@@ -6,8 +6,8 @@ import torch
 
 from lmm_utils.models.performer import (PLAIN_DYNAMIC_VELOCITY, Performer, PerformerConfig, PlainConfig,
                                         encode_scores, note_targets, performer_loss, plain_performance, soft_roll)
-from lmm_utils.motion import PerformedNote, Performance, to_roll
-from lmm_utils.score import ScoreExcerpt, ScoreNote
+from lmm_utils.core.motion import PerformedNote, Performance, to_roll
+from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 
 
 def _score(seed: int, voices: int = 1, bpm: float = 96.0) -> ScoreExcerpt:

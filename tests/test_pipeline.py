@@ -37,7 +37,7 @@ def project(tmp_path_factory, request):
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
     _run(["git", "init", "-q"], dst)
-    _run([sys.executable, "-m", "lmm_utils.params", "apply", "profiles/tiny.yaml"], dst)
+    _run([sys.executable, "-m", "lmm_utils.core.params", "apply", "profiles/tiny.yaml"], dst)
     # A clone always has a commit; dvclive (training curves) refuses an empty git repository.
     _run(["git", "add", "-A"], dst)
     _run(["git", "-c", "user.name=test", "-c", "user.email=test@invalid", "commit", "-qm", "tiny profile"], dst)
@@ -70,7 +70,7 @@ def test_data_layout_is_complete(project):
 
 
 def test_pools_are_disjoint_on_real_data(project):
-    from lmm_utils.pools import check_disjoint
+    from lmm_utils.data.pools import check_disjoint
 
     dst, _ = project
     check_disjoint(json.loads((dst / "data/splits.json").read_text()))

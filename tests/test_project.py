@@ -8,7 +8,7 @@ import tomllib
 import pytest
 import yaml
 
-from lmm_utils.params import ParamsError, apply_profile, deep_merge, load_params, require
+from lmm_utils.core.params import ParamsError, apply_profile, deep_merge, load_params, require
 
 
 def _notebooks(root):
@@ -40,7 +40,7 @@ def test_parameter_cells_equal_params_yaml(root):
             if name.startswith("__") or name not in params:
                 continue
             assert value == params[name], (f"{path.name}: parameter {name!r} differs from params.yaml; "
-                                           "run `python -m lmm_utils.params sync-notebooks`")
+                                           "run `python -m lmm_utils.core.params sync-notebooks`")
 
 
 def test_notebooks_committed_without_outputs(root):
@@ -58,7 +58,7 @@ def test_dvc_stages_run_notebooks_through_the_runner(root):
         if "foreach" in stage:
             stage = stage["do"]
         cmd = stage["cmd"]
-        assert cmd.startswith("python -m lmm_utils.stage notebooks/"), name
+        assert cmd.startswith("python -m lmm_utils.pipeline.stage notebooks/"), name
         nb = cmd.split()[3]
         assert nb in stage["deps"], f"stage {name}: its notebook must be a dependency"
         outs = [o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])]
@@ -130,7 +130,7 @@ def test_profiles_only_override_known_keys(root):
     (lambda p: p["perform"]["conditions"].update(gain_db=[0.0]), "range"),
 ])
 def test_bad_data_params_are_explained(root, mutate, message):
-    from lmm_utils.params import check_corpus, check_engrave, check_perform, check_split
+    from lmm_utils.core.params import check_corpus, check_engrave, check_perform, check_split
 
     params = load_params(root / "params.yaml")
     mutate(params)
@@ -140,7 +140,7 @@ def test_bad_data_params_are_explained(root, mutate, message):
 
 
 def test_default_data_params_pass_their_checks(root):
-    from lmm_utils.params import check_corpus, check_engrave, check_perform, check_split
+    from lmm_utils.core.params import check_corpus, check_engrave, check_perform, check_split
 
     params = load_params(root / "params.yaml")
     check_corpus(params["corpus"]), check_split(params["split"]), check_engrave(params["engrave"]), check_perform(params["perform"])

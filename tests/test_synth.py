@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from lmm_utils.features import FeatureConfig
+from lmm_utils.core.features import FeatureConfig
 from lmm_utils.models.synth import (
     KINDS, AdditiveConfig, NeuralConfig, build_synth, linear_scan, load_synth, make_synth, save_synth,
     window_kernel,
 )
-from lmm_utils.motion import N_KEYS, to_roll
-from lmm_utils.synth_fit import (
+from lmm_utils.core.motion import N_KEYS, to_roll
+from lmm_utils.synth.fit import (
     BaselineConfig, RandomMotionConfig, SynthPairs, TemplateBaseline, fit_synth, gradient_check,
     random_performance, spectral_metrics,
 )
@@ -177,8 +177,8 @@ def test_random_performance_is_playable():
 
 def test_render_pair_aligns_roll_and_logmel():
     pytest.importorskip("fluidsynth")
-    from lmm_utils.render import MissingSystemDependency, RecordingConditions
-    from lmm_utils.synth_fit import render_pair
+    from lmm_utils.data.render import MissingSystemDependency, RecordingConditions
+    from lmm_utils.synth.fit import render_pair
 
     perf = random_performance(np.random.default_rng(1), RandomMotionConfig(seconds=2.0))
     try:

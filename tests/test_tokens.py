@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmm_utils.motion import PedalEvent, Performance, PerformedNote
-from lmm_utils.score import DYNAMICS, ScoreExcerpt, ScoreNote
+from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote
+from lmm_utils.core.score import DYNAMICS, ScoreExcerpt, ScoreNote
 from lmm_utils.tokens import BOS, EOS, tokenizer_from_dict
 from lmm_utils.tokens.audio import AudioTokenizer
 from lmm_utils.tokens.motion import MotionTokenizer

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from lmm_utils.alignment import TemplateSynth
-from lmm_utils.features import FeatureConfig, log_mel
-from lmm_utils.metrics import transcription_scores
+from lmm_utils.methods.alignment import TemplateSynth
+from lmm_utils.core.features import FeatureConfig, log_mel
+from lmm_utils.evaluation.metrics import transcription_scores
 from lmm_utils.models.transcriber import (DecodeConfig, Transcriber, TranscriberConfig, build_transcriber, decode,
                                           n_parameters, transcribe, transcription_loss)
-from lmm_utils.motion import PerformedNote, Performance, to_roll
+from lmm_utils.core.motion import PerformedNote, Performance, to_roll
 
 FEAT = FeatureConfig()
 

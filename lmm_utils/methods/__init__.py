@@ -14,18 +14,18 @@ An ablation is '<method>-no_<term>' (e.g. lmm-no_lmA, lmm-no_recon, cycle-no_rec
 """
 from __future__ import annotations
 
-from ..alignment import Synth
-from ..features import FeatureConfig
-from ..pools import TrainingData
-from .common import GModel, HModel, Switches, make_g, make_h
+from lmm_utils.methods.alignment import Synth
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.methods.common import GModel, HModel, Switches, make_g, make_h
 
 METHODS = ("supervised", "synth_pairs", "surface", "cycle", "lmm")
 
 
 def _supervised(data, synth, params, feat, progress, off):
-    from ..models.performer import PerformerConfig
-    from ..models.transcriber import TranscriberConfig
-    from . import supervised
+    from lmm_utils.models.performer import PerformerConfig
+    from lmm_utils.models.transcriber import TranscriberConfig
+    from lmm_utils.methods import supervised
 
     if off:
         raise ValueError(f"supervised has no terms to switch off (got {off})")
@@ -44,9 +44,9 @@ def _supervised(data, synth, params, feat, progress, off):
 
 
 def _synth_pairs(data, synth, params, feat, progress, off):
-    from ..alignment import AlignConfig
-    from ..models.performer import PerformerConfig
-    from . import supervised, synth_pairs
+    from lmm_utils.methods.alignment import AlignConfig
+    from lmm_utils.models.performer import PerformerConfig
+    from lmm_utils.methods import supervised, synth_pairs
 
     sp = dict(params.get("synth_pairs") or {})
     for t in off:

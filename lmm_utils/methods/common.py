@@ -27,17 +27,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..features import FeatureConfig
-from ..io import atomic_path
-from ..models.performer import (N_NOTE_FEATURES, Performer, PerformerConfig, ScoreBatch, encode_scores,
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.core.io import atomic_path
+from lmm_utils.models.performer import (N_NOTE_FEATURES, Performer, PerformerConfig, ScoreBatch, encode_scores,
                                 note_targets, performer_loss, soft_roll)
-from ..models.transcriber import DecodeConfig, Transcriber, TranscriberConfig, decode
-from ..motion import N_KEYS, Performance, to_roll
-from ..score import ScoreExcerpt
+from lmm_utils.models.transcriber import DecodeConfig, Transcriber, TranscriberConfig, decode
+from lmm_utils.core.motion import N_KEYS, Performance, to_roll
+from lmm_utils.core.score import ScoreExcerpt
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    from ..distributed import default_device  # auto -> CUDA if present; LMM_DETERMINISTIC applies there
+    from lmm_utils.training.distributed import default_device  # auto -> CUDA if present; LMM_DETERMINISTIC applies there
 
     return default_device(name)
 
@@ -135,7 +135,7 @@ class ScoreLMFeatures:
 def load_lm_features(kind: str, folder: str | Path, device: str | torch.device = "cpu", root: str | Path = "."):
     """Frozen LM^A (kind "A") or LM^V ("V") from root/folder; `folder` (relative to the project root) is what
     checkpoints record."""
-    from ..lm import LanguageModel
+    from lmm_utils.lm.model import LanguageModel
 
     lm = LanguageModel.load(Path(root) / folder, device=str(device))
     lm.precision = "fp32"
@@ -220,7 +220,7 @@ def fast_decode(out: dict[str, torch.Tensor], fps: float, cfg: DecodeConfig = De
     """models/transcriber.decode, same result: keys whose onset probability never reaches the threshold
     cannot hold a note, so only the others go through motion.from_roll's per-frame Python loop (an
     untrained or sparse h decodes ~20x faster)."""
-    from ..motion import PIANO_LOW, PerformedNote, from_roll
+    from lmm_utils.core.motion import PIANO_LOW, PerformedNote, from_roll
 
     p = {k: torch.sigmoid(v.reshape(N_KEYS, -1)).float().numpy() for k, v in out.items()}
     keys = np.nonzero((p["onset"] >= cfg.onset_threshold).any(axis=1))[0]
@@ -289,7 +289,7 @@ class GModel:
 
     @torch.no_grad()
     def perform(self, scores: list[ScoreExcerpt], batch_size: int = 64) -> list[Performance]:
-        from ..models.performer import to_performances
+        from lmm_utils.models.performer import to_performances
 
         was = self.net.training
         self.net.eval()
@@ -443,7 +443,7 @@ def optimize(params: list[nn.Parameter], steps: int, loss_fn: Callable[[int, tor
              opt: torch.optim.Optimizer | None = None) -> tuple[list[float], torch.optim.Optimizer]:
     """`steps` AdamW steps of loss_fn(step, generator), lr warmup + cosine over `total` steps (train.lr_at).
     `start` continues a schedule (phased methods); returns (losses, optimizer)."""
-    from ..train import TrainConfig, lr_at
+    from lmm_utils.training.loop import TrainConfig, lr_at
 
     total = total or steps
     tc = TrainConfig(steps=total, lr=cfg.lr, min_lr=cfg.min_lr, warmup=cfg.warmup)

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..alignment import AlignConfig, Synth
-from ..features import FeatureConfig
-from ..models.performer import PerformerConfig
-from ..models.transcriber import TranscriberConfig
-from ..pools import TrainingData
-from . import supervised
-from .common import (Crops, GModel, config_from, h_to_synth, make_g, make_h, module_device, optimize, recon_loss,
+from lmm_utils.methods.alignment import AlignConfig, Synth
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.models.performer import PerformerConfig
+from lmm_utils.models.transcriber import TranscriberConfig
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.methods import supervised
+from lmm_utils.methods.common import (Crops, GModel, config_from, h_to_synth, make_g, make_h, module_device, optimize, recon_loss,
                      render_g, resolve_device, weighted_transcription_loss)
 
 
@@ -50,7 +50,7 @@ class CycleConfig:
 
 def unpaired_logmels(data: TrainingData, feat: FeatureConfig, limit: int | None, seed: int) -> list[tuple[str, np.ndarray]]:
     """A seeded sample of U_A recordings (audio only: TrainingData refuses U_A's scores and motion)."""
-    from ..features import log_mel
+    from lmm_utils.core.features import log_mel
 
     ids = sorted(data.audio_ids("U_A"))
     if limit is not None and limit < len(ids):
@@ -78,7 +78,7 @@ def warp_to(pred: torch.Tensor, rec: torch.Tensor, cfg: AlignConfig = AlignConfi
     """The recording (n_mels, T) re-timed onto the rendering's frames (n_mels, T) by DTW (alignment.warping_path):
     frame i of the result is the recording frame first matched to rendering frame i. Not differentiable (an
     index), so a loss against it teaches loudness and articulation, while timing is absorbed by the warp."""
-    from ..alignment import warping_path
+    from lmm_utils.methods.alignment import warping_path
 
     path = warping_path(pred.detach().float().cpu().numpy(), rec.float().cpu().numpy(), cfg)
     first = np.full(pred.shape[-1], rec.shape[-1] - 1)
@@ -88,7 +88,7 @@ def warp_to(pred: torch.Tensor, rec: torch.Tensor, cfg: AlignConfig = AlignConfi
 
 
 def g_recon_step(g: GModel, full, rec: torch.Tensor, synth, idx: torch.Tensor, cc, fps: float) -> torch.Tensor:
-    from ..models.performer import ScoreBatch
+    from lmm_utils.models.performer import ScoreBatch
 
     dev = module_device(g.net)
     b = ScoreBatch.from_tuple(tuple(t[idx] for t in full.as_tuple())).to(dev)

@@ -34,18 +34,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..alignment import AlignConfig, Synth
-from ..features import FeatureConfig
-from ..models.performer import PerformerConfig, ScoreBatch, note_targets, performer_loss
-from ..models.transcriber import TranscriberConfig
-from ..motion import PerformedNote, Performance
-from ..pools import TrainingData
-from ..score import ScoreExcerpt
-from . import supervised
-from .common import (Crops, GModel, HModel, config_from, h_to_synth, load_lm_features, make_g, make_h,
+from lmm_utils.methods.alignment import AlignConfig, Synth
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.models.performer import PerformerConfig, ScoreBatch, note_targets, performer_loss
+from lmm_utils.models.transcriber import TranscriberConfig
+from lmm_utils.core.motion import PerformedNote, Performance
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.methods import supervised
+from lmm_utils.methods.common import (Crops, GModel, HModel, config_from, h_to_synth, load_lm_features, make_g, make_h,
                      module_device, optimize, recon_loss, render_g, resolve_device, weighted_transcription_loss)
-from .cycle import CycleConfig, g_recon_step, pair_recordings, unpaired_logmels
-from .surface import lm_paths
+from lmm_utils.methods.cycle import CycleConfig, g_recon_step, pair_recordings, unpaired_logmels
+from lmm_utils.methods.surface import lm_paths
 
 TERMS = ("pairs", "recon", "lmA", "lmV", "lmA_prior", "lmM", "selftrain")
 
@@ -121,8 +121,8 @@ def lm_score(lm, tok, perf: Performance) -> float:
 
 def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
         progress: bool = False, off: tuple[str, ...] = ()) -> dict:
-    from ..lm import train_lm
-    from ..tokens.motion import MotionTokenizer
+    from lmm_utils.lm.model import train_lm
+    from lmm_utils.tokens.motion import MotionTokenizer
 
     params = params or {}
     for t in off:

@@ -16,15 +16,15 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ..alignment import AlignConfig, Synth, align_pair
-from ..features import FeatureConfig, log_mel
-from ..models.performer import (Performer, PerformerConfig, ScoreBatch, encode_scores, note_targets,
+from lmm_utils.methods.alignment import AlignConfig, Synth, align_pair
+from lmm_utils.core.features import FeatureConfig, log_mel
+from lmm_utils.models.performer import (Performer, PerformerConfig, ScoreBatch, encode_scores, note_targets,
                                 performer_loss)
-from ..models.transcriber import Transcriber, TranscriberConfig, transcription_loss
-from ..motion import Performance, to_roll
-from ..pools import TrainingData
-from ..score import ScoreExcerpt
-from ..train import TrainConfig, train
+from lmm_utils.models.transcriber import Transcriber, TranscriberConfig, transcription_loss
+from lmm_utils.core.motion import Performance, to_roll
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.training.loop import TrainConfig, train
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..alignment import AlignConfig, Synth
-from ..features import FeatureConfig
-from ..models.performer import PerformerConfig, note_targets
-from ..models.transcriber import TranscriberConfig
-from ..motion import Performance
-from ..pools import TrainingData
-from ..score import ScoreExcerpt
-from ..train import train
-from . import supervised
-from .common import (Crops, GModel, HModel, config_from, load_lm_features, make_g, make_h,
+from lmm_utils.methods.alignment import AlignConfig, Synth
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.models.performer import PerformerConfig, note_targets
+from lmm_utils.models.transcriber import TranscriberConfig
+from lmm_utils.core.motion import Performance
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.training.loop import train
+from lmm_utils.methods import supervised
+from lmm_utils.methods.common import (Crops, GModel, HModel, config_from, load_lm_features, make_g, make_h,
                      weighted_transcription_loss)
 
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ..alignment import AlignConfig, Synth
-from ..features import FeatureConfig
-from ..models.performer import PlainConfig, plain_performance, release_before_repeat
-from ..models.transcriber import TranscriberConfig
-from ..motion import PerformedNote, Performance, to_roll
-from ..pools import TrainingData
-from ..score import ScoreExcerpt
-from . import supervised
+from lmm_utils.methods.alignment import AlignConfig, Synth
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.models.performer import PlainConfig, plain_performance, release_before_repeat
+from lmm_utils.models.transcriber import TranscriberConfig
+from lmm_utils.core.motion import PerformedNote, Performance, to_roll
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.methods import supervised
 
 
 @dataclass(frozen=True)

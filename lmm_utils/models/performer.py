@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..motion import N_KEYS, PIANO_LOW, PerformedNote, Performance
-from ..score import DYNAMICS, ScoreExcerpt
+from lmm_utils.core.motion import N_KEYS, PIANO_LOW, PerformedNote, Performance
+from lmm_utils.core.score import DYNAMICS, ScoreExcerpt
 
 # A common notation-software convention (MuseScore's), not the benchmark pianist's table: the plain
 # performer must not know how the ground truth was made.

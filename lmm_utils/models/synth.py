@@ -42,8 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..features import FeatureConfig, mel_filterbank
-from ..motion import N_KEYS, PIANO_LOW
+from lmm_utils.core.features import FeatureConfig, mel_filterbank
+from lmm_utils.core.motion import N_KEYS, PIANO_LOW
 
 KINDS = ("additive", "neural")
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..features import FeatureConfig, mel_frequencies
-from ..motion import N_KEYS, PIANO_LOW, Performance, from_roll
+from lmm_utils.core.features import FeatureConfig, mel_frequencies
+from lmm_utils.core.motion import N_KEYS, PIANO_LOW, Performance, from_roll
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A tokens: k-means codes of log-mel frames (lmm_utils.features), `frames_per_token` frames per code.
+"""A tokens: k-means codes of log-mel frames (lmm_utils.core.features), `frames_per_token` frames per code.
 
 Stacking 2 frames (20 ms hop) gives 25 tokens per second, which halves the sequence length the LM
 has to model. Each stacked vector is standardised per dimension (mean/std from the fitting data), then
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import BOS, EOS, SPECIALS, Tokenizer
+from lmm_utils.tokens import BOS, EOS, SPECIALS, Tokenizer
 
 
 class AudioTokenizer(Tokenizer):

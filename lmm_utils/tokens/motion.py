@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import Sequence
 
-from ..motion import PedalEvent, Performance, PerformedNote
-from . import Tokenizer
+from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote
+from lmm_utils.tokens import Tokenizer
 
 
 class MotionTokenizer(Tokenizer):

@@ -22,8 +22,8 @@ import re
 from dataclasses import replace
 from typing import Sequence
 
-from ..score import DYNAMICS, ScoreExcerpt, ScoreNote
-from . import Tokenizer
+from lmm_utils.core.score import DYNAMICS, ScoreExcerpt, ScoreNote
+from lmm_utils.tokens import Tokenizer
 
 MODES = ("major", "minor", "dorian", "phrygian", "lydian", "mixolydian", "aeolian", "locrian")
 DENOMINATORS = (1, 2, 4, 8, 16, 32)

@@ -1,0 +1,131 @@
+"""The data card: what the benchmark holds, as numbers (DVC metrics), histograms (DVC plots) and one
+example excerpt a person can look at and listen to."""
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from lmm_utils.core import paths
+from lmm_utils.core.io import atomic_path, read_json, read_jsonl, write_json
+from lmm_utils.core.score import ScoreExcerpt
+
+
+def _load(pool: str) -> list[ScoreExcerpt]:
+    return [ScoreExcerpt.from_dict(r) for r in read_jsonl(paths.scores_file(pool))]
+
+
+def data_card(sample_rate: int) -> dict:
+    """Counts per pool and collection, notes, hours of audio, skipped works, marks taken from sources."""
+    import soundfile as sf
+
+    splits = read_json(paths.SPLITS)
+    card: dict = {"pools": {}, "skipped_works": len(read_json(paths.CORPUS_DIR / "skipped.json")),
+                  "duplicates_dropped": len(splits["duplicates_dropped"])}
+    for pool in paths.POOLS:
+        excerpts = _load(pool)
+        entry = {
+            "pieces": len(splits["pools"][pool]["pieces"]),
+            "excerpts": len(excerpts),
+            "notes": sum(len(e.notes) for e in excerpts),
+            "excerpts_per_collection": dict(sorted(Counter(e.collection for e in excerpts).items())),
+            "tempo_from_source": sum(e.tempo_from_source for e in excerpts),
+            "dynamics_from_source": sum(e.dynamics_from_source for e in excerpts),
+        }
+        card["pools"][pool] = entry
+    for pool in paths.AUDIO_POOLS:
+        folder = paths.AUDIO_DIR / pool
+        if folder.is_dir():
+            seconds = sum(sf.info(p).frames / sample_rate for p in folder.glob("*.flac"))
+            card["pools"].setdefault(pool, {})["audio_hours"] = round(seconds / 3600, 4)
+    return card
+
+
+def write_histograms(out_dir: Path = paths.PLOTS_DIR) -> dict[str, Path]:
+    """Pitch, duration and tempo histograms over all pools, as CSV files for `dvc plots`."""
+    notes_pitch, notes_dur, tempi = Counter(), Counter(), Counter()
+    for pool in paths.POOLS:
+        for e in _load(pool):
+            tempi[int(e.tempo_bpm // 10 * 10)] += 1
+            for n in e.notes:
+                notes_pitch[n.pitch] += 1
+                notes_dur[round(n.duration, 3)] += 1
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, counter, xname in (("pitch", notes_pitch, "midi_pitch"), ("duration", notes_dur, "beats"),
+                                 ("tempo", tempi, "bpm")):
+        path = out_dir / f"data_{name}_hist.csv"
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([xname, "count"])
+            for key in sorted(counter):
+                w.writerow([key, counter[key]])
+        files[name] = path
+    return files
+
+
+def plot_histograms(files: dict[str, Path]):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(files), figsize=(4 * len(files), 3))
+    for ax, (name, path) in zip(axes, files.items()):
+        rows = list(csv.reader(open(path)))[1:]
+        x = [float(r[0]) for r in rows]
+        y = [int(r[1]) for r in rows]
+        if name == "duration":
+            ax.bar(range(len(x)), y)
+            ax.set_xticks(range(len(x)), [f"{v:g}" for v in x], rotation=90, fontsize=7)
+        else:
+            ax.bar(x, y, width=0.8 if name == "pitch" else 8)
+        ax.set_title(name)
+    fig.tight_layout()
+    return fig
+
+
+def show_example(excerpt_id: str, pool: str = "T", sample_rate: int = 16000):
+    """Engraving, piano roll of the performance and spectrogram of the recording of one excerpt."""
+    import matplotlib.pyplot as plt
+    import soundfile as sf
+
+    from lmm_utils.core.features import FeatureConfig, log_mel
+    from lmm_utils.core.motion import Performance
+
+    perf = next(Performance.from_dict(r["performance"]) for r in read_jsonl(paths.motion_file(pool)) if r["id"] == excerpt_id)
+    audio, sr = sf.read(paths.audio_path(pool, excerpt_id), dtype="float32")
+    fig, axes = plt.subplots(3, 1, figsize=(12, 8), gridspec_kw={"height_ratios": [1, 1.2, 1.2]})
+    png = paths.ENGRAVINGS_DIR / pool / f"{excerpt_id}.png"
+    if png.exists():
+        axes[0].imshow(plt.imread(png))
+    axes[0].set_title(f"{excerpt_id}: engraving (V)")
+    axes[0].axis("off")
+    for n in perf.notes:
+        axes[1].plot([n.onset, n.offset], [n.pitch, n.pitch], lw=4, color=plt.cm.viridis(n.velocity / 127))
+    for p in perf.pedal:
+        axes[1].axvline(p.time, color="red" if p.down else "gray", lw=0.8, ls="--")
+    axes[1].set(title="performance (M): piano roll, colour = velocity, dashed = pedal", ylabel="MIDI pitch")
+    mel = log_mel(audio, FeatureConfig(sample_rate=sr))
+    axes[2].imshow(mel, origin="lower", aspect="auto", extent=[0, len(audio) / sr, 0, mel.shape[0]])
+    axes[2].set(title="recording (A): log-mel", xlabel="seconds", ylabel="mel bin")
+    axes[1].set_xlim(0, len(audio) / sr)
+    fig.tight_layout()
+    return fig, audio, sr
+
+
+def write_metrics(card: dict, path: Path) -> None:
+    flat = {"skipped_works": card["skipped_works"], "duplicates_dropped": card["duplicates_dropped"]}
+    for pool, entry in card["pools"].items():
+        for key in ("pieces", "excerpts", "notes", "audio_hours"):
+            if key in entry:
+                flat[f"{pool}_{key}"] = entry[key]
+    write_json(flat, path)
+
+
+def skipped_table(limit: int = 50) -> list[dict]:
+    return read_json(paths.CORPUS_DIR / "skipped.json")[:limit]
+
+
+def mean_excerpt_seconds(pool: str = "T") -> float:
+    rows = read_jsonl(paths.motion_file(pool))
+    return float(np.mean([max(n[2] for n in r["performance"]["notes"]) for r in rows if r["performance"]["notes"]]))

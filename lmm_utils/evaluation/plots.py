@@ -1,0 +1,138 @@
+"""Figures of the evaluation: sample-efficiency curves, the effective-data multiplier, piano rolls, layer maps.
+
+Curves are drawn against x = log2(K + 1) with ticks labelled by K, so K = 0 has a place on a log axis and
+the area under the drawn curve is exactly the AUC reported in the metrics. One colour per base method;
+ablations (`lmm-no_x`) share their method's colour, dashed; peers are black dotted flat lines.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from lmm_utils.evaluation.curves import Curve, by_method
+from lmm_utils.core.io import atomic_path
+from lmm_utils.core.motion import Performance
+
+BASE_COLOURS = {"supervised": "C0", "surface": "C1", "cycle": "C2", "synth_pairs": "C4", "lmm": "C3"}
+
+
+def method_style(method: str) -> dict:
+    base = method.split("-")[0]
+    colour = BASE_COLOURS.get(base)
+    if colour is None:  # unknown methods get stable colours from the tail of the cycle
+        colour = f"C{5 + sum(map(ord, base)) % 5}"
+    ablation = base != method
+    return {"color": colour, "linestyle": "--" if ablation else "-", "marker": "o" if not ablation else "s",
+            "alpha": 0.8 if ablation else 1.0}
+
+
+def k_axis(ax: plt.Axes, ks: list[int]) -> None:
+    ks = sorted(set(ks))
+    ax.set_xticks([math.log2(k + 1) for k in ks])
+    ax.set_xticklabels([str(k) for k in ks])
+    ax.set_xlabel("K (score-audio pairs; log scale, K = 0 at the left)")
+
+
+def draw_curve(ax: plt.Axes, points: list[dict], curve: Curve, peers: dict[str, float] | None = None,
+               legend: bool = True) -> None:
+    """Mean line per method with its band over seeds (fill), peers as flat dotted lines."""
+    ks = [p["K"] for p in points]
+    for method, ps in sorted(by_method(points).items(), key=lambda kv: (kv[0].split("-")[0] != "lmm", kv[0])):
+        x = [p["x"] for p in ps]
+        st = method_style(method)
+        ax.fill_between(x, [p["lo"] for p in ps], [p["hi"] for p in ps], color=st["color"], alpha=0.15, lw=0)
+        ax.plot(x, [p["mean"] for p in ps], label=method, ms=4, **st)
+    for name, value in (peers or {}).items():
+        if value is not None and ks:
+            ax.axhline(value, color="k", ls=":", lw=1.2, label=f"{name} (peer)")
+    if ks:
+        k_axis(ax, ks)
+    ax.set_title(curve.label, fontsize=9)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7, loc="best")
+
+
+def plot_curve_grid(points_by_curve: dict[str, list[dict]], curves: list[Curve],
+                    peers_by_curve: dict[str, dict[str, float]] | None = None, ncols: int = 4) -> plt.Figure:
+    """Small multiples: one panel per curve (e.g. a system's metrics x subsets)."""
+    n = len(curves)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for i, c in enumerate(curves):
+        ax = axes.flat[i]
+        draw_curve(ax, points_by_curve.get(c.key, []), c, (peers_by_curve or {}).get(c.key), legend=(i == 0))
+        ax.set_ylabel(c.metric, fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_multiplier(rows_by_curve: dict[str, dict], target: str = "lmm", reference: str = "supervised") -> plt.Figure:
+    """Equivalent pairs K' the reference needs against the target's K (log-log; the diagonal = no gain)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    top = 1
+    for i, (key, rows) in enumerate(rows_by_curve.items()):
+        rows = [r for r in rows.values() if isinstance(r, dict) and "K" in r and r["K"] > 0]
+        if not rows:
+            continue
+        ks = [r["K"] for r in rows]
+        top = max(top, *ks)
+        exact = [(r["K"], r["equivalent_K"]) for r in rows if r["equivalent_K"] is not None]
+        if exact:
+            ax.plot(*zip(*exact), "o-", color=f"C{i}", label=key)
+            top = max(top, *[e for _, e in exact])
+        above = [r["K"] for r in rows if r["bound"] == "above_max"]
+        if above:
+            ax.scatter(above, [top * 1.5] * len(above), marker="^", color=f"C{i}")
+    ax.plot([1, top], [1, top], color="0.6", ls="--", lw=1, label="no gain (K' = K)")
+    ax.set(xscale="log", yscale="log", xlabel=f"K ({target})", ylabel=f"pairs {reference} needs for the same quality",
+           title="effective-data multiplier (triangles: never reached)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def piano_roll(ax: plt.Axes, truth: Performance, est: Performance | None = None, title: str = "") -> None:
+    """Truth as grey bars, an estimate as coloured outlines on top (velocity in the outline's darkness)."""
+    for n in truth.notes:
+        ax.barh(n.pitch, n.offset - n.onset, left=n.onset, height=0.8, color="0.75", lw=0)
+    if est is not None:
+        for n in est.notes:
+            ax.barh(n.pitch, max(n.offset - n.onset, 0.01), left=n.onset, height=0.8, fill=False,
+                    edgecolor=plt.cm.Reds(0.35 + 0.65 * n.velocity / 127), lw=1.0)
+    pitches = [n.pitch for n in truth.notes] + ([n.pitch for n in est.notes] if est is not None else [])
+    if pitches:
+        ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+    ax.set(xlabel="seconds", ylabel="MIDI pitch", title=title)
+
+
+def plot_layer_matrix(mat: np.ndarray, title: str, xlabel: str = "LM^A layer", ylabel: str = "LM^V layer") -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+    im = ax.imshow(mat, origin="lower", cmap="viridis")
+    for (i, j), v in np.ndenumerate(mat):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 110) -> list[Path]:
+    """stem.png and stem.svg, each written under a temporary name first."""
+    out = []
+    for fmt in formats:
+        path = Path(f"{stem}.{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        out.append(path)
+    return out
+
+
+__all__ = ["method_style", "k_axis", "draw_curve", "plot_curve_grid", "plot_multiplier", "piano_roll",
+           "plot_layer_matrix", "save_figure"]

@@ -1,0 +1,160 @@
+"""Run one pipeline stage: a notebook, through papermill, on the project's registered kernel.
+
+    python -m lmm_utils.pipeline.stage notebooks/01_corpus.ipynb --sections corpus [-p name=value] [--out reports/x.ipynb]
+
+Each listed params.yaml section is injected as one dict parameter of the same name. The executed
+notebook is written under a temporary name and renamed only when every cell has run, so a failed or
+killed stage never leaves an executed notebook that looks complete (a failed run is kept as
+`*.failed.ipynb` for debugging).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from lmm_utils.core.params import ParamsError, check_section, load_params, section
+from lmm_utils.core.paths import project_root
+
+KERNEL_NAME = os.environ.get("LMM_KERNEL", "lmm")
+
+
+class StageError(RuntimeError):
+    pass
+
+
+def check_kernel(name: str = KERNEL_NAME) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise StageError(
+            f"Jupyter kernel {name!r} is not registered. Run `make setup` (or "
+            f"`.venv/bin/python -m ipykernel install --sys-prefix --name {name}`)."
+        ) from None
+
+
+def check_notebook_parameters(nb_path: Path, parameters: dict) -> list[str]:
+    """Refuse a notebook whose parameters cell papermill could not override; list where its defaults differ.
+
+    papermill injects the values after the cell tagged `parameters`. Without that tag it injects at the top,
+    and the notebook's own assignments would then silently win; a later cell that assigns a section again
+    would win too. Both are errors. Defaults that merely differ from params.yaml (after `dvc exp run -S`, or
+    an edit in JupyterLab) are reported: the stage runs with params.yaml's values either way.
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    fix = "tag the cell that assigns them `parameters`, or `git checkout` the notebook"
+    if not tagged:
+        raise StageError(f"{nb_path.name} has no cell tagged 'parameters', so params.yaml's values could not "
+                         f"override the notebook's own: {fix}")
+    defaults = {}
+    for node in ast.parse(code[tagged[0]].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                defaults[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                defaults[node.targets[0].id] = None
+    missing = [name for name in parameters if name not in defaults]
+    if missing:
+        raise StageError(f"the parameters cell of {nb_path.name} does not define {missing}; "
+                         "run `python -m lmm_utils.core.params sync-notebooks` or restore the cell")
+    for cell in code[tagged[0] + 1:]:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue  # IPython magics; papermill reports real syntax errors when the cell runs
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            names = {t.id for t in targets if isinstance(t, ast.Name)} & set(parameters)
+            if names:
+                raise StageError(f"{nb_path.name} assigns {sorted(names)} again after its parameters cell, which would "
+                                 "override params.yaml's values; read them from the parameters cell instead")
+    return [f"{nb_path.name}: {where}" for name in parameters
+            for where in _differences(defaults[name], parameters[name], name)][:5]
+
+
+def _differences(default, value, where: str) -> list[str]:
+    if isinstance(default, dict) and isinstance(value, dict):
+        out = []
+        for key in sorted(set(default) | set(value), key=str):
+            if key not in value:
+                out.append(f"{where}.{key} is in the notebook but not in params.yaml")
+            elif key not in default:
+                out.append(f"{where}.{key} is in params.yaml but not in the notebook")
+            else:
+                out += _differences(default[key], value[key], f"{where}.{key}")
+        return out
+    return [] if default == value else [f"{where} = {default!r} in the notebook, {value!r} in params.yaml"]
+
+
+def _scalar(text: str):
+    return yaml.safe_load(text)
+
+
+def run_stage(notebook: str, sections: list[str], extra: dict, out: str | None = None) -> Path:
+    import papermill as pm
+
+    root = project_root()
+    params = load_params(root / "params.yaml")
+    parameters = {name: check_section(name, section(params, name)) for name in sections}
+    parameters.update(extra)
+    nb_path = root / notebook
+    if not nb_path.is_file():
+        raise StageError(f"notebook {notebook} not found")
+    differences = check_notebook_parameters(nb_path, {name: parameters[name] for name in sections})
+    if differences:
+        print("note: the notebook's parameters cell differs from params.yaml; the stage runs with params.yaml's "
+              "values (`python -m lmm_utils.core.params sync-notebooks` makes JupyterLab runs match):\n  "
+              + "\n  ".join(differences), file=sys.stderr)
+    out_path = root / (out or f"reports/{nb_path.name}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.running.ipynb")
+    failed = out_path.with_name(f"{out_path.stem}.failed.ipynb")
+    for stale in (out_path, failed):
+        stale.unlink(missing_ok=True)
+    check_kernel()
+    try:
+        pm.execute_notebook(
+            str(nb_path), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
+            log_output=True, progress_bar=False, cwd=str(root),
+        )
+    except BaseException:
+        if tmp.exists():
+            os.replace(tmp, failed)
+        raise
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lmm_utils.pipeline.stage", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook")
+    parser.add_argument("--sections", default="", help="comma-separated params.yaml sections to inject")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="an extra parameter (YAML value)")
+    parser.add_argument("--out", help="executed notebook path (default reports/<notebook name>)")
+    args = parser.parse_args(argv)
+    extra = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        extra[name] = _scalar(value)
+    try:
+        out = run_stage(args.notebook, [s for s in args.sections.split(",") if s], extra, args.out)
+    except (StageError, ParamsError) as exc:
+        sys.exit(f"stage error: {exc}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
