@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import difflib
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
@@ -14,6 +17,52 @@ PARAMS_FILE = Path("params.yaml")
 
 class ParamsError(ValueError):
     """params.yaml is missing a key, has a wrong type, or an impossible value."""
+
+
+T = TypeVar("T")
+
+
+def unknown_key_error(key: str, known, where: str) -> ParamsError:
+    """The message for a key nobody reads: name it, and the closest known key (a typo would otherwise be ignored)."""
+    known = sorted(map(str, known))
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ParamsError(f"params.yaml: {where}.{key} is not a known key{hint}; known keys: {', '.join(known)}")
+
+
+def dataclass_from(cls: type[T], section: dict | None, where: str | None = None) -> T:
+    """A config dataclass from a params section: the one way every `*Config` is built from params.yaml.
+
+    Keys not in the dataclass are refused (naming the closest field); a field whose default is a dataclass is built
+    from its sub-section the same way; lists become tuples (configs are frozen, so they must hash).
+    """
+    where = where or cls.__name__
+    if section is None:
+        return cls()
+    if dataclasses.is_dataclass(section) and isinstance(section, cls):
+        return section
+    if not isinstance(section, dict):
+        raise ParamsError(f"params.yaml: {where} must be a mapping, got {section!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kw: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in fields:
+            raise unknown_key_error(key, fields, where)
+        default = _default(fields[key])
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = dataclass_from(type(default), value, f"{where}.{key}")
+        elif isinstance(value, list) and not isinstance(default, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kw[key] = value
+    return cls(**kw)
+
+
+def _default(field: dataclasses.Field):
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> dict:
