@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true", help="run notebooks/08_summary.ipynb at the end")
     ap.add_argument("--skip-done", action="store_true", help="skip runs whose metrics.json exists")
     args = ap.parse_args()
-    mp = yaml.safe_load((ROOT / "params.yaml").read_text())["map"]
+    mp = yaml.safe_load((ROOT / "params.yaml").read_text())["mapping"]
     methods, Ks, seeds = args.methods or mp["methods"], args.Ks or mp["Ks"], args.seeds or mp["seeds"]
     runs = [(m, k, s) for k in Ks for m in methods for s in seeds]
     if args.skip_done:
@@ -90,7 +90,7 @@ def main() -> None:
             done(fut.result())
     if args.summary:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "lmm_utils.pipeline.stage", "notebooks/08_summary.ipynb", "--sections", "map",
+        subprocess.run([sys.executable, "-m", "lmm_utils.pipeline.stage", "notebooks/08_summary.ipynb", "--sections", "mapping",
                         "--out", "reports/08_summary.ipynb"], cwd=ROOT, env=env, check=True)
         print(f"summary: {time.perf_counter() - t0:.1f} s")
     print(f"{len(rows)} runs: wall {time.perf_counter() - t_all:.0f} s, CPU {sum(r['cpu_s'] for r in rows):.0f} s")

@@ -256,7 +256,7 @@ def test_oracle_lm_trains_on_true_motion_and_is_labelled(tmp_path):
             "".join(json.dumps({"id": i, "performance": truth.perf[i].to_dict()}) + "\n" for i in ids))
     section = oracle_lm.resolve({"tokens": None, "model": None, "train": {"steps": 3, "batch_size": 2, "warmup": 1,
                                  "eval_every": 3, "eval_batches": 1, "precision": "fp32", "device": "cpu"}},
-                                {"map": {"lmm": {"lmM_tokens": {"time_step": 0.02, "max_shift": 50, "velocity_bins": 16},
+                                {"mapping": {"lmm": {"lmM_tokens": {"time_step": 0.02, "max_shift": 50, "velocity_bins": 16},
                                                  "lmM_model": {"block_size": 32, "n_layer": 1, "n_head": 1, "n_embd": 16}}}})
     bits = oracle_lm.train_oracle(section, tmp_path, Path("data/oracle_lmM"), progress=False)
     assert "ORACLE" in bits["label"] and bits["tokens"]["time_step"] == 0.02

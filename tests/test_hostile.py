@@ -166,12 +166,12 @@ def test_an_hour_of_audio_is_read_in_bounded_memory(tmp_path, monkeypatch):
 # --- params.yaml --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, mutate, message", [
-    ("map", lambda s: s.pop("Ks"), r"map\.Ks is missing"),
-    ("map", lambda s: s.update(Ks=[0, "four"]), r"map\.Ks must be a non-empty list of whole numbers"),
-    ("map", lambda s: s.update(methods=["lmm", "magic"]), "unknown method 'magic'"),
-    ("map", lambda s: s["method"].update(steps=-5), r"map\.method\.steps must be a whole number > 0"),
-    ("map", lambda s: s["method"].update(lr="fast"), r"map\.method\.lr must be a number"),
-    ("map", lambda s: s["eval"].update(max_items=0), r"map\.eval\.max_items must be a whole number > 0"),
+    ("mapping", lambda s: s.pop("Ks"), r"mapping\.Ks is missing"),
+    ("mapping", lambda s: s.update(Ks=[0, "four"]), r"mapping\.Ks must be a non-empty list of whole numbers"),
+    ("mapping", lambda s: s.update(methods=["lmm", "magic"]), "unknown method 'magic'"),
+    ("mapping", lambda s: s["method"].update(steps=-5), r"mapping\.method\.steps must be a whole number > 0"),
+    ("mapping", lambda s: s["method"].update(lr="fast"), r"mapping\.method\.lr must be a number"),
+    ("mapping", lambda s: s["eval"].update(max_items=0), r"mapping\.eval\.max_items must be a whole number > 0"),
     ("pretrain", lambda s: s["train"].update(batch_size=2.5), r"pretrain\.train\.batch_size must be a whole number"),
     ("pretrain", lambda s: s.update(val_fraction=1.5), r"pretrain\.val_fraction must be in \[0, 1\]"),
     ("pretrain", lambda s: s["model"].update(n_layer=None), r"pretrain\.model\.n_layer must be set"),
@@ -180,7 +180,7 @@ def test_an_hour_of_audio_is_read_in_bounded_memory(tmp_path, monkeypatch):
     ("split", lambda s: s["fractions"].update(T=0.5), "must sum to 1"),
     ("split", lambda s: s["excerpts"].update(max_per_piece=-2), r"max_per_piece must be a whole number > 0"),
     ("corpus", lambda s: s.update(max_file_mb=0), r"corpus\.max_file_mb must be > 0"),
-    ("evaluate", lambda s: s.update(confidence=95), r"evaluate\.confidence must be in \[0, 1\]"),
+    ("evaluation", lambda s: s.update(confidence=95), r"evaluation\.confidence must be in \[0, 1\]"),
 ])
 def test_bad_params_name_the_key_at_fault(name, mutate, message):
     params = load_params(ROOT / "params.yaml")
@@ -211,11 +211,11 @@ def test_a_stage_with_broken_params_stops_before_it_runs(tmp_path, monkeypatch):
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     (tmp_path / "notebooks").mkdir()
     params = load_params(ROOT / "params.yaml")
-    params["map"]["seeds"] = [0, -1]
+    params["mapping"]["seeds"] = [0, -1]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"stage error: params.yaml: map\.seeds"):
-        stage.main([str(ROOT / "notebooks/07_map.ipynb"), "--sections", "map,features"])
+    with pytest.raises(SystemExit, match=r"stage error: params.yaml: mapping\.seeds"):
+        stage.main([str(ROOT / "notebooks/07_map.ipynb"), "--sections", "mapping,features"])
     assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
 
 

@@ -219,7 +219,7 @@ def check_perform(sec: dict) -> dict:
 
 
 # ---------------------------------------------------------------- checks of every section, by key name
-# A key means the same thing wherever it appears (map.method.steps, pretrain.train.steps, synth.neural.steps),
+# A key means the same thing wherever it appears (mapping.method.steps, pretrain.train.steps, synth.neural.steps),
 # so most checks go by key name over the whole section; the few keys that may be null say so.
 
 POSITIVE_INT = {"steps", "batch_size", "batch", "block_size", "n_layer", "n_head", "n_embd", "n_bars",
@@ -242,8 +242,8 @@ REQUIRED = {
     "features": ["sample_rate", "hop_length", "n_fft", "n_mels"],
     "synth": ["seed", "kind", "kinds", "pianos", "n_random_excerpts", "excerpt_seconds"],
     "pretrain": ["seed", "val_fraction", "tokens", "model", "train", "samples"],
-    "map": ["methods", "Ks", "seeds", "synth", "lm", "eval", "method"],
-    "evaluate": ["confidence", "band", "reference_method", "target_method", "knn", "gallery", "oracle_lmM"],
+    "mapping": ["methods", "Ks", "seeds", "synth", "lm", "eval", "method"],
+    "evaluation": ["confidence", "band", "reference_method", "target_method", "knn", "gallery", "oracle_lmM"],
 }
 
 
@@ -281,18 +281,18 @@ def _check_key(key: str, value, where: str) -> None:
 def check_map(sec: dict) -> dict:
     from lmm_utils.methods import check_method
 
-    require(sec, "map", methods=list, Ks=list, seeds=list, method=dict, eval=dict)
+    require(sec, "mapping", methods=list, Ks=list, seeds=list, method=dict, eval=dict)
     for name in sec["methods"]:
         try:
             check_method(str(name))
         except ValueError as exc:
-            raise ParamsError(f"params.yaml: map.methods: {exc}") from None
+            raise ParamsError(f"params.yaml: mapping.methods: {exc}") from None
     for key in ("Ks", "seeds"):
         values = sec[key]
         if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values):
-            raise ParamsError(f"params.yaml: map.{key} must be a non-empty list of whole numbers >= 0, got {values!r}")
+            raise ParamsError(f"params.yaml: mapping.{key} must be a non-empty list of whole numbers >= 0, got {values!r}")
         if len(set(values)) != len(values):
-            raise ParamsError(f"params.yaml: map.{key} lists a value twice: {values!r}")
+            raise ParamsError(f"params.yaml: mapping.{key} lists a value twice: {values!r}")
     return sec
 
 
@@ -306,7 +306,7 @@ def check_section(name: str, sec) -> dict:
             raise ParamsError(f"params.yaml: {name}.{key} is missing")
     _walk(sec, name)
     specific = {"corpus": check_corpus, "split": check_split, "engrave": check_engrave, "perform": check_perform,
-                "map": check_map}.get(name)
+                "mapping": check_map}.get(name)
     if specific:
         specific(sec)
     if name == "split":

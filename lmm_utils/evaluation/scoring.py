@@ -75,7 +75,7 @@ def discover_runs(runs_dir: str | Path = RUNS_DIR) -> list[Run]:
 
 
 def in_sweep(runs: list[Run], map_params: dict | None) -> tuple[list[Run], list[Run]]:
-    """(runs of the sweep params.yaml defines -- map.methods x map.Ks x map.seeds --, the others). Run folders
+    """(runs of the sweep params.yaml defines -- mapping.methods x mapping.Ks x mapping.seeds --, the others). Run folders
     of an older sweep stay on disk (DVC does not delete outputs of stages that are gone) and must not mix in."""
     if not map_params or not all(k in map_params for k in ("methods", "Ks", "seeds")):
         return list(runs), []
@@ -123,7 +123,7 @@ def load_truth(root: str | Path = ".", pool: str = "T") -> Truth:
 
 def predicted_ids(runs: list[Run]) -> list[str]:
     """Excerpts any run wrote a prediction for: the mapping stage may score a fixed subset of T
-    (map.eval.max_items), and evaluation (runs and peers alike) uses the same subset."""
+    (mapping.eval.max_items), and evaluation (runs and peers alike) uses the same subset."""
     ids: set[str] = set()
     for r in runs:
         for system in SYSTEMS:

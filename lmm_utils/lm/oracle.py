@@ -4,7 +4,7 @@ notebook 09_references; or `python -m lmm_utils.lm.oracle` by hand) -> data/orac
 No method may ever see motion (pools.TrainingData refuses it); this model exists only so that evaluation
 can say how good an LM^M *could* be on T's true motion when trained on real motion of the same size as
 U_A. It is read by the evaluation notebook and nothing else, and is labelled "oracle" wherever it appears.
-Its tokenizer and model size default to those of the runs' LM^M (params `evaluate.oracle_lmM`).
+Its tokenizer and model size default to those of the runs' LM^M (params `evaluation.oracle_lmM`).
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ DEFAULT_MODEL = {"block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 64, "dr
 
 
 def resolve(section: dict, params: dict) -> dict:
-    """tokens / model null -> the runs' LM^M settings (map.lmm.lmM_tokens / lmM_model), so that bits per
+    """tokens / model null -> the runs' LM^M settings (mapping.lmm.lmM_tokens / lmM_model), so that bits per
     token are counted over the same vocabulary and the oracle has the same capacity."""
-    lmm = ((params.get("map") or {}).get("lmm") or {})
+    lmm = ((params.get("mapping") or {}).get("lmm") or {})
     return {**section, "tokens": section.get("tokens") or lmm.get("lmM_tokens") or {},
             "model": section.get("model") or lmm.get("lmM_model") or DEFAULT_MODEL}
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     root = project_root()
     params = load_params(root / "params.yaml")
-    section = resolve(params["evaluate"]["oracle_lmM"], params)
+    section = resolve(params["evaluation"]["oracle_lmM"], params)
     bits = train_oracle(section, root, Path(args.out))
     print(f"oracle LM^M: {bits['lm']:.3f} bits/token on T's true motion (bigram {bits['bigram']:.3f})")
 

@@ -1,8 +1,8 @@
 """The mapping sweep: one run = (method, K, seed) -> h and g, evaluated on T and T_timbre.
 
     from lmm_utils.mapping import run as mapping
-    metrics = mapping.run("lmm", K=4, seed=0, map_params=params["map"], features=params["features"])
-    table = mapping.summarize(mapping.collect(params["map"]))
+    metrics = mapping.run("lmm", K=4, seed=0, map_params=params["mapping"], features=params["features"])
+    table = mapping.summarize(mapping.collect(params["mapping"]))
 
 A run has two parts that never mix:
 
