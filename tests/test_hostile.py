@@ -18,7 +18,8 @@ from lmm_utils.core.features import FeatureConfig
 from lmm_utils.app.inference import ChunkConfig, InputError, score_from_file, transcribe_file
 from lmm_utils.mapping.run import draw_pairs
 from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, write_midi
-from lmm_utils.core.params import ParamsError, check_section, load_params
+from lmm_utils.core.params import ParamsError, load_params
+from lmm_utils.pipeline.checks import KNOWN, Class, check_section
 from lmm_utils.pipeline.stage import StageError, check_notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,6 +182,14 @@ def test_an_hour_of_audio_is_read_in_bounded_memory(tmp_path, monkeypatch):
     ("split", lambda s: s["excerpts"].update(max_per_piece=-2), r"max_per_piece must be a whole number > 0"),
     ("corpus", lambda s: s.update(max_file_mb=0), r"corpus\.max_file_mb must be > 0"),
     ("evaluation", lambda s: s.update(confidence=95), r"evaluation\.confidence must be in \[0, 1\]"),
+    # a typo'd key is refused, with the closest known key named (it would otherwise be silently ignored)
+    ("mapping", lambda s: s["method"].update(stpes=100), r"mapping\.method\.stpes is not a known key \(did you mean 'steps'\?\)"),
+    ("mapping", lambda s: s.update(seed=[0]), r"mapping\.seed is not a known key \(did you mean 'seeds'\?\)"),
+    ("mapping", lambda s: s["lmm"].update(lmM_trian={}), r"mapping\.lmm\.lmM_trian is not a known key \(did you mean 'lmM_train'\?\)"),
+    ("perform", lambda s: s["pianist"].update(pedal_probability=0.5), r"perform\.pianist\.pedal_probability is not a known key"),
+    ("synth", lambda s: s["neural"].update(chanels=4), r"synth\.neural\.chanels is not a known key \(did you mean 'channels'\?\)"),
+    ("evaluation", lambda s: s["oracle_lmM"]["train"].update(step=3), r"evaluation\.oracle_lmM\.train\.step is not a known key"),
+    ("split", lambda s: s["fractions"].update(V=0.0), r"split\.fractions\.V is not a known key"),
 ])
 def test_bad_params_name_the_key_at_fault(name, mutate, message):
     params = load_params(ROOT / "params.yaml")
@@ -197,6 +206,21 @@ def test_every_section_of_params_and_profiles_passes_its_checks():
         params = deep_merge(base, load_params(profile)) if profile else base
         for name, sec in params.items():
             check_section(name, sec)
+
+
+def test_every_config_class_the_schema_names_exists():
+    def walk(node):
+        if isinstance(node, Class):
+            assert node.keys(), node.ref
+        elif isinstance(node, dict):
+            for sub in node.values():
+                walk(sub)
+    walk(KNOWN)
+
+
+def test_a_section_no_stage_reads_is_refused():
+    with pytest.raises(ParamsError, match="no stage reads a section 'mapp' \\(did you mean 'mapping'\\?\\)"):
+        check_section("mapp", {})
 
 
 def test_more_pairs_than_the_pool_holds_is_refused():
@@ -216,6 +240,23 @@ def test_a_stage_with_broken_params_stops_before_it_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"stage error: params.yaml: mapping\.seeds"):
         stage.main([str(ROOT / "notebooks/07_map.ipynb"), "--sections", "mapping,features"])
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+
+
+def test_a_stage_with_a_mistyped_key_stops_before_it_runs_and_names_it(tmp_path, monkeypatch):
+    from lmm_utils.pipeline import stage
+
+    (tmp_path / "lmm_utils").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "notebooks").mkdir()
+    params = load_params(ROOT / "params.yaml")
+    params["mapping"]["method"]["stpes"] = params["mapping"]["method"].pop("steps")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    before = (tmp_path / "params.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"mapping\.method\.stpes is not a known key \(did you mean 'steps'\?\)"):
+        stage.main([str(ROOT / "notebooks/07_map.ipynb"), "--sections", "mapping,features"])
+    assert (tmp_path / "params.yaml").read_text() == before  # nothing lost: the file is left as the user wrote it
     assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
 
 

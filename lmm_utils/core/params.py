@@ -278,42 +278,13 @@ def _check_key(key: str, value, where: str) -> None:
         raise ParamsError(f"params.yaml: {where} must be in [0, 1], got {value!r}")
 
 
-def check_map(sec: dict) -> dict:
-    from lmm_utils.methods import check_method
-
-    require(sec, "mapping", methods=list, Ks=list, seeds=list, method=dict, eval=dict)
-    for name in sec["methods"]:
-        try:
-            check_method(str(name))
-        except ValueError as exc:
-            raise ParamsError(f"params.yaml: mapping.methods: {exc}") from None
-    for key in ("Ks", "seeds"):
-        values = sec[key]
-        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values):
-            raise ParamsError(f"params.yaml: mapping.{key} must be a non-empty list of whole numbers >= 0, got {values!r}")
-        if len(set(values)) != len(values):
-            raise ParamsError(f"params.yaml: mapping.{key} lists a value twice: {values!r}")
-    return sec
-
-
 def check_section(name: str, sec) -> dict:
-    """Every check that applies to params.yaml section `name` (the stage runner calls this for each section it
-    injects, so a broken params.yaml stops a stage before it starts, with the key at fault named)."""
+    """The checks by key name that apply to params.yaml section `name` (required keys, types, ranges).
+    `lmm_utils.pipeline.checks.check_section` adds unknown keys and each section's own rules."""
     if not isinstance(sec, dict):
         raise ParamsError(f"params.yaml: section {name!r} must be a mapping, got {sec!r}")
     for key in REQUIRED.get(name, []):
         if key not in sec:
             raise ParamsError(f"params.yaml: {name}.{key} is missing")
     _walk(sec, name)
-    specific = {"corpus": check_corpus, "split": check_split, "engrave": check_engrave, "perform": check_perform,
-                "mapping": check_map}.get(name)
-    if specific:
-        specific(sec)
-    if name == "split":
-        from lmm_utils.data.pools import check_fractions
-
-        try:
-            check_fractions(sec["fractions"])
-        except ValueError as exc:
-            raise ParamsError(f"params.yaml: {exc}") from None
     return sec

@@ -1,0 +1,152 @@
+"""Every check of a params.yaml section, run by the stage runner before a kernel starts.
+
+A typo'd key would otherwise change nothing and say nothing (the code reads the keys it knows and the rest is
+dropped), so every key must be one that some stage reads: `KNOWN` lists them. A section that becomes a config
+dataclass names the class ("module:Class"), and its keys are that class's fields, so the two cannot drift apart.
+This module sits in `pipeline/` (above every stage) because the method registry and the config classes it checks
+against live in later stages than `core.params`, which holds the generic checks by key name.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from typing import Union
+
+from lmm_utils.core import params as core
+from lmm_utils.core.params import ParamsError, unknown_key_error
+from lmm_utils.data.pools import check_fractions
+from lmm_utils.methods import check_method
+
+# A schema node: None (any value), a dict of known keys -> nodes, or a dataclass reference whose fields are the known
+# keys (optionally with the extra keys a stage reads beside the dataclass: Class(ref, extra)).
+Node = Union[None, dict, str, "Class"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Class:
+    ref: str  # "module:ClassName"
+    extra: tuple[str, ...] = ()
+
+    def resolve(self) -> type:
+        module, name = self.ref.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def keys(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self.resolve()) if f.init} | set(self.extra)
+
+
+_TRAIN = Class("lmm_utils.training.loop:TrainConfig", ("threads",))  # threads: torch.set_num_threads by the stage
+_OPTIM = ("steps", "batch", "lr")  # S's fit loop reads these beside each kind's architecture config
+
+KNOWN: dict[str, Node] = {
+    "corpus": dict.fromkeys(["seed", "collections", "max_works_per_collection", "user_folders", "max_file_mb",
+                             "workers", "source"]),
+    "real_data": dict.fromkeys(["maestro_dir", "asap_dir", "excerpt_seconds", "max_pieces",
+                                "max_performances_per_piece"]),
+    "split": {"seed": None, "fractions": dict.fromkeys(["U_V", "U_A", "P", "T"]),
+              "excerpts": Class("lmm_utils.data.excerpts:ExcerptConfig")},
+    "engrave": dict.fromkeys(["height", "workers"]),
+    "perform": {"seed": None, "workers": None, "pianist": Class("lmm_utils.data.pianist:PianistConfig"),
+                "conditions": dict.fromkeys(["soundfonts", "reverb_room", "reverb_level", "gain_db", "eq_tilt_db",
+                                             "noise_prob", "noise_snr_db"]),
+                "timbre_soundfont": dict.fromkeys(["file", "preset"])},
+    "features": Class("lmm_utils.core.features:FeatureConfig"),
+    "pretrain": {"seed": None, "val_fraction": None, "max_items": None,
+                 "tokens": {"V": None, "A": None},  # tokenizer options (tokens.build_tokenizer checks them)
+                 "model": Class("lmm_utils.models.transformer:TransformerConfig"), "train": _TRAIN,
+                 "samples": dict.fromkeys(["n", "max_new_tokens", "temperature", "top_k", "seed"])},
+    "synth": {**dict.fromkeys(["seed", "kind", "kinds", "pianos", "heldout_piano", "n_random_excerpts",
+                               "n_val_excerpts", "excerpt_seconds", "workers", "threads", "piano_dropout",
+                               "eval_pool", "eval_limit", "speed_batch", "grad_check_frames"]),
+              "motion": Class("lmm_utils.synth.fit:RandomMotionConfig"),
+              "baseline": dict.fromkeys(_OPTIM),
+              "additive": Class("lmm_utils.models.synth:AdditiveConfig", _OPTIM),
+              "neural": Class("lmm_utils.models.synth:NeuralConfig", _OPTIM)},
+    "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "device", "synth"]),
+                "lm": dict.fromkeys(["A", "V"]), "eval": dict.fromkeys(["max_items"]),
+                "method": Class("lmm_utils.methods.supervised:MethodConfig"),
+                "transcriber": Class("lmm_utils.models.transcriber:TranscriberConfig"),
+                "performer": Class("lmm_utils.models.performer:PerformerConfig"),
+                "align": Class("lmm_utils.methods.alignment:AlignConfig"),
+                "synth_pairs": Class("lmm_utils.methods.synth_pairs:SynthPairsConfig"),
+                "surface": Class("lmm_utils.methods.surface:SurfaceConfig"),
+                "cycle": Class("lmm_utils.methods.cycle:CycleConfig"),
+                "lmm": Class("lmm_utils.methods.lmm:LMMConfig")},
+    "evaluation": {**dict.fromkeys(["confidence", "band", "reference_method", "target_method", "multiplier_curves",
+                                    "workers"]),
+                   "knn": dict.fromkeys(["k", "gallery_sizes", "repeats", "shuffles", "seed"]),
+                   "gallery": dict.fromkeys(["n", "seed"]),
+                   "oracle_lmM": {"seed": None, "val_fraction": None, "tokens": None, "model": None,
+                                  "train": _TRAIN}},
+}
+
+
+def check_known_keys(value, node: Node, where: str) -> None:
+    """Refuse any key the schema does not know, naming it and the closest known key."""
+    if node is None or not isinstance(value, dict):
+        return
+    if isinstance(node, Class):
+        known = node.keys()
+        for key in value:
+            if key not in known:
+                raise unknown_key_error(key, known, where)
+        return
+    for key, sub in value.items():
+        if key not in node:
+            raise unknown_key_error(key, node, where)
+        check_known_keys(sub, node[key], f"{where}.{key}")
+
+
+def check_mapping(sec: dict) -> dict:
+    core.require(sec, "mapping", methods=list, Ks=list, seeds=list, method=dict, eval=dict)
+    for name in sec["methods"]:
+        try:
+            check_method(str(name))
+        except ValueError as exc:
+            raise ParamsError(f"params.yaml: mapping.methods: {exc}") from None
+    for key in ("Ks", "seeds"):
+        values = sec[key]
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values):
+            raise ParamsError(f"params.yaml: mapping.{key} must be a non-empty list of whole numbers >= 0, got {values!r}")
+        if len(set(values)) != len(values):
+            raise ParamsError(f"params.yaml: mapping.{key} lists a value twice: {values!r}")
+    return sec
+
+
+def check_split(sec: dict) -> dict:
+    core.check_split(sec)
+    try:
+        check_fractions(sec["fractions"])
+    except ValueError as exc:
+        raise ParamsError(f"params.yaml: {exc}") from None
+    return sec
+
+
+SPECIFIC = {"corpus": core.check_corpus, "split": check_split, "engrave": core.check_engrave,
+            "perform": core.check_perform, "mapping": check_mapping}
+
+
+def check_section(name: str, sec) -> dict:
+    """Every check that applies to params.yaml section `name`: known keys, types and ranges by key name, and the
+    section's own rules. The stage runner calls this for each section it injects, so a broken params.yaml stops a
+    stage before its kernel starts, with the key at fault named."""
+    if name not in KNOWN:
+        close = difflib.get_close_matches(name, list(KNOWN), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ParamsError(f"params.yaml: no stage reads a section {name!r}{hint}; sections: {', '.join(KNOWN)}")
+    if not isinstance(sec, dict):
+        raise ParamsError(f"params.yaml: section {name!r} must be a mapping, got {sec!r}")
+    check_known_keys(sec, KNOWN[name], name)  # first: a typo'd key would otherwise fail as a type error, misleadingly
+    core.check_section(name, sec)
+    specific = SPECIFIC.get(name)
+    if specific:
+        specific(sec)
+    return sec
+
+
+def check_params(params: dict) -> dict:
+    """All sections of a params.yaml (profiles merged in), e.g. after `python -m lmm_utils.core.params apply`."""
+    for name, sec in params.items():
+        check_section(name, sec)
+    return params
