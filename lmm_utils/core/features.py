@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from lmm_utils.core.params import dataclass_from
 import torch
 
 
@@ -32,7 +33,7 @@ class FeatureConfig:
 
     @classmethod
     def from_params(cls, section: dict) -> "FeatureConfig":
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+        return dataclass_from(cls, section, "features")
 
 
 @lru_cache(maxsize=8)

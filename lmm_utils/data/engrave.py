@@ -10,6 +10,7 @@ from fractions import Fraction
 from dataclasses import dataclass
 
 from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.core.params import dataclass_from
 
 _SVG_SIZE = re.compile(r'<svg width="([\d.]+)px" height="([\d.]+)px"')
 _VIEWBOX = re.compile(r'class="definition-scale"[^>]*viewBox="0 0 ([\d.]+) ([\d.]+)"')
@@ -23,7 +24,7 @@ class EngraveConfig:
 
     @classmethod
     def from_params(cls, section: dict) -> "EngraveConfig":
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+        return dataclass_from(cls, {k: v for k, v in section.items() if k != "workers"}, "engrave")  # workers: the stage's pool size
 
 
 def _exact(beats: float) -> Fraction:

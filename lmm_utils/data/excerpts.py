@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from lmm_utils.core.params import dataclass_from
 
 from lmm_utils.data.corpus import Piece
 from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
@@ -28,11 +29,7 @@ class ExcerptConfig:
 
     @classmethod
     def from_params(cls, section: dict) -> "ExcerptConfig":
-        kw = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
-        for k in ("tempo_bpm", "source_tempo_range", "dynamics_weights"):
-            if k in kw:
-                kw[k] = tuple(kw[k])
-        return cls(**kw)
+        return dataclass_from(cls, section, "split.excerpts")
 
 
 def stable_seed(*parts) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from lmm_utils.core.params import dataclass_from
 
 from lmm_utils.core.motion import PedalEvent, PerformedNote, Performance
 from lmm_utils.core.score import ScoreExcerpt
@@ -33,10 +34,7 @@ class PianistConfig:
 
     @classmethod
     def from_params(cls, section: dict) -> "PianistConfig":
-        kw = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
-        if "articulation" in kw:
-            kw["articulation"] = tuple(kw["articulation"])
-        return cls(**kw)
+        return dataclass_from(cls, section, "perform.pianist")
 
 
 def beat_to_time(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generator, resolution: int = 24):

@@ -2,18 +2,14 @@
 writes its outputs atomically and returns a small summary for the data card."""
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
-from tqdm import tqdm
 
 from lmm_utils.core import paths
-from lmm_utils.data.corpus import CHORALES, CorpusError, deduplicate, list_user_works, list_works, load_pieces, parse_works, save_pieces
+from lmm_utils.data.corpus import CorpusError, deduplicate, list_user_works, list_works, load_pieces, parse_works, save_pieces
 from lmm_utils.data.engrave import EngraveConfig, engrave
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB
 from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts, stable_seed

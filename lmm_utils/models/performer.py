@@ -19,9 +19,10 @@ onset/frame/velocity channels follow motion.to_roll's conventions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
+from lmm_utils.core.params import dataclass_from
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -43,8 +44,7 @@ class PlainConfig:
 
     @classmethod
     def from_params(cls, section: dict | None) -> "PlainConfig":
-        section = section or {}
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+        return dataclass_from(cls, section, "mapping.performer.plain")
 
 
 def seconds_per_beat(score: ScoreExcerpt) -> float:
@@ -208,9 +208,7 @@ class PerformerConfig:
 
     @classmethod
     def from_params(cls, section: dict | None) -> "PerformerConfig":
-        section = dict(section or {})
-        plain = PlainConfig.from_params(section.pop("plain", None))
-        return cls(plain=plain, **{f.name: section[f.name] for f in fields(cls) if f.name in section and f.name != "plain"})
+        return dataclass_from(cls, section, "mapping.performer")
 
     @classmethod
     def tiny(cls) -> "PerformerConfig":

@@ -16,9 +16,10 @@ Performance with thresholds fixed here, never tuned on the test pool.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 import numpy as np
+from lmm_utils.core.params import dataclass_from
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -42,11 +43,8 @@ class TranscriberConfig:
 
     @classmethod
     def from_params(cls, section: dict | None) -> "TranscriberConfig":
-        section = section or {}
-        kw = {f.name: section[f.name] for f in fields(cls) if f.name in section}
-        if "harmonics" in kw:
-            kw["harmonics"] = tuple(float(h) for h in kw["harmonics"])
-        return cls(**kw)
+        cfg = dataclass_from(cls, section, "mapping.transcriber")
+        return replace(cfg, harmonics=tuple(float(h) for h in cfg.harmonics))
 
     @classmethod
     def tiny(cls) -> "TranscriberConfig":
@@ -199,8 +197,7 @@ class DecodeConfig:
 
     @classmethod
     def from_params(cls, section: dict | None) -> "DecodeConfig":
-        section = section or {}
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+        return dataclass_from(cls, section, "decode")
 
 
 @torch.no_grad()

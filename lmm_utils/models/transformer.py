@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import torch
+from lmm_utils.core.params import dataclass_from
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -30,8 +31,7 @@ class TransformerConfig:
 
     @classmethod
     def from_params(cls, section: dict, vocab_size: int) -> "TransformerConfig":
-        known = {k: v for k, v in (section or {}).items() if k in cls.__dataclass_fields__}
-        return cls(**{**known, "vocab_size": int(vocab_size)})
+        return replace(dataclass_from(cls, section, "pretrain.model"), vocab_size=int(vocab_size))
 
     def to_dict(self) -> dict:
         return asdict(self)

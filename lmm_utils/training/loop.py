@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
+from lmm_utils.core.params import dataclass_from
 import torch.nn as nn
 from tqdm import tqdm
 
@@ -50,8 +51,8 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, section: dict, **overrides) -> "TrainConfig":
-        known = {k: v for k, v in (section or {}).items() if k in cls.__dataclass_fields__}
-        return cls(**{**known, **overrides})
+        section = {k: v for k, v in (section or {}).items() if k != "threads"}  # threads: set by the caller
+        return replace(dataclass_from(cls, section, "train"), **overrides)
 
     def resolved_device(self) -> torch.device:
         """auto = CUDA if present, else CPU; under torchrun, the GPU of this process's LOCAL_RANK."""
