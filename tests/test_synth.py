@@ -145,7 +145,7 @@ def test_save_load_roundtrip(tmp_path):
     section = {"kind": "neural", "pianos": [["a.sf2", 0], ["b.sf2", 1]],
                "neural": {"channels": 3, "hidden": 4, "key_dim": 2, "decay_kernel": 3, "steps": 5, "lr": 0.1}}
     torch.manual_seed(0)
-    s = build_synth(section, FEAT)
+    s = build_synth(section, FEAT, fit_keys=("steps", "lr"))
     assert s.kind == "neural" and s.cfg.n_pianos == 2 and s.cfg.channels == 3
     save_synth(s, tmp_path / "S.pt")
     s2 = load_synth(tmp_path / "S.pt")
