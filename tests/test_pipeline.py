@@ -94,6 +94,24 @@ def test_second_repro_runs_nothing_and_a_render_change_reruns_only_downstream(pr
     assert not changed & {"corpus", "split", "engrave", "pretrain@V"}, changed
 
 
+def test_editing_the_code_a_stage_runs_reruns_it(project):
+    """dvc.yaml deps name the package folders a stage runs: an edit of the module that defines
+    build_performances (data.stages) re-runs perform; an edit of the mapping code does not touch the data."""
+    import inspect
+
+    from lmm_utils.data.stages import build_performances
+
+    dst, _ = project
+    module = Path(inspect.getsourcefile(build_performances)).relative_to(Path(__file__).resolve().parents[1])
+    source = (dst / module).read_text()
+    (dst / module).write_text(source + "\n# an edit\n")
+    try:
+        stale = _run(["dvc", "status", "perform"], dst)
+    finally:
+        (dst / module).write_text(source)
+    assert "perform" in stale and "modified:" in stale and str(module.parent) in stale, stale
+
+
 # --- determinism and interrupted stages ------------------------------------------------------------------
 
 def _is_timing(key: str) -> bool:
