@@ -9,11 +9,12 @@ KERNEL := lmm
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast bench clean-venv help basic-pitch
+.PHONY: setup repro test test-fast lint bench clean-venv help basic-pitch
 help:
 	@echo "make repro   - install what is missing, then run the pipeline (dvc repro)"
 	@echo "make test    - install what is missing, then run the tests (pytest)"
 	@echo "make setup   - only the installation steps"
+	@echo "make lint    - ruff check (also run by make test)"
 	@echo "make bench   - benchmark scripts (figures printed, nothing asserted)"
 	@echo "make basic-pitch - the peer transcriber Basic Pitch (ONNX) in its own venv .venv-bp"
 
@@ -51,8 +52,11 @@ $(STAMP)/git: $(STAMP)/python
 repro: setup
 	$(BIN)/dvc repro
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
