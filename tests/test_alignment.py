@@ -1,35 +1,33 @@
 """alignment.py: DTW pseudo-motion recovers the onsets of a tempo-changed rendering of a score."""
 import dataclasses
 
+import factories
 import numpy as np
 import pytest
 import torch
 
-from lmm_utils.methods.alignment import (AlignConfig, TemplateSynth, align_pair, alignment_accuracy, render_logmel,
-                                 time_map)
 from lmm_utils.core.features import FeatureConfig, log_mel
-from lmm_utils.models.performer import PlainConfig, plain_performance
-from lmm_utils.core.motion import PerformedNote, Performance
+from lmm_utils.core.motion import Performance, PerformedNote
 from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+from lmm_utils.methods.alignment import (
+    AlignConfig,
+    TemplateSynth,
+    align_pair,
+    alignment_accuracy,
+    render_logmel,
+    time_map,
+)
+from lmm_utils.models.performer import PlainConfig, plain_performance
 
 FEAT = FeatureConfig()
 
 
 def _score(seed: int, voices: int, bpm: float = 100.0) -> ScoreExcerpt:
-    rng = np.random.default_rng(seed)
-    notes = []
-    for v in range(voices):
-        t, p = 0.0, [72, 64, 57, 48][v]
-        while t < 16.0 - 1e-9:
-            d = min(float(rng.choice([0.5, 1.0, 1.0, 2.0])), 16.0 - t)
-            step = int(rng.choice([-4, -3, -2, -1, 1, 2, 3, 4]))  # no repeated pitch: see test_repeated_notes
-            p = int(np.clip(p + step, [72, 64, 57, 48][v] - 7, [72, 64, 57, 48][v] + 7))
-            notes.append(ScoreNote(p, t, d, v))
-            t += d
-    notes.sort(key=lambda n: (n.onset, -n.pitch))
-    return ScoreExcerpt(id=f"a{seed}", piece_id=f"p{seed}", collection="test", meter="4/4", key="C major",
-                        key_fifths=0, n_bars=4, bar_beats=4.0, tempo_bpm=bpm, tempo_from_source=False,
-                        dynamics=[(0.0, "mf")], dynamics_from_source=False, notes=notes)
+    def walk(rng, p, centre):  # no repeated pitch: see test_repeated_notes
+        return int(np.clip(p + int(rng.choice([-4, -3, -2, -1, 1, 2, 3, 4])), centre - 7, centre + 7))
+
+    notes = factories.voices(np.random.default_rng(seed), voices, 16.0, [0.5, 1.0, 1.0, 2.0], walk)
+    return factories.excerpt(notes, id=f"a{seed}", piece_id=f"p{seed}", n_bars=4, bpm=bpm)
 
 
 def _expressive(score: ScoreExcerpt, factor: float, seed: int) -> Performance:

@@ -5,14 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import factories
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from lmm_utils.app import cli
-from lmm_utils.core.features import FeatureConfig
 from lmm_utils.app.inference import ChunkConfig, read_notes, score_from_file, transcribe_file, windows
+from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, read_midi, write_midi
 
 
@@ -31,9 +32,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def _tone(sr: int, seconds: float, channels: int = 1, start: float = 0.3, stop: float | None = None) -> np.ndarray:
-    t = np.arange(int(sr * seconds)) / sr
-    x = 0.3 * np.sin(2 * np.pi * 261.63 * t) * ((t >= start) & (t < (stop or seconds)))
-    return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+    return factories.tone(sr, seconds, start=start, stop=stop, channels=channels)
 
 
 def test_help_of_every_command():

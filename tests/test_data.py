@@ -1,18 +1,37 @@
 """The benchmark data: corpus parsing, deduplication, split, excerpts, pianist, engraving, rendering."""
 import json
 
+import factories
 import numpy as np
 import pytest
 
-from lmm_utils.data.corpus import (CHORALES, CorpusError, Piece, WorkRef, deduplicate, list_user_works, list_works,
-                              melody_hash, parse_work, parse_works)
+from lmm_utils.core.motion import Performance, PerformedNote, from_roll, read_midi, to_roll, write_midi
+from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+from lmm_utils.data.corpus import (
+    CHORALES,
+    CorpusError,
+    Piece,
+    WorkRef,
+    deduplicate,
+    list_user_works,
+    list_works,
+    melody_hash,
+    parse_work,
+    parse_works,
+)
 from lmm_utils.data.engrave import EngraveConfig, engrave, spell
 from lmm_utils.data.excerpts import ExcerptConfig, bar_windows, make_excerpts
-from lmm_utils.core.motion import Performance, PerformedNote, read_midi, to_roll, from_roll, write_midi
 from lmm_utils.data.pianist import PianistConfig, perform
-from lmm_utils.data.pools import POOLS, LeakageError, SplitError, TrainingData, check_disjoint, check_fractions, split_pieces
+from lmm_utils.data.pools import (
+    POOLS,
+    LeakageError,
+    SplitError,
+    TrainingData,
+    check_disjoint,
+    check_fractions,
+    split_pieces,
+)
 from lmm_utils.data.render import FluidRenderer, MissingSystemDependency, RecordingConditions, find_soundfont
-from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 
 
 def make_piece(pid, pitches, collection="folk", durs=None, meter="4/4", transpose=0):
@@ -111,9 +130,7 @@ def test_excerpts_keep_source_marks():
 
 def _score(dyn="mf", pitches=TUNE, voices=1):
     notes = [ScoreNote(p - 12 * v, float(i), 1.0, v) for v in range(voices) for i, p in enumerate(pitches)]
-    return ScoreExcerpt(id="s", piece_id="s", collection="folk", meter="4/4", key="C major", key_fifths=0,
-                        n_bars=len(pitches) // 4, bar_beats=4.0, tempo_bpm=120.0, tempo_from_source=False,
-                        dynamics=[(0.0, dyn)], dynamics_from_source=False, notes=notes)
+    return factories.excerpt(notes, collection="folk", n_bars=len(pitches) // 4, dynamics=[(0.0, dyn)])
 
 
 def test_pianist_is_seeded_and_follows_the_score():

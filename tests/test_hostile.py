@@ -5,6 +5,7 @@ import json
 import tracemalloc
 from pathlib import Path
 
+import factories
 import nbformat
 import numpy as np
 import pytest
@@ -13,12 +14,12 @@ import torch
 import yaml
 
 from lmm_utils.app import cli
-from lmm_utils.data.corpus import list_user_works, parse_works
-from lmm_utils.core.features import FeatureConfig
 from lmm_utils.app.inference import ChunkConfig, InputError, score_from_file, transcribe_file
-from lmm_utils.mapping.run import draw_pairs
+from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, write_midi
 from lmm_utils.core.params import ParamsError, load_params
+from lmm_utils.data.corpus import list_user_works, parse_works
+from lmm_utils.mapping.run import draw_pairs
 from lmm_utils.pipeline.checks import KNOWN, Class, check_section
 from lmm_utils.pipeline.stage import StageError, check_notebook_parameters
 
@@ -108,8 +109,7 @@ class _LoudnessH:
 
 
 def _tone(sr: int, seconds: float, amplitude: float = 0.3) -> np.ndarray:
-    t = np.arange(int(sr * seconds)) / sr
-    return amplitude * np.sin(2 * np.pi * 261.63 * t) * (t > 0.2)
+    return factories.tone(sr, seconds, amplitude=amplitude)
 
 
 def test_96k_audio_is_resampled_and_read(tmp_path):

@@ -1,28 +1,30 @@
 """models/performer.py: the plain performer's arithmetic, g's zero-deviation start, soft rolls, and
 that g learns from per-note targets."""
+import factories
 import numpy as np
 import pytest
 import torch
 
-from lmm_utils.models.performer import (PLAIN_DYNAMIC_VELOCITY, Performer, PerformerConfig, PlainConfig,
-                                        encode_scores, note_targets, performer_loss, plain_performance, soft_roll)
-from lmm_utils.core.motion import PerformedNote, Performance, to_roll
+from lmm_utils.core.motion import Performance, PerformedNote, to_roll
 from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+from lmm_utils.models.performer import (
+    PLAIN_DYNAMIC_VELOCITY,
+    Performer,
+    PerformerConfig,
+    PlainConfig,
+    encode_scores,
+    note_targets,
+    performer_loss,
+    plain_performance,
+    soft_roll,
+)
 
 
 def _score(seed: int, voices: int = 1, bpm: float = 96.0) -> ScoreExcerpt:
-    rng = np.random.default_rng(seed)
-    notes = []
-    for v in range(voices):
-        t, base = 0.0, [72, 64, 57, 48][v]
-        while t < 8.0 - 1e-9:
-            d = min(float(rng.choice([0.5, 1.0, 2.0])), 8.0 - t)
-            notes.append(ScoreNote(int(base + rng.integers(-5, 6)), t, d, v))
-            t += d
-    notes.sort(key=lambda n: (n.onset, -n.pitch))
-    return ScoreExcerpt(id=f"s{seed}", piece_id=f"p{seed}", collection="test", meter="4/4", key="C major",
-                        key_fifths=0, n_bars=2, bar_beats=4.0, tempo_bpm=bpm, tempo_from_source=False,
-                        dynamics=[(0.0, "p"), (4.0, "f")], dynamics_from_source=False, notes=notes)
+    notes = factories.voices(np.random.default_rng(seed), voices, 8.0, [0.5, 1.0, 2.0],
+                             lambda rng, p, centre: int(centre + rng.integers(-5, 6)))
+    return factories.excerpt(notes, id=f"s{seed}", piece_id=f"p{seed}", n_bars=2, bpm=bpm,
+                             dynamics=[(0.0, "p"), (4.0, "f")])
 
 
 def test_plain_performance_follows_the_marks():

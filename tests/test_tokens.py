@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import factories
 import numpy as np
 import pytest
 import torch
@@ -32,9 +33,9 @@ def make_score(seed: int, meter: str = "3/4", key: str = "G major", fifths: int 
         if rng.random() < 0.3:  # chord
             notes.append(ScoreNote(pitch + 4, onset, dur, voice))
     dyn = [(0.0, rng.choice(DYNAMICS)), (rng.randrange(int(n_bars * bar)) + 0.5, rng.choice(DYNAMICS))]
-    return ScoreExcerpt(id=f"x-e{seed}", piece_id="x", collection="test", meter=meter, key=key, key_fifths=fifths,
-                        n_bars=n_bars, bar_beats=bar, tempo_bpm=float(rng.randint(50, 180)), tempo_from_source=True,
-                        dynamics=sorted(dyn), dynamics_from_source=True, notes=notes)
+    return factories.excerpt(notes, id=f"x-e{seed}", piece_id="x", meter=meter, key=key, key_fifths=fifths,
+                             n_bars=n_bars, bar_beats=bar, bpm=float(rng.randint(50, 180)), dynamics=sorted(dyn),
+                             from_source=True)
 
 
 @pytest.mark.parametrize("seed,meter,key,fifths", [

@@ -1,27 +1,31 @@
 """models/transcriber.py: shapes, the harmonic front end, decoding, gradients, and that h overfits two
 tiny excerpts (rendered by the template synth, so no FluidSynth is needed)."""
+import factories
 import numpy as np
 import pytest
 import torch
 
-from lmm_utils.methods.alignment import TemplateSynth
 from lmm_utils.core.features import FeatureConfig, log_mel
+from lmm_utils.core.motion import Performance, PerformedNote, to_roll
 from lmm_utils.evaluation.metrics import transcription_scores
-from lmm_utils.models.transcriber import (DecodeConfig, Transcriber, TranscriberConfig, build_transcriber, decode,
-                                          n_parameters, transcribe, transcription_loss)
-from lmm_utils.core.motion import PerformedNote, Performance, to_roll
+from lmm_utils.methods.alignment import TemplateSynth
+from lmm_utils.models.transcriber import (
+    DecodeConfig,
+    Transcriber,
+    TranscriberConfig,
+    build_transcriber,
+    decode,
+    n_parameters,
+    transcribe,
+    transcription_loss,
+)
 
 FEAT = FeatureConfig()
 
 
 def _tiny_performance(seed: int, seconds: float = 3.0) -> Performance:
-    rng = np.random.default_rng(seed)
-    notes, t = [], 0.2
-    while t < seconds - 0.5:
-        for p in rng.choice(np.arange(55, 80), size=int(rng.integers(1, 3)), replace=False):
-            notes.append(PerformedNote(int(p), t, t + float(rng.uniform(0.2, 0.4)), int(rng.integers(50, 110))))
-        t += float(rng.choice([0.3, 0.45]))
-    return Performance(notes=sorted(notes, key=lambda n: (n.onset, n.pitch)))
+    return factories.chord_performance(np.random.default_rng(seed), start=0.2, until=seconds - 0.5, steps=[0.3, 0.45],
+                                       pitches=(55, 80), chord=(1, 3), length=(0.2, 0.4), velocity=(50, 110))
 
 
 def _render(perf: Performance, n_frames: int) -> torch.Tensor:

@@ -59,7 +59,7 @@ KNOWN: dict[str, Node] = {
     "synth": {**dict.fromkeys(["seed", "kind", "kinds", "pianos", "heldout_piano", "n_random_excerpts",
                                "n_val_excerpts", "excerpt_seconds", "workers", "threads", "piano_dropout",
                                "eval_pool", "eval_limit", "speed_batch", "grad_check_frames"]),
-              "motion": Class("lmm_utils.synth.fit:RandomMotionConfig"),
+              "motion": Class("lmm_utils.synth.random_motion:RandomMotionConfig"),
               "baseline": dict.fromkeys(_OPTIM),
               "additive": Class("lmm_utils.models.synth:AdditiveConfig", _OPTIM),
               "neural": Class("lmm_utils.models.synth:NeuralConfig", _OPTIM)},

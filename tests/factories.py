@@ -1,0 +1,63 @@
+"""Builders of small scores, performances and sounds shared by the tests (seeded; each test picks its sizes)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lmm_utils.core.motion import Performance, PerformedNote
+from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+
+VOICE_CENTRES = (72, 64, 57, 48)  # soprano, alto, tenor, bass
+
+
+def excerpt(notes: list[ScoreNote], *, id: str = "s", piece_id: str | None = None, collection: str = "test",
+            meter: str = "4/4", key: str = "C major", key_fifths: int = 0, n_bars: int | None = None,
+            bar_beats: float = 4.0, bpm: float = 120.0, dynamics: Sequence[tuple[float, str]] = ((0.0, "mf"),),
+            from_source: bool = False) -> ScoreExcerpt:
+    """A ScoreExcerpt around `notes` with plain defaults (4/4, C major, mf); n_bars from the last note if not given."""
+    if n_bars is None:
+        end = max((n.onset + n.duration for n in notes), default=bar_beats)
+        n_bars = max(1, int(np.ceil(end / bar_beats - 1e-9)))
+    return ScoreExcerpt(id=id, piece_id=piece_id or id, collection=collection, meter=meter, key=key,
+                        key_fifths=key_fifths, n_bars=n_bars, bar_beats=bar_beats, tempo_bpm=float(bpm),
+                        tempo_from_source=from_source, dynamics=list(dynamics), dynamics_from_source=from_source,
+                        notes=notes)
+
+
+def voices(rng: np.random.Generator, n_voices: int, beats: float, durations: Sequence[float], next_pitch) -> list[ScoreNote]:
+    """Random voices around VOICE_CENTRES: each voice draws a duration, then `next_pitch(rng, previous, centre)`;
+    notes sorted by onset, highest first."""
+    notes = []
+    for v in range(n_voices):
+        t, p = 0.0, VOICE_CENTRES[v]
+        while t < beats - 1e-9:
+            d = min(float(rng.choice(durations)), beats - t)
+            p = next_pitch(rng, p, VOICE_CENTRES[v])
+            notes.append(ScoreNote(p, t, d, v))
+            t += d
+    notes.sort(key=lambda n: (n.onset, -n.pitch))
+    return notes
+
+
+def chord_performance(rng: np.random.Generator, *, start: float, steps: Sequence[float], pitches: tuple[int, int],
+                      chord: tuple[int, int] | None, length: tuple[float, float], velocity: tuple[int, int],
+                      n: int | None = None, until: float | None = None) -> Performance:
+    """Random chords (sizes drawn from range(*chord), or single notes when chord is None) every `steps` seconds, for n
+    chords or until a time; each note lasts uniform(*length) s with velocity integers(*velocity)."""
+    notes, t, i = [], start, 0
+    while (n is not None and i < n) or (until is not None and t < until):
+        size = int(rng.integers(*chord)) if chord else 1
+        for p in rng.choice(np.arange(*pitches), size=size, replace=False):
+            notes.append(PerformedNote(int(p), t, t + float(rng.uniform(*length)), int(rng.integers(*velocity))))
+        t += float(rng.choice(steps))
+        i += 1
+    return Performance(notes=sorted(notes, key=lambda x: (x.onset, x.pitch)))
+
+
+def tone(sr: int, seconds: float, *, amplitude: float = 0.3, start: float = 0.2, stop: float | None = None,
+         channels: int = 1, freq: float = 261.63) -> np.ndarray:
+    """Middle C from `start` to `stop` (s); two channels give the right one at half level."""
+    t = np.arange(int(sr * seconds)) / sr
+    x = amplitude * np.sin(2 * np.pi * freq * t) * ((t >= start) & (t < (stop or seconds)))
+    return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
