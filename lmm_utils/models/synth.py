@@ -62,24 +62,28 @@ def make_synth(kind: str, cfg=None, feat: FeatureConfig | None = None) -> SynthB
     return _classes(kind)[1](cfg, feat)
 
 
-def build_synth(section: dict, feat: FeatureConfig | None = None, kind: str | None = None,
-                fit_keys: Collection[str] = ()) -> SynthBase:
-    """params.yaml `synth` section -> an (unfitted) synthesizer of `kind` (default: section['kind']).
-
-    The kind's sub-section (section['additive'] / section['neural']) holds its config and its fitting
-    settings: `fit_keys` names the latter (synth.fit.FIT_KEYS; they are left to fit_synth), any other key that
-    is not a config field is refused. `n_pianos` follows the number of fitting pianos.
-    """
-    kind = kind or section["kind"]
+def kind_config(section: dict, kind: str, fit_keys: Collection[str] = ()):
+    """params.yaml `synth` section -> the config of `kind`, from its sub-section (section['additive'] /
+    section['neural']), which holds the kind's config and its fitting settings: `fit_keys` names the latter
+    (synth.fit.FIT_KEYS; they are left to the fitting code), and any other key that is not a config field is
+    refused, naming the closest. `n_pianos` follows the number of fitting pianos."""
     where = f"synth.{kind}"
-    fields_ = {f.name for f in fields(_classes(kind)[0])}
+    names = {f.name for f in fields(_classes(kind)[0])}
     sub = dict(section.get(kind) or {})
     for key in sub:
-        if key not in fields_ and key not in fit_keys:
-            raise unknown_key_error(key, fields_ | set(fit_keys), where)
-    sub = {k: v for k, v in sub.items() if k in fields_}
+        if key not in names and key not in fit_keys:
+            raise unknown_key_error(key, names | set(fit_keys), where)
+    sub = {k: v for k, v in sub.items() if k in names}
     sub.setdefault("n_pianos", len(section.get("pianos") or [None]))
-    return make_synth(kind, synth_config(kind, sub, where), feat)
+    return synth_config(kind, sub, where)
+
+
+def build_synth(section: dict, feat: FeatureConfig | None = None, kind: str | None = None,
+                fit_keys: Collection[str] = ()) -> SynthBase:
+    """params.yaml `synth` section -> an (unfitted) synthesizer of `kind` (default: section['kind']), configured
+    by kind_config."""
+    kind = kind or section["kind"]
+    return make_synth(kind, kind_config(section, kind, fit_keys), feat)
 
 
 def save_synth(model: SynthBase, path: str | Path, extra: dict | None = None) -> None:
@@ -103,5 +107,5 @@ def load_synth(path: str | Path, map_location: str | torch.device = "cpu") -> Sy
 __all__ = [
     "KINDS", "AdditiveConfig", "AdditiveSynth", "NeuralConfig", "NeuralSynth", "SynthBase",
     "linear_scan", "window_kernel", "sinusoid_mel_table", "harmonic_log_templates", "key_pitch", "key_f0",
-    "synth_config", "make_synth", "build_synth", "save_synth", "load_synth",
+    "synth_config", "kind_config", "make_synth", "build_synth", "save_synth", "load_synth",
 ]

@@ -17,14 +17,7 @@ import torch.nn as nn
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS
-from lmm_utils.models.synth_base import (
-    SynthBase,
-    key_f0,
-    key_pitch,
-    linear_scan,
-    logit,
-    sinusoid_mel_table,
-)
+from lmm_utils.models.synth_base import SynthBase, key_f0, key_pitch, linear_scan, logit, sinusoid_mel_table
 
 
 @dataclass
@@ -35,7 +28,7 @@ class AdditiveConfig:
     velocity_anchors: int = 2  # templates at velocities linspace(0, 1, anchors), interpolated in between
 
     @classmethod
-    def tiny(cls) -> "AdditiveConfig":
+    def tiny(cls) -> AdditiveConfig:
         return cls(n_partials=8, n_stages=2, n_pianos=2, velocity_anchors=2)
 
 

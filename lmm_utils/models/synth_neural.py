@@ -15,12 +15,7 @@ import torch.nn.functional as F
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS
-from lmm_utils.models.synth_base import (
-    SynthBase,
-    harmonic_log_templates,
-    linear_scan,
-    logit,
-)
+from lmm_utils.models.synth_base import SynthBase, harmonic_log_templates, linear_scan, logit
 
 
 @dataclass
@@ -37,7 +32,7 @@ class NeuralConfig:
         self.tau_range = tuple(float(x) for x in self.tau_range)  # as checkpoints store it, also from YAML ints
 
     @classmethod
-    def tiny(cls) -> "NeuralConfig":
+    def tiny(cls) -> NeuralConfig:
         return cls(channels=3, hidden=4, key_dim=2, decay_kernel=3, n_pianos=2, velocity_basis=2)
 
 
