@@ -17,7 +17,10 @@ import torch
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.models.synth import KINDS, make_synth
-from lmm_utils.synth.fit import logmel_l1_loss, measure_speed
+from lmm_utils.synth.fit import logmel_l1_loss
+from lmm_utils.synth.judge import measure_speed
+from lmm_utils.synth.pairs import make_random_pairs
+from lmm_utils.synth.random_motion import RandomMotionConfig
 
 
 def fit_step_seconds(model, batch: tuple, repeats: int = 3) -> float:
@@ -59,8 +62,6 @@ def main() -> None:
               f"forward+backward (grad to roll) {r['forward_backward_s'] * 1e3:7.1f} ms")
     if not args.fit:
         return
-    from lmm_utils.synth.fit import RandomMotionConfig, make_random_pairs
-
     pianos = [("FluidR3_GM.sf2", 0), ("FluidR3_GM.sf2", 1), ("TimGM6mb.sf2", 0), ("TimGM6mb.sf2", 1)]
     t0 = time.perf_counter()
     pairs = make_random_pairs(args.n_random, 0, pianos, feat, RandomMotionConfig(seconds=args.seconds), workers=0)
