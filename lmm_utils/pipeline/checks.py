@@ -17,6 +17,7 @@ from lmm_utils.core import params as core
 from lmm_utils.core.params import ParamsError, unknown_key_error
 from lmm_utils.data.pools import check_fractions
 from lmm_utils.methods import check_method
+from lmm_utils.synth.fit import FIT_KEYS
 
 # A schema node: None (any value), a dict of known keys -> nodes, or a dataclass reference whose fields are the known
 # keys (optionally with the extra keys a stage reads beside the dataclass: Class(ref, extra)).
@@ -27,17 +28,19 @@ Node = Union[None, dict, str, "Class"]
 class Class:
     ref: str  # "module:ClassName"
     extra: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # fields the stage sets itself (a value here would be ignored, so it is refused)
 
     def resolve(self) -> type:
         module, name = self.ref.split(":")
         return getattr(importlib.import_module(module), name)
 
     def keys(self) -> set[str]:
-        return {f.name for f in dataclasses.fields(self.resolve()) if f.init} | set(self.extra)
+        return ({f.name for f in dataclasses.fields(self.resolve()) if f.init} | set(self.extra)) - set(self.exclude)
 
 
 _TRAIN = Class("lmm_utils.training.loop:TrainConfig", ("threads",))  # threads: torch.set_num_threads by the stage
-_OPTIM = ("steps", "batch", "lr")  # S's fit loop reads these beside each kind's architecture config
+# S's fit loop reads these beside each kind's architecture config; the stage sets seed, threads, piano_dropout
+_FIT = tuple(k for k in FIT_KEYS if k not in ("seed", "threads", "piano_dropout"))
 
 KNOWN: dict[str, Node] = {
     "corpus": dict.fromkeys(["seed", "collections", "max_works_per_collection", "user_folders", "max_file_mb",
@@ -59,10 +62,10 @@ KNOWN: dict[str, Node] = {
     "synth": {**dict.fromkeys(["seed", "kind", "kinds", "pianos", "heldout_piano", "n_random_excerpts",
                                "n_val_excerpts", "excerpt_seconds", "workers", "threads", "piano_dropout",
                                "eval_pool", "eval_limit", "speed_batch", "grad_check_frames"]),
-              "motion": Class("lmm_utils.synth.random_motion:RandomMotionConfig"),
-              "baseline": dict.fromkeys(_OPTIM),
-              "additive": Class("lmm_utils.models.synth:AdditiveConfig", _OPTIM),
-              "neural": Class("lmm_utils.models.synth:NeuralConfig", _OPTIM)},
+              "motion": Class("lmm_utils.synth.random_motion:RandomMotionConfig", exclude=("seconds",)),
+              "baseline": dict.fromkeys(_FIT),
+              "additive": Class("lmm_utils.models.synth:AdditiveConfig", _FIT),
+              "neural": Class("lmm_utils.models.synth:NeuralConfig", _FIT)},
     "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "device", "synth"]),
                 "lm": dict.fromkeys(["A", "V"]), "eval": dict.fromkeys(["max_items"]),
                 "method": Class("lmm_utils.methods.supervised:MethodConfig"),
