@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 POOLS = ("U_V", "U_A", "P", "T")
@@ -33,6 +34,8 @@ MOTION_DIR = DATA / "motion"
 AUDIO_DIR = DATA / "audio"
 METRICS_DIR = REPORTS / "metrics"
 PLOTS_DIR = REPORTS / "plots"
+RUNS_DIR = DATA / "runs"  # one folder per mapping run, named by `run_name`
+RUN_METRICS_DIR = METRICS_DIR / "map"  # a flat copy of each run's numbers, for `dvc metrics`
 
 
 def scores_file(pool: str) -> Path:
@@ -45,3 +48,19 @@ def motion_file(pool: str) -> Path:
 
 def audio_path(pool: str, excerpt_id: str) -> Path:
     return AUDIO_DIR / pool / f"{excerpt_id}.flac"
+
+
+# --- mapping runs: data/runs/<method>-K<K>-s<seed> ---------------------------------------------------------
+
+_RUN_NAME = re.compile(r"^(?P<method>.+?)-K(?P<K>\d+)-s(?P<seed>\d+)$")
+
+
+def run_name(method: str, K: int, seed: int) -> str:
+    """The folder name of one run of the mapping sweep (an ablation `lmm-no_lmM` keeps its dashes)."""
+    return f"{method}-K{int(K)}-s{int(seed)}"
+
+
+def parse_run_name(name: str) -> tuple[str, int, int] | None:
+    """(method, K, seed) of a run folder's name; None for anything else (e.g. a temporary folder)."""
+    m = _RUN_NAME.match(name)
+    return (m["method"], int(m["K"]), int(m["seed"])) if m else None

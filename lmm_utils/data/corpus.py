@@ -6,9 +6,9 @@ reported with its reason; nothing else stops the batch.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
-import gzip
 import os
 import random
 import re
@@ -25,6 +25,16 @@ FOLK = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs")
 CHORALES = "bachChorales"  # music21's bach/ folder restricted to the four-part chorales (bwvNNN.N files)
 USER_SUFFIXES = {".xml", ".musicxml", ".mxl", ".mid", ".midi", ".abc", ".krn"}
 _CHORALE_FILE = re.compile(r"^bach/bwv\d+\.\d+\.(mxl|xml|krn)$")
+FAMILIES = ("folk", "chorales")  # the subsets every report keys its scores by (besides "all")
+
+
+def family(collection: str) -> str:
+    """The family of a collection: "folk" (the FOLK collections), "chorales" (CHORALES), else the collection
+    itself (a user folder is its own family). The one rule for the whole project: mapping runs, evaluation,
+    the gallery and the LM reports all key their subsets by it."""
+    if collection in FOLK:
+        return "folk"
+    return "chorales" if collection == CHORALES else collection
 
 
 @dataclass
