@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from lmm_utils.core import paths
-from lmm_utils.core.io import atomic_path, read_json, read_jsonl, write_json
+from lmm_utils.core.io import atomic_path, read_json, write_json
 from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.evaluation import EvaluationData  # T, T_timbre and motion are read only through it
 
 
 def _load(pool: str) -> list[ScoreExcerpt]:
-    return [ScoreExcerpt.from_dict(r) for r in read_jsonl(paths.scores_file(pool))]
+    return list(EvaluationData().scores(pool).values())
 
 
 def data_card(sample_rate: int) -> dict:
@@ -35,10 +36,10 @@ def data_card(sample_rate: int) -> dict:
             "dynamics_from_source": sum(e.dynamics_from_source for e in excerpts),
         }
         card["pools"][pool] = entry
+    ev = EvaluationData()
     for pool in paths.AUDIO_POOLS:
-        folder = paths.AUDIO_DIR / pool
-        if folder.is_dir():
-            seconds = sum(sf.info(p).frames / sample_rate for p in folder.glob("*.flac"))
+        if ev.audio_dir(pool).is_dir():
+            seconds = sum(sf.info(p).frames / sample_rate for p in ev.audio_files(pool))
             card["pools"].setdefault(pool, {})["audio_hours"] = round(seconds / 3600, 4)
     return card
 
@@ -87,15 +88,14 @@ def plot_histograms(files: dict[str, Path]):
 def show_example(excerpt_id: str, pool: str = "T", sample_rate: int = 16000):
     """Engraving, piano roll of the performance and spectrogram of the recording of one excerpt."""
     import matplotlib.pyplot as plt
-    import soundfile as sf
 
     from lmm_utils.core.features import FeatureConfig, log_mel
-    from lmm_utils.core.motion import Performance
 
-    perf = next(Performance.from_dict(r["performance"]) for r in read_jsonl(paths.motion_file(pool)) if r["id"] == excerpt_id)
-    audio, sr = sf.read(paths.audio_path(pool, excerpt_id), dtype="float32")
+    ev = EvaluationData()
+    perf = ev.motion(pool)[excerpt_id]
+    audio, sr = ev.audio(pool, excerpt_id)
     fig, axes = plt.subplots(3, 1, figsize=(12, 8), gridspec_kw={"height_ratios": [1, 1.2, 1.2]})
-    png = paths.ENGRAVINGS_DIR / pool / f"{excerpt_id}.png"
+    png = ev.engraving_path(excerpt_id, pool)
     if png.exists():
         axes[0].imshow(plt.imread(png))
     axes[0].set_title(f"{excerpt_id}: engraving (V)")
@@ -127,5 +127,5 @@ def skipped_table(limit: int = 50) -> list[dict]:
 
 
 def mean_excerpt_seconds(pool: str = "T") -> float:
-    rows = read_jsonl(paths.motion_file(pool))
-    return float(np.mean([max(n[2] for n in r["performance"]["notes"]) for r in rows if r["performance"]["notes"]]))
+    perfs = EvaluationData().motion(pool).values()
+    return float(np.mean([max(n.offset for n in p.notes) for p in perfs if p.notes]))

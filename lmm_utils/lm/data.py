@@ -1,6 +1,7 @@
 """What each LM may read, and its token sequences.
 
-One small reader per modality (training pools through the data-access guard pools.TrainingData):
+One small reader per modality: training pools through the data-access guard pools.TrainingData, the test
+pool T (and any motion) through the evaluation door data.evaluation.EvaluationData:
     read_scores(pool)            data/scores/<pool>.jsonl -> ScoreExcerpts
     read_audio_logmels(pool)     data/audio/<pool>/<id>.flac -> log-mel (n_mels, T) per excerpt
     read_motion(pool)            data/motion/<pool>.jsonl -> Performances (no pretraining stage calls it)
@@ -11,7 +12,6 @@ held out for the validation curve; T is read only as the held-out test set for e
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.motion import Performance
-from lmm_utils.core.paths import AUDIO_DIR, DATA, audio_path, motion_file, scores_file
-from lmm_utils.data.pools import TrainingData
+from lmm_utils.core.paths import AUDIO_DIR, DATA
 from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.evaluation import TEST_POOL, EvaluationData
+from lmm_utils.data.pools import TrainingData
 from lmm_utils.tokens import Tokenizer, build_tokenizer
 
-TRAIN_POOL = {"V": "U_V", "A": "U_A"}  # the only pool each pretraining stage trains on
-TEST_POOL = "T"
+TRAIN_POOL = {"V": "U_V", "A": "U_A"}  # the only pool each pretraining stage trains on (TEST_POOL: "T")
 LM_DIR = DATA / "lm"
 
 
@@ -37,33 +37,25 @@ def lm_dir(modality: str) -> Path:
 
 
 # -- readers (one per modality) -----------------------------------------------------------------
-# Training pools go through pools.TrainingData, which refuses T and motion; the test pool is read
-# directly, and only by `pretrain_data` for the evaluation part of stage 06.
+# Training pools go through pools.TrainingData, which refuses T and motion; the test pool through
+# EvaluationData, and only for the evaluation part of stage 06 (`pretrain_data`'s test sequences).
 def read_scores(pool: str) -> list[ScoreExcerpt]:
     if pool == TEST_POOL:
-        with open(scores_file(pool)) as f:
-            return [ScoreExcerpt.from_dict(json.loads(line)) for line in f if line.strip()]
+        return list(EvaluationData().scores(pool).values())
     return TrainingData().scores(pool)
 
 
 def read_audio_logmels(pool: str, cfg: FeatureConfig, limit: int | None = None, progress: bool = True) -> dict[str, np.ndarray]:
-    """Log-mel of every excerpt's audio in pool (ordered as its conditions.jsonl, else by file name)."""
-    import soundfile as sf
-
+    """Log-mel of every excerpt's audio in pool (ordered as its conditions.jsonl; T's by file name)."""
     if pool == TEST_POOL:
-        files = sorted((AUDIO_DIR / pool).glob("*.flac"))
-        load = lambda i: sf.read(audio_path(pool, i), dtype="float32")  # noqa: E731
-        ids = [f.stem for f in files]
-    else:
-        guard = TrainingData()
-        ids = guard.audio_ids(pool)
-        load = lambda i: guard.audio(pool, i)  # noqa: E731
-    ids = ids[:limit]
+        return EvaluationData().logmels(pool, cfg, limit=limit, progress=progress)
+    guard = TrainingData()
+    ids = guard.audio_ids(pool)[:limit]
     if not ids:
         raise FileNotFoundError(f"no audio for pool {pool} in {AUDIO_DIR / pool}")
     out = {}
     for i in tqdm(ids, desc=f"log-mel {pool}", disable=not progress, mininterval=2.0):
-        audio, sr = load(i)
+        audio, sr = guard.audio(pool, i)
         if sr != cfg.sample_rate:
             raise ValueError(f"{pool}/{i}: {sr} Hz, expected {cfg.sample_rate} Hz")
         out[i] = log_mel(audio.mean(1) if audio.ndim == 2 else audio, cfg)
@@ -72,9 +64,7 @@ def read_audio_logmels(pool: str, cfg: FeatureConfig, limit: int | None = None, 
 
 def read_motion(pool: str) -> dict[str, Performance]:
     """Ground-truth motion: evaluation only (no pretraining code calls this)."""
-    with open(motion_file(pool)) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {r["id"]: Performance.from_dict(r["performance"]) for r in rows}
+    return EvaluationData().motion(pool)
 
 
 # -- pretraining data ---------------------------------------------------------------------------

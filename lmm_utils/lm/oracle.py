@@ -9,15 +9,15 @@ Its tokenizer and model size default to those of the runs' LM^M (params `evaluat
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
 from lmm_utils.core.io import write_json
-from lmm_utils.lm.model import evaluate_lm, train_lm
 from lmm_utils.core.motion import Performance
 from lmm_utils.core.params import load_params
-from lmm_utils.core.paths import DATA, motion_file, project_root
+from lmm_utils.core.paths import DATA, project_root
+from lmm_utils.data.evaluation import EvaluationData
+from lmm_utils.lm.model import evaluate_lm, train_lm
 from lmm_utils.tokens.motion import MotionTokenizer
 
 OUT = DATA / "oracle_lmM"
@@ -25,9 +25,9 @@ LABEL = "ORACLE (diagnostic upper bound: trained on U_A ground-truth motion, nev
 
 
 def read_true_motion(pool: str, root: Path) -> list[Performance]:
-    """Ground-truth motion, read directly -- allowed here only because this is evaluation code."""
-    rows = [json.loads(line) for line in (root / motion_file(pool)).read_text().splitlines() if line.strip()]
-    return [Performance.from_dict(r["performance"]) for r in rows]
+    """Ground-truth motion in file order, through the evaluation door -- allowed here only because this is
+    evaluation code (a diagnostic reference), read by no method."""
+    return list(EvaluationData(root).motion(pool).values())
 
 
 DEFAULT_MODEL = {"block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 64, "dropout": 0.0}
