@@ -1,19 +1,24 @@
-"""Evaluation of the mapping sweep on a fake runs folder: scoring, cache, curves, AUC, the effective-data
-multiplier, DVC plot files, metrics JSON, LM similarity, figures. No real data or trained model needed."""
+"""Evaluation of the mapping sweep on a fake runs folder: the one family rule, run names, scoring (a run's own
+rows, the cache), curves, AUC, the effective-data multiplier, the evaluate stage's tables and metrics JSON, DVC
+plot files, LM similarity, figures. No real data or trained model needed."""
 import json
 import math
 from pathlib import Path
 
+import factories
 import numpy as np
 import pytest
 
-from lmm_utils.evaluation import curves
-
-from lmm_utils.evaluation import scoring as ev
 from lmm_utils.core.motion import Performance, PerformedNote, write_midi
+from lmm_utils.core.paths import parse_run_name, run_name
+from lmm_utils.core.score import ScoreNote
+from lmm_utils.data.corpus import CHORALES, FAMILIES, FOLK, family
+from lmm_utils.data.evaluation import EvaluationData, Truth
+from lmm_utils.evaluation import curves, lm_eval, report
+from lmm_utils.evaluation import scoring as ev
 
 
-def _truth(n: int = 6) -> ev.Truth:
+def _truth(n: int = 6) -> Truth:
     rng = np.random.default_rng(0)
     perf, coll = {}, {}
     for i in range(n):
@@ -21,14 +26,14 @@ def _truth(n: int = 6) -> ev.Truth:
         perf[f"x{i}"] = Performance([PerformedNote(int(60 + rng.integers(0, 12)), float(a), float(a + 0.18), 70)
                                      for a in t])
         coll[f"x{i}"] = "essenFolksong" if i % 2 else "bachChorales"
-    return ev.Truth(perf, coll)
+    return Truth(perf, coll)
 
 
 def _degrade(p: Performance, keep: float, rng) -> Performance:
     return Performance([n for n in p.notes if rng.random() < keep])
 
 
-def write_fake_runs(runs_dir: Path, truth: ev.Truth, quality: dict, Ks=(0, 1, 4, 16), seeds=(0, 1, 2)) -> None:
+def write_fake_runs(runs_dir: Path, truth: Truth, quality: dict, Ks=(0, 1, 4, 16), seeds=(0, 1, 2)) -> None:
     """<method>-K<K>-s<seed>/predictions/{h,h_timbre,g}: truth with notes dropped, keep = quality(method, K)."""
     for method, q in quality.items():
         for K in Ks:
@@ -73,8 +78,8 @@ def test_predicted_ids_restrict_the_truth(tmp_path):
     for i in ("x1", "x3", "not_in_T"):
         write_midi(Performance([]), d / f"{i}.mid")
     ids = ev.predicted_ids(ev.discover_runs(tmp_path))
-    assert ev.restrict(truth, ids).ids == ["x1", "x3"]
-    assert ev.restrict(truth, []).ids == truth.ids
+    assert truth.restrict(ids).ids == ["x1", "x3"]
+    assert truth.restrict([]).ids == truth.ids
 
 
 @pytest.fixture(scope="module")
@@ -159,13 +164,13 @@ def test_best_runs_and_outputs(sweep, tmp_path):
     assert set(best) == {"lmm", "supervised"} and best["lmm"]["K"] == 16
     pts = {c.key: curves.curve_points(table, c) for c in curves.all_curves()}
     peers = {k: {"basic_pitch": 0.7} for k in pts if k.startswith("h")}
-    files = ev.write_curve_files(pts, peers, tmp_path / "curves")
+    files = report.write_curve_files(pts, peers, tmp_path / "curves")
     assert len(files) == 36
     rows = json.loads((tmp_path / "curves" / "h-note_f1-all.json").read_text())
     assert {"method", "K", "mean", "lo", "hi"} <= set(rows[0])
     assert {r["method"] for r in rows} == {"lmm", "supervised", "basic_pitch (peer)"}
     section = {"multiplier_curves": ["h-note_f1-all", "g-aligned_note_f1-all"]}
-    m = ev.build_metrics(table, runs, pts, peers, {"basic_pitch": {"available": True}}, section,
+    m = report.build_metrics(table, runs, pts, peers, {"basic_pitch": {"available": True}}, section,
                          extra={"lmM": {"note": "none"}, "weird": float("nan")})
     text = json.dumps(m, allow_nan=False)  # no NaN may reach dvc metrics
     assert "NaN" not in text and m["weird"] is None
@@ -180,7 +185,7 @@ def test_dvc_template_renders_curve_files(sweep, tmp_path, root):
     from dvc_render.vega import VegaRenderer
 
     _, _, _, table = sweep
-    rows = ev.curve_file_rows(curves.curve_points(table, curves.Curve("g", "aligned_note_f1", "all")), {"bp": 0.5})
+    rows = report.curve_file_rows(curves.curve_points(table, curves.Curve("g", "aligned_note_f1", "all")), {"bp": 0.5})
     r = VegaRenderer(rows, "g-aligned_note_f1-all", template=str(root / ".dvc/plots/sample_efficiency.json"),
                      x="K", y="mean", title="t")
     spec = r.get_filled_template()
@@ -242,7 +247,7 @@ def test_peer_stage_without_its_venv_writes_a_note(tmp_path):
     assert json.loads((tmp_path / peers.OUT / "status.json").read_text())["available"] is False
     rows, notes = ev.score_peers(tmp_path / "data" / "peers", _truth(2), None)
     assert rows == [] and notes["basic_pitch"]["available"] is False
-    m = ev.build_metrics([], [], {}, {}, notes, {})
+    m = report.build_metrics([], [], {}, {}, notes, {})
     assert m["peers"]["basic_pitch"] == {"available": False, "note": peers.NOTE_MISSING}
 
 
@@ -266,7 +271,171 @@ def test_oracle_lm_trains_on_true_motion_and_is_labelled(tmp_path):
     import shutil
 
     shutil.copytree(tmp_path / "data/oracle_lmM", run / "lmM")
-    assert ev.find_lm_m(run) == run / "lmM"
-    out = ev.lm_m_bits(ev.discover_runs(tmp_path / "runs"), ev.restrict(truth, truth.ids[6:]), progress=False)
+    assert lm_eval.find_lm_m(run) == run / "lmM"
+    out = lm_eval.lm_m_bits(ev.discover_runs(tmp_path / "runs"), truth.restrict(truth.ids[6:]), progress=False)
     assert out["runs"]["lmm-K1-s0"]["bits_per_token"] == pytest.approx(bits["lm"], rel=1e-4)
-    assert "note" in ev.lm_m_bits([], truth, progress=False)
+    assert "note" in lm_eval.lm_m_bits([], truth, progress=False)
+    rows = lm_eval.lm_m_table(out, bits)
+    assert rows[0]["LM^M"] == "lmm" and rows[0]["bits/token"] == pytest.approx(bits["lm"], rel=1e-4)
+    assert rows[1]["LM^M"].startswith("ORACLE") and lm_eval.lm_m_metrics(out, bits)["oracle_upper_bound"]["lm"] == bits["lm"]
+    assert "note" in lm_eval.read_oracle(tmp_path / "missing.json")
+
+
+# --- one family rule, one run-name rule -------------------------------------------------------------------
+
+def test_one_family_function_for_the_whole_project():
+    assert {family(c) for c in FOLK} == {"folk"} and family(CHORALES) == "chorales" == FAMILIES[1]
+    assert family("my_folder") == "my_folder"  # a user folder is its own family
+    assert all(family(f) == f for f in FAMILIES)  # a family name is a fixed point (flat metrics keep those keys)
+
+
+@pytest.mark.parametrize("method, K, seed", [("lmm", 4, 0), ("lmm-no_lmM-no_recon", 64, 12), ("supervised", 0, 1)])
+def test_run_names_round_trip(method, K, seed):
+    assert parse_run_name(run_name(method, K, seed)) == (method, K, seed)
+
+
+def test_run_names_reject_other_folders():
+    assert parse_run_name("notes") is None and parse_run_name("lmm-K4-s0.tmp-12") is None
+
+
+# --- a run's own rows ---------------------------------------------------------------------------------------
+
+def _run_folder(root: Path, truth: Truth, name: str = "lmm-K1-s0") -> Path:
+    rng = np.random.default_rng(1)
+    for system in ev.SYSTEMS:
+        d = root / name / "predictions" / system
+        d.mkdir(parents=True)
+        for i in truth.ids:
+            write_midi(_degrade(truth.perf[i], 0.7, rng), d / f"{i}.mid")
+    return root / name
+
+
+def test_a_runs_saved_rows_are_what_evaluation_reads(tmp_path, monkeypatch):
+    truth = _truth(4)
+    run_dir = _run_folder(tmp_path, truth)
+    rows = ev.score_run_folder(run_dir, truth)
+    assert set(rows) == set(ev.SYSTEMS) and (run_dir / "scores" / "g.json").is_file()
+    assert ev.saved_rows(run_dir) == json.loads(json.dumps(rows))
+    nested = ev.nest({s: ev.summarize(r) for s, r in rows.items()})
+    assert set(nested) == {"h", "g"} and set(nested["h"]) == {"T", "T_timbre"}
+    assert {"all", "folk", "chorales", "essenFolksong", "bachChorales"} <= set(nested["h"]["T"])
+    # same truth: evaluation reuses the run's rows and scores nothing
+    monkeypatch.setattr(ev, "score_folder", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rescored")))
+    run = ev.discover_runs(tmp_path)[0]
+    assert ev.score_run(run, truth, cache_dir=None) == {s: ev.summarize(r) for s, r in rows.items()}
+    monkeypatch.undo()
+    # evaluation scoring more excerpts than the run predicted: recomputed (missing predictions count as failed)
+    more = Truth({**truth.perf, "x9": truth.perf["x0"]}, {**truth.collection, "x9": "essenFolksong"})
+    again = ev.score_run(run, more, cache_dir=tmp_path / "cache")
+    assert again["h"]["all"]["n"] == 5 and again["h"]["all"]["failed"] == pytest.approx(0.2)
+    assert (tmp_path / "cache" / "lmm-K1-s0__h.json").is_file()
+
+
+def test_fingerprint_follows_contents_not_file_times(tmp_path):
+    import os
+
+    truth = _truth(2)
+    d = _run_folder(tmp_path, truth) / "predictions" / "h"
+    fp = ev.folder_fingerprint(d, truth.fingerprint(), "transcription")
+    os.utime(d / "x0.mid", (1, 1))  # DVC restores files with new times
+    assert ev.folder_fingerprint(d, truth.fingerprint(), "transcription") == fp
+    write_midi(Performance([]), d / "x0.mid")
+    assert ev.folder_fingerprint(d, truth.fingerprint(), "transcription") != fp
+    assert ev.folder_fingerprint(d, truth.restrict(["x1"]).fingerprint(), "transcription") != fp
+
+
+def test_jsonable():
+    out = ev.jsonable({"a": float("nan"), "b": np.float32(0.5), "c": (np.int64(3), None, True), 4: Path("x")})
+    assert out == {"a": None, "b": 0.5, "c": [3, None, True], "4": "x"}
+
+
+# --- the evaluate stage's functions ---------------------------------------------------------------------------
+
+def _project(root: Path, truth: Truth) -> None:
+    """data/scores/T.jsonl and data/motion/T.jsonl of a fake project (what EvaluationData reads)."""
+    (root / "data/motion").mkdir(parents=True)
+    (root / "data/scores").mkdir(parents=True)
+    (root / "data/motion/T.jsonl").write_text("".join(json.dumps({"id": i, "performance": truth.perf[i].to_dict()}) + "\n"
+                                                      for i in truth.ids))
+    notes = [ScoreNote(60, 0.0, 1.0, 0)]
+    (root / "data/scores/T.jsonl").write_text("".join(
+        json.dumps(factories.excerpt(notes, id=i, collection=truth.collection[i]).to_dict()) + "\n" for i in truth.ids))
+
+
+def test_report_select_score_and_tables(sweep, tmp_path):
+    root, truth, runs, table = sweep
+    _project(tmp_path, truth)
+    data = EvaluationData(tmp_path)
+    assert data.truth().fingerprint() == truth.fingerprint()
+    sel = report.select(root / "runs", {"methods": ["lmm"], "Ks": [0, 1], "seeds": [0]}, data)
+    assert len(sel.runs) == 24 and sel.stale == []  # another runs folder than data/runs: no sweep filter
+    assert sel.truth.ids == truth.ids and "24 runs" in sel.describe(root / "runs") and "folk: 3" in sel.describe()
+    assert sel.runs_table()[0] == {"method": "lmm", "K": [0, 1, 4, 16], "seeds": [0, 1, 2], "runs": 12}
+    scored = report.score(sel, root / "cache", peers_dir=tmp_path / "no_peers", progress=False)
+    changed = runs[0].name  # test_cache_is_reused_and_invalidated rewrote one of its predictions
+    assert [r for r in scored.rows if r["run"] != changed] == [r for r in table if r["run"] != changed]
+    assert scored.peer_rows == [] and scored.failed() == []
+    points, peers = report.curves_and_peers(scored)
+    assert set(points) == {c.key for c in curves.all_curves()} and all(v == {} for v in peers.values())
+    tables = report.headline_tables(scored.rows)
+    assert set(tables[curves.Curve.parse("h-note_f1-all").label]) == {"lmm", "supervised"}
+    assert {r["curve"] for r in report.auc_table(points)} == set(report.HEADLINE)
+    mult = report.multipliers(points, {"multiplier_curves": ["h-note_f1-all"]})
+    shown = report.multiplier_display(mult["h-note_f1-all"], "lmm", "supervised")
+    assert [r["K"] for r in shown] == [0, 1, 4, 16] and "supervised needs K'" in shown[0]
+    best = curves.best_runs(scored.rows)
+    comp = report.peer_comparison(scored, best)
+    assert [r["system"] for r in comp] == [best["lmm"]["run"], best["supervised"]["run"]]
+    assert comp[0]["h:note_f1:all"] == best["lmm"]["h_note_f1"]
+    assert report.cache_dir_for("data/runs", "x") == ev.CACHE_DIR and report.cache_dir_for("elsewhere", "x") == Path("x/score_cache")
+
+
+def test_report_select_keeps_the_sweep_in_the_projects_runs(tmp_path):
+    truth = _truth(2)
+    _project(tmp_path, truth)
+    for name in ("lmm-K1-s0", "lmm-K2-s0"):
+        d = tmp_path / "data/runs" / name / "predictions" / "h"
+        d.mkdir(parents=True)
+        write_midi(truth.perf["x1"], d / "x1.mid")
+    sel = report.select(tmp_path / "data/runs", {"methods": ["lmm"], "Ks": [1], "seeds": [0]}, EvaluationData(tmp_path))
+    assert [r.name for r in sel.runs] == ["lmm-K1-s0"] and [r.name for r in sel.stale] == ["lmm-K2-s0"]
+    assert sel.truth.ids == ["x1"] and sel.truth_all.ids == ["x0", "x1"]
+
+
+def test_peer_summary_and_gallery(tmp_path):
+    from lmm_utils.evaluation import gallery
+
+    truth = _truth(4)
+    _project(tmp_path, truth)
+    for pool in ("T", "T_timbre"):
+        (tmp_path / "peer" / pool).mkdir(parents=True)
+        for i in truth.ids:
+            write_midi(truth.perf[i], tmp_path / "peer" / pool / f"{i}.mid")
+    rows = ev.peer_summary(tmp_path / "peer", truth)
+    assert [(r["recordings"], r["subset"]) for r in rows][:3] == [("T", "all"), ("T", "chorales"), ("T", "folk")]
+    assert all(r["note_f1"] == 1.0 for r in rows)
+    best = {"lmm": {"run": "lmm-K1-s0", "h_note_f1": 0.4}, "supervised": {"run": "supervised-K1-s0", "h_note_f1": 0.6}}
+    assert gallery.gallery_run(best)["run"] == "lmm-K1-s0" and gallery.gallery_run(best, "cycle")["h_note_f1"] == 0.6
+    assert gallery.gallery_run({}) is None
+    ids = gallery.pick_gallery(truth, truth.ids, 2)
+    assert {family(truth.collection[i]) for i in ids} == {"folk", "chorales"}
+    run_dir = _run_folder(tmp_path / "runs", truth)
+    items = gallery.gallery_items(EvaluationData(tmp_path), truth, ids, run_dir)
+    assert [it["id"] for it in items] == ids and items[0]["engraving"] is None
+    assert items[0]["recording"] == tmp_path / "data/audio/T" / f"{ids[0]}.flac" and items[0]["h"].notes
+    assert gallery.gallery_items(EvaluationData(tmp_path), truth, ids, None)[0]["g"] is None
+
+
+def test_plot_predictions_reads_the_saved_midi(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmm_utils.evaluation import plots
+
+    truth = _truth(2)
+    run_dir = _run_folder(tmp_path, truth)
+    fig = plots.plot_predictions(run_dir, truth.ids, truth)
+    assert len(fig.axes) == 8
+    plt.close("all")

@@ -7,8 +7,8 @@ x is always log2(K + 1): K = 0 sits at 0, and each doubling of the pairs is one 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class Curve:
         return f"{SYSTEM_LABELS.get(self.system, self.system)}: {METRIC_LABELS.get(self.metric, self.metric)} ({self.subset})"
 
     @classmethod
-    def parse(cls, key: str) -> "Curve":
+    def parse(cls, key: str) -> Curve:
         system, metric, subset = key.split("-")
         return cls(system, metric, subset)
 
@@ -62,7 +62,7 @@ def band(values: Iterable[float], confidence: float = 0.95, kind: str = "t") -> 
     """Mean and band over seeds. n >= 3: mean +- q * std/sqrt(n) (q: Student t with n-1 dof for kind "t",
     the normal quantile for kind "normal" -- 1.96 at 95 %); n < 3: the min-max range (a CI from two seeds is
     meaningless)."""
-    from scipy import stats
+    from scipy import stats  # deferred: ~1.3 s to import, and only the band needs it
 
     v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     n = len(v)

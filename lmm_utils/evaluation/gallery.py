@@ -10,10 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from lmm_utils.evaluation.scoring import Truth, family
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import Performance, to_roll
+from lmm_utils.data.corpus import family
+from lmm_utils.data.evaluation import EvaluationData, Truth
+from lmm_utils.evaluation.scoring import read_prediction
 
 SYNTH_PATH = Path("data/synth/S.pt")
 
@@ -34,9 +37,27 @@ def pick_gallery(truth: Truth, ids: list[str], n: int, seed: int = 0) -> list[st
     return out
 
 
+def gallery_run(best: dict[str, dict], target: str = "lmm") -> dict | None:
+    """The run whose predictions the gallery shows: the target method's best, else the best of any method."""
+    return best.get(target) or (max(best.values(), key=lambda b: b["h_note_f1"]) if best else None)
+
+
+def gallery_items(data: EvaluationData, truth: Truth, ids: list[str], run_dir: Path | None) -> list[dict]:
+    """Per excerpt: id, collection, engraving (path or None), recording path, truth, and h(a) / g(v) read back
+    from the run's predictions (None without a run)."""
+    out = []
+    for i in ids:
+        png = data.engraving_path(i)
+        preds = {k: read_prediction(Path(run_dir) / "predictions" / k / f"{i}.mid")[0] if run_dir else None
+                 for k in ("h", "g")}
+        out.append({"id": i, "collection": truth.collection[i], "engraving": png if png.is_file() else None,
+                    "recording": data.audio_path("T", i), "truth": truth.perf[i], **preds})
+    return out
+
+
 def griffin_lim(logmel: np.ndarray, feat: FeatureConfig, n_iter: int = 32) -> np.ndarray:
     """log(mel power + floor) -> waveform (phase by Griffin-Lim), peak-normalised to 0.9."""
-    import librosa
+    import librosa  # deferred: a slow import (numba), needed only when the gallery renders
 
     power = np.maximum(np.exp(logmel) - feat.log_floor, 0.0)
     audio = librosa.feature.inverse.mel_to_audio(power, sr=feat.sample_rate, n_fft=feat.n_fft,
@@ -49,10 +70,8 @@ def griffin_lim(logmel: np.ndarray, feat: FeatureConfig, n_iter: int = 32) -> np
 def render_motion(perf: Performance, feat: FeatureConfig = FeatureConfig(), synth_path: Path = SYNTH_PATH,
                   tail: float = 1.0) -> tuple[np.ndarray, int, str]:
     """(audio, sample rate, how): S + Griffin-Lim when S exists, else FluidSynth (acoustic grand)."""
-    import torch
-
     if Path(synth_path).is_file():
-        from lmm_utils.models.synth import load_synth
+        from lmm_utils.models.synth import load_synth  # deferred: only one of the two renderers is loaded
 
         synth = load_synth(synth_path)
         n = int(np.ceil((perf.duration + tail) * feat.fps)) + 1
@@ -60,10 +79,10 @@ def render_motion(perf: Performance, feat: FeatureConfig = FeatureConfig(), synt
         with torch.no_grad():
             logmel = synth.synth_roll({k: roll[k][None] for k in ("onset", "velocity", "sustain")})[0].numpy()
         return griffin_lim(logmel, feat), feat.sample_rate, f"S(h(a)): {synth_path} + Griffin-Lim phase reconstruction"
-    from lmm_utils.data.render import FluidRenderer, RecordingConditions
+    from lmm_utils.data.render import FluidRenderer, RecordingConditions  # deferred: FluidSynth bindings
 
     audio = FluidRenderer(feat.sample_rate).render(perf, RecordingConditions(soundfont="FluidR3_GM.sf2"), tail=tail)
     return audio, feat.sample_rate, "FluidSynth rendering of h(a) (no S at data/synth/S.pt)"
 
 
-__all__ = ["pick_gallery", "griffin_lim", "render_motion", "SYNTH_PATH"]
+__all__ = ["pick_gallery", "gallery_run", "gallery_items", "griffin_lim", "render_motion", "SYNTH_PATH"]

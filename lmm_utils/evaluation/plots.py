@@ -12,9 +12,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lmm_utils.evaluation.curves import Curve, by_method
 from lmm_utils.core.io import atomic_path
-from lmm_utils.core.motion import Performance
+from lmm_utils.core.motion import Performance, to_roll
+from lmm_utils.data.evaluation import Truth
+from lmm_utils.evaluation.curves import Curve, by_method
+from lmm_utils.evaluation.scoring import read_prediction
 
 BASE_COLOURS = {"supervised": "C0", "surface": "C1", "cycle": "C2", "synth_pairs": "C4", "lmm": "C3"}
 
@@ -72,12 +74,14 @@ def plot_curve_grid(points_by_curve: dict[str, list[dict]], curves: list[Curve],
     return fig
 
 
-def plot_multiplier(rows_by_curve: dict[str, dict], target: str = "lmm", reference: str = "supervised") -> plt.Figure:
-    """Equivalent pairs K' the reference needs against the target's K (log-log; the diagonal = no gain)."""
+def plot_multiplier(rows_by_curve: dict[str, dict | list], target: str = "lmm", reference: str = "supervised") -> plt.Figure:
+    """Equivalent pairs K' the reference needs against the target's K (log-log; the diagonal = no gain).
+    rows_by_curve: {curve key: multiplier rows}, as a list or keyed "K=k" (evaluate.json's form)."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     top = 1
     for i, (key, rows) in enumerate(rows_by_curve.items()):
-        rows = [r for r in rows.values() if isinstance(r, dict) and "K" in r and r["K"] > 0]
+        rows = rows.values() if isinstance(rows, dict) else rows
+        rows = [r for r in rows if isinstance(r, dict) and "K" in r and r["K"] > 0]
         if not rows:
             continue
         ks = [r["K"] for r in rows]
@@ -112,6 +116,30 @@ def piano_roll(ax: plt.Axes, truth: Performance, est: Performance | None = None,
     ax.set(xlabel="seconds", ylabel="MIDI pitch", title=title)
 
 
+def plot_predictions(run_dir: str | Path, ids: list[str], truth: Truth, seconds: float | None = None) -> plt.Figure:
+    """Piano rolls (onsets darker) per excerpt: truth, h(a) on T, h(a) on T_timbre, g(v), the last three read
+    back from the run's predictions/ (what its scores were computed from)."""
+    run_dir = Path(run_dir)
+    panels = [("truth", None), ("h(a), T", "h"), ("h(a), T_timbre", "h_timbre"), ("g(v)", "g")]
+    fig, axes = plt.subplots(len(ids), len(panels), figsize=(4 * len(panels), 2.4 * len(ids)), squeeze=False)
+    for r, i in enumerate(ids):
+        ref = truth.perf[i]
+        perfs = [ref] + [read_prediction(run_dir / "predictions" / k / f"{i}.mid")[0] for _, k in panels[1:]]
+        dur = seconds or max((p.duration for p in perfs if p.notes), default=1.0) + 0.2
+        n = int(dur * 50) + 1
+        lo = min((x.pitch for x in ref.notes), default=60) - 21 - 6
+        hi = max((x.pitch for x in ref.notes), default=72) - 21 + 6
+        for c, ((title, _), perf) in enumerate(zip(panels, perfs)):
+            ax = axes[r, c]
+            rolls = to_roll(perf, 50.0, n)
+            ax.imshow((rolls["frame"] + rolls["onset"])[max(lo, 0):hi], aspect="auto", origin="lower", cmap="Greys",
+                      vmin=0, vmax=2, extent=(0, n / 50.0, max(lo, 0) + 21, hi + 21))
+            ax.set_title(f"{title}" + (f"\n{i}" if c == 0 else ""), fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_layer_matrix(mat: np.ndarray, title: str, xlabel: str = "LM^A layer", ylabel: str = "LM^V layer") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(4, 3.4))
     im = ax.imshow(mat, origin="lower", cmap="viridis")
@@ -135,4 +163,4 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
 
 
 __all__ = ["method_style", "k_axis", "draw_curve", "plot_curve_grid", "plot_multiplier", "piano_roll",
-           "plot_layer_matrix", "save_figure"]
+           "plot_predictions", "plot_layer_matrix", "save_figure"]

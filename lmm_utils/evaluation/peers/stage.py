@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 
 from lmm_utils.core.io import atomic_dir
-from lmm_utils.core.paths import AUDIO_DIR, DATA, project_root
+from lmm_utils.core.paths import DATA, project_root
+from lmm_utils.data.evaluation import RECORDING_POOLS, EvaluationData
 
 BP_VENV = Path(".venv-bp")
 OUT = DATA / "peers" / "basic_pitch"
-POOLS = ("T", "T_timbre")
+POOLS = RECORDING_POOLS  # T and T_timbre
 NOTE_MISSING = ("Basic Pitch is not installed (.venv-bp missing): the peer line is skipped. "
                 "Install it with `make basic-pitch`, then `dvc repro -f references evaluate`.")
 
@@ -32,13 +33,14 @@ def bp_python(root: Path) -> Path | None:
 
 def run(root: Path, out: Path = OUT, pools: tuple[str, ...] = POOLS, limit: int | None = None) -> dict:
     py = bp_python(root)
+    data = EvaluationData(root)
     with atomic_dir(root / out) as tmp:
         if py is None:
             status = {"available": False, "note": NOTE_MISSING}
         else:
             status = {"available": True, "pools": {}}
             for pool in pools:
-                cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", str(root / AUDIO_DIR / pool), str(tmp / pool)]
+                cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", str(data.audio_dir(pool)), str(tmp / pool)]
                 if limit:
                     cmd += ["--limit", str(limit)]
                 # stderr (progress bar) goes straight to the terminal; the last stdout line is the summary.

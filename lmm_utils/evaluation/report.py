@@ -1,0 +1,237 @@
+"""The evaluate stage (notebook 10) as functions: which runs and excerpts are scored, the scores, the curves and
+their files, the method x K tables, areas, the effective-data multiplier, the peer comparison and
+reports/metrics/evaluate.json. The notebook calls these and displays; tests call them directly.
+
+    sel = select(runs_dir, params["mapping"], EvaluationData())    # runs of the sweep, T restricted to what they predicted
+    scored = score(sel, cache_dir, workers)                       # long table of runs + peers (saved rows reused)
+    points, peers = curves_and_peers(scored, conf, kind)          # per curve key
+    write_curve_files(points, peers, out_dir)                     # DVC plots
+    metrics = build_metrics(scored.rows, sel.runs, points, peers, scored.peer_notes, section, extra)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lmm_utils.core.io import atomic_dir
+from lmm_utils.core.paths import RUNS_DIR
+from lmm_utils.data.corpus import family
+from lmm_utils.data.evaluation import EvaluationData, Truth
+from lmm_utils.evaluation import curves
+from lmm_utils.evaluation.curves import Curve
+from lmm_utils.evaluation.scoring import (
+    CACHE_DIR,
+    PEERS_DIR,
+    Run,
+    collect,
+    discover_runs,
+    in_sweep,
+    jsonable,
+    predicted_ids,
+    score_peers,
+)
+
+# The tables the notebook shows, and the curves their areas are reported for.
+HEADLINE = ["h-note_f1-all", "h-frame_f1-all", "h_timbre-note_f1-all", "h-note_f1-folk", "h-note_f1-chorales",
+            "g-note_f1-all", "g-aligned_note_f1-all", "g-tempo_log_error-all", "g-velocity_mae-all"]
+
+
+# --- what is scored ---------------------------------------------------------------------------------------
+
+@dataclass
+class Selection:
+    runs: list[Run]
+    stale: list[Run]  # run folders outside the current sweep, ignored
+    truth_all: Truth  # all of T
+    truth: Truth  # T on the excerpts the runs predicted
+
+    def describe(self, runs_dir: str | Path = RUNS_DIR) -> str:
+        counts = {f: sum(family(self.truth.collection[i]) == f for i in self.truth.ids)
+                  for f in sorted({family(c) for c in self.truth.collection.values()})}
+        return (f"{len(self.runs)} runs in {runs_dir}; scoring {len(self.truth.ids)} of {len(self.truth_all.ids)} "
+                f"T excerpts ({', '.join(f'{f}: {n}' for f, n in counts.items())})")
+
+    def runs_table(self) -> list[dict]:
+        by_m: dict[str, list[Run]] = {}
+        for r in self.runs:
+            by_m.setdefault(r.method, []).append(r)
+        return [{"method": m, "K": sorted({r.K for r in rs}), "seeds": sorted({r.seed for r in rs}), "runs": len(rs)}
+                for m, rs in sorted(by_m.items())]
+
+
+def select(runs_dir: str | Path, map_params: dict | None, data: EvaluationData) -> Selection:
+    """The runs in runs_dir -- only those of the sweep `map_params` defines when runs_dir is the project's
+    data/runs -- and T restricted to the excerpts they predicted (mapping.eval.max_items may pick a subset;
+    runs and peers are all scored on it)."""
+    runs = discover_runs(runs_dir)
+    stale: list[Run] = []
+    if Path(runs_dir) == RUNS_DIR or Path(runs_dir) == data.root / RUNS_DIR:
+        runs, stale = in_sweep(runs, map_params)
+    truth_all = data.truth()
+    return Selection(runs, stale, truth_all, truth_all.restrict(predicted_ids(runs)))
+
+
+@dataclass
+class Scored:
+    rows: list[dict]  # runs: run, method, K, seed, system, subset, metric, value, n_excerpts
+    peer_rows: list[dict]
+    peer_notes: dict = field(default_factory=dict)
+
+    @property
+    def peer_names(self) -> list[str]:
+        return sorted({r["method"] for r in self.peer_rows})
+
+    def failed(self) -> list[tuple[str, str, float]]:
+        """(run, system, fraction) with missing or unreadable predictions."""
+        return [(r["run"], r["system"], round(r["value"], 3)) for r in self.rows
+                if r["metric"] == "failed" and r["subset"] == "all" and r["value"] > 0]
+
+
+def cache_dir_for(runs_dir: str | Path, out_plots: str | Path) -> Path:
+    """data/evaluate/scores for the project's runs; a folder next to the plots for any other runs folder."""
+    return CACHE_DIR if Path(runs_dir) == RUNS_DIR else Path(out_plots) / "score_cache"
+
+
+def score(sel: Selection, cache_dir: Path | None, workers: int = 1, peers_dir: Path = PEERS_DIR,
+          progress: bool = True) -> Scored:
+    """Every run (its own saved rows when they fit sel.truth, else rescored into the cache) and every peer."""
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)  # a DVC output even when there is nothing to cache
+    rows = collect(sel.runs, sel.truth, cache_dir, progress=progress, workers=workers)
+    peer_rows, notes = score_peers(peers_dir, sel.truth, cache_dir)
+    return Scored(rows, peer_rows, notes)
+
+
+# --- curves and tables ------------------------------------------------------------------------------------
+
+def system_curves(system: str) -> list[Curve]:
+    """The curves of one panel grid: the system's metrics (columns) x subsets (rows)."""
+    return [Curve(system, m, s) for s in curves.SUBSETS for m in curves.CURVE_METRICS[system]]
+
+
+def curves_and_peers(scored: Scored, confidence: float = 0.95, kind: str = "t") -> tuple[dict, dict]:
+    """({curve key: points}, {curve key: {peer: value}}) for every curve; peers only on the h curves."""
+    every = curves.all_curves()
+    points = {c.key: curves.curve_points(scored.rows, c, confidence, kind) for c in every}
+    peers = {c.key: {p: curves.peer_value(scored.peer_rows, p, c) for p in scored.peer_names}
+             for c in every if c.system != "g"}
+    return points, peers
+
+
+def headline_tables(rows: list[dict], confidence: float = 0.95, kind: str = "t",
+                    keys: list[str] = HEADLINE) -> dict[str, dict[str, dict[str, str]]]:
+    """{curve label: {method: {"K=k": "mean ± std (n)"}}} for the headline curves that have runs."""
+    out = {}
+    for key in keys:
+        c = Curve.parse(key)
+        t = curves.method_k_table(rows, c, confidence, kind)
+        if t:
+            out[c.label] = {m: {f"K={k}": v for k, v in sorted(ks.items())} for m, ks in sorted(t.items())}
+    return out
+
+
+def auc_table(points: dict[str, list[dict]], keys: list[str] = HEADLINE) -> list[dict]:
+    rows = []
+    for key in keys:
+        for m, v in sorted(curves.auc(points.get(key) or []).items()):
+            rows.append({"curve": key, "method": m, **{k: v[k] for k in ("auc", "auc_mean", "K_min", "K_max", "grid")}})
+    return rows
+
+
+def multipliers(points: dict[str, list[dict]], section: dict) -> dict[str, list[dict]]:
+    """{curve key: multiplier rows of target vs reference} for section["multiplier_curves"]."""
+    target, reference = section.get("target_method", "lmm"), section.get("reference_method", "supervised")
+    return {key: curves.multiplier(points.get(key, []), target, reference, Curve.parse(key).higher_is_better)
+            for key in section.get("multiplier_curves", [])}
+
+
+def multiplier_display(rows: list[dict], target: str, reference: str) -> list[dict]:
+    return [{"K": r["K"], target: r[target], f"{reference} at K": r[f"{reference}_at_K"],
+             f"{reference} needs K'": r["equivalent_K_display"], "multiplier": r["display"]} for r in rows]
+
+
+def peer_comparison(scored: Scored, best: dict[str, dict]) -> list[dict]:
+    """Each peer next to each method's best run: h and h_timbre note / frame F1 on all, folk, chorales."""
+    cols = [(s, m, sub) for s in ("h", "h_timbre") for m in ("note_f1", "frame_f1") for sub in curves.SUBSETS]
+    out = [{"system": f"{name} (peer)", **{f"{s}:{m}:{sub}": curves.peer_value(scored.peer_rows, name, Curve(s, m, sub))
+                                           for s, m, sub in cols}} for name in scored.peer_names]
+    for _, b in sorted(best.items()):
+        vals = {(r["system"], r["metric"], r["subset"]): r["value"] for r in scored.rows if r["run"] == b["run"]}
+        out.append({"system": b["run"], **{f"{s}:{m}:{sub}": vals.get((s, m, sub)) for s, m, sub in cols}})
+    return out
+
+
+# --- the stage's outputs ----------------------------------------------------------------------------------
+
+def curve_file_rows(points: list[dict], peers: dict[str, float] | None = None) -> list[dict]:
+    """Rows of one DVC plot file: one line per method (x = K, y = mean, band lo..hi); a peer is a flat
+    line over the K range (lo = hi = its value)."""
+    rows = [{"method": p["method"], "K": p["K"], "mean": p["mean"], "lo": p["lo"], "hi": p["hi"], "n": p["n"],
+             "band": p["band"]} for p in points if np.isfinite(p["mean"])]
+    ks = sorted({p["K"] for p in points})
+    for name, value in (peers or {}).items():
+        if value is not None and ks:
+            rows += [{"method": f"{name} (peer)", "K": k, "mean": value, "lo": value, "hi": value, "n": 1,
+                      "band": "peer"} for k in (ks[0], ks[-1])]
+    return rows
+
+
+def write_curve_files(points_by_curve: dict[str, list[dict]], peers_by_curve: dict[str, dict[str, float]],
+                      out_dir: str | Path) -> list[Path]:
+    """One JSON file per curve (DVC plots with the sample_efficiency template), written atomically."""
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        for key, points in points_by_curve.items():
+            rows = curve_file_rows(points, peers_by_curve.get(key))
+            if rows:
+                (tmp / f"{key}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return sorted(out_dir.glob("*.json"))
+
+
+def band_description(confidence: float, kind: str) -> str:
+    q = "Student t(n-1)" if kind == "t" else "normal"
+    return (f"mean over seeds; band = mean +- q * std / sqrt(n) with q the {q} quantile at {confidence:g} "
+            "for n >= 3 seeds, the min-max range for n < 3")
+
+
+def build_metrics(table: list[dict], runs: list[Run], points_by_curve: dict[str, list[dict]],
+                  peers_by_curve: dict[str, dict[str, float]], peer_notes: dict, section: dict,
+                  extra: dict | None = None) -> dict:
+    """reports/metrics/evaluate.json: runs, best runs, AUC per curve and method, the effective-data
+    multiplier, the peer values; `extra` adds LM^M bits and LM alignment."""
+    target, reference = section.get("target_method", "lmm"), section.get("reference_method", "supervised")
+    methods: dict[str, dict] = {}
+    for r in runs:
+        m = methods.setdefault(r.method, {"K": set(), "seeds": set(), "n_runs": 0})
+        m["K"].add(r.K)
+        m["seeds"].add(r.seed)
+        m["n_runs"] += 1
+    out = {
+        "band": band_description(section.get("confidence", 0.95), section.get("band", "t")),
+        "runs": {"n": len(runs), "methods": {k: {"K": sorted(v["K"]), "seeds": sorted(v["seeds"]), "n_runs": v["n_runs"]}
+                                             for k, v in methods.items()}},
+        "best_runs": curves.best_runs(table),
+        "auc": {key: curves.auc(pts) for key, pts in points_by_curve.items() if pts},
+        "multiplier": {},
+        "peers": {},
+    }
+    for key, rows in multipliers(points_by_curve, section).items():
+        out["multiplier"][key] = ({f"K={r['K']}": r for r in rows} if rows else
+                                  {"note": f"needs runs of both {target} and {reference} with {key.split('-')[0]} predictions"})
+    for name, status in peer_notes.items():
+        vals = {k: v[name] for k, v in peers_by_curve.items() if v.get(name) is not None}
+        out["peers"][name] = {"available": bool(status.get("available", bool(vals))), **vals}
+        if status.get("note"):
+            out["peers"][name]["note"] = status["note"]
+    if not peer_notes:
+        out["peers"]["note"] = "no peer outputs (data/peers missing): run the `peers` stage"
+    out.update(extra or {})
+    return jsonable(out)
+
+
+__all__ = ["HEADLINE", "Selection", "Scored", "select", "cache_dir_for", "score", "system_curves",
+           "curves_and_peers", "headline_tables", "auc_table", "multipliers", "multiplier_display",
+           "peer_comparison", "curve_file_rows", "write_curve_files", "band_description", "build_metrics"]
