@@ -19,7 +19,8 @@ from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, read_midi,
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    from lmm_utils.methods.common import make_g, make_h, save_g, save_h
+    from lmm_utils.methods.checkpoints import save_g, save_h
+    from lmm_utils.methods.wrappers import make_g, make_h
     from lmm_utils.models.performer import PerformerConfig
     from lmm_utils.models.transcriber import TranscriberConfig
 

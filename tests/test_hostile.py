@@ -122,7 +122,8 @@ def test_96k_audio_is_resampled_and_read(tmp_path):
 
 
 def test_clipped_audio_is_transcribed_with_a_warning(tmp_path, capsys):
-    from lmm_utils.methods.common import make_h, save_h
+    from lmm_utils.methods.checkpoints import save_h
+    from lmm_utils.methods.wrappers import make_h
     from lmm_utils.models.transcriber import TranscriberConfig
 
     sf.write(tmp_path / "hot.wav", np.clip(_tone(16000, 2.0, amplitude=3.0), -1, 1), 16000)
@@ -263,7 +264,8 @@ def test_a_stage_with_a_mistyped_key_stops_before_it_runs_and_names_it(tmp_path,
 # --- checkpoints given to the CLI ---------------------------------------------------------------------------
 
 def test_missing_truncated_and_foreign_checkpoints_are_clear_errors(tmp_path, capsys):
-    from lmm_utils.methods.common import make_g, make_h, save_g, save_h
+    from lmm_utils.methods.checkpoints import save_g, save_h
+    from lmm_utils.methods.wrappers import make_g, make_h
     from lmm_utils.models.performer import PerformerConfig
     from lmm_utils.models.transcriber import TranscriberConfig
 

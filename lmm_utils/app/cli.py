@@ -80,7 +80,7 @@ def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> 
 
 
 def _load(kind: str, run: Path, root: Path):
-    from lmm_utils.methods.common import load_g, load_h
+    from lmm_utils.methods.checkpoints import load_g, load_h
 
     try:
         return (load_h if kind == "h" else load_g)(run / f"{kind}.pt", lm_root=root)

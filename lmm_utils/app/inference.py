@@ -111,7 +111,7 @@ def windows(duration: float, cfg: ChunkConfig) -> list[tuple[float, float, float
 
 def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decode_cfg=None,
                     progress: bool = False, stats: dict | None = None) -> Performance:
-    """h (methods.common.HModel: .feat, .logits(logmel)) over a recording of any length -> one Performance.
+    """h (methods.wrappers.HModel: .feat, .logits(logmel)) over a recording of any length -> one Performance.
 
     A note kept from one window that is still held at the window's right edge is extended through the next
     window's frame posterior for its key (while key-down stays above threshold and no new onset peaks),

@@ -1,11 +1,11 @@
 """cycle: no language models; the synthesizer S closes the loop on unpaired audio.
 
   h: the K pairs' pseudo-motion (as `supervised`) + reconstruction of *unpaired* U_A recordings through S:
-     S(h(a)) ~ a (common.recon_loss: gain-invariant log-mel L1 at several time resolutions), h's onset /
+     S(h(a)) ~ a (losses.recon_loss: gain-invariant log-mel L1 at several time resolutions), h's onset /
      velocity / frame probabilities fed to S as a soft roll. Each step: a batch of pair crops and a batch
      of U_A crops.
   g: S(g(v)) ~ the paired recording, for the K pairs (g's performance as a soft roll through S,
-     common.render_g), plus a small pull toward the plain performance (deviation_weight). With g_warp (default)
+     losses.render_g), plus a small pull toward the plain performance (deviation_weight). With g_warp (default)
      the recording is first re-timed onto the rendering by DTW, so the loss teaches loudness and articulation
      (what alignment's pseudo-motion lacks) and cannot be lowered by stretching the tempo -- without it, a
      frame-wise loss is lowest when g plays twice as slowly (more sound under the recording's reverb). At K = 0,
@@ -21,14 +21,25 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lmm_utils.methods.alignment import AlignConfig, Synth
-from lmm_utils.core.features import FeatureConfig
-from lmm_utils.models.performer import PerformerConfig
-from lmm_utils.models.transcriber import TranscriberConfig
+from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.data.pools import TrainingData
-from lmm_utils.methods import supervised
-from lmm_utils.methods.common import (Crops, GModel, config_from, h_to_synth, make_g, make_h, module_device, optimize, recon_loss,
-                     render_g, resolve_device, weighted_transcription_loss)
+from lmm_utils.methods.alignment import AlignConfig, Synth, warping_path
+from lmm_utils.methods.base import (
+    MethodResult,
+    align_config,
+    by_pair,
+    check_terms,
+    load_pairs,
+    method_config,
+    params_config,
+    pseudo_motion,
+)
+from lmm_utils.methods.losses import deviation_pull, h_to_synth, recon_loss, render_g, weighted_transcription_loss
+from lmm_utils.methods.steps import Crops, batch_rows, optimize
+from lmm_utils.methods.wrappers import GModel, make_g, make_h, module_device
+from lmm_utils.models.performer import PerformerConfig, ScoreBatch
+from lmm_utils.models.transcriber import TranscriberConfig
+from lmm_utils.training.distributed import default_device
 
 
 @dataclass(frozen=True)
@@ -44,14 +55,12 @@ class CycleConfig:
     edge: float = 2.0
     deviation_weight: float = 0.01  # L2 pull of g's deviations toward the plain performance
     scales: tuple[int, ...] = (1, 4, 16)
-    timing_grad: bool = False  # let the audio loss move g's onsets (see common.render_g)
+    timing_grad: bool = False  # let the audio loss move g's onsets (see losses.render_g)
     g_warp: bool = True  # compare S(g(v)) with the recording re-timed onto it by DTW (see warp_to)
 
 
 def unpaired_logmels(data: TrainingData, feat: FeatureConfig, limit: int | None, seed: int) -> list[tuple[str, np.ndarray]]:
     """A seeded sample of U_A recordings (audio only: TrainingData refuses U_A's scores and motion)."""
-    from lmm_utils.core.features import log_mel
-
     ids = sorted(data.audio_ids("U_A"))
     if limit is not None and limit < len(ids):
         rng = np.random.default_rng(seed + 104729)
@@ -78,8 +87,6 @@ def warp_to(pred: torch.Tensor, rec: torch.Tensor, cfg: AlignConfig = AlignConfi
     """The recording (n_mels, T) re-timed onto the rendering's frames (n_mels, T) by DTW (alignment.warping_path):
     frame i of the result is the recording frame first matched to rendering frame i. Not differentiable (an
     index), so a loss against it teaches loudness and articulation, while timing is absorbed by the warp."""
-    from lmm_utils.methods.alignment import warping_path
-
     path = warping_path(pred.detach().float().cpu().numpy(), rec.float().cpu().numpy(), cfg)
     first = np.full(pred.shape[-1], rec.shape[-1] - 1)
     for i, j in path[::-1]:
@@ -87,37 +94,35 @@ def warp_to(pred: torch.Tensor, rec: torch.Tensor, cfg: AlignConfig = AlignConfi
     return rec[:, torch.from_numpy(first).to(rec.device)]
 
 
-def g_recon_step(g: GModel, full, rec: torch.Tensor, synth, idx: torch.Tensor, cc, fps: float) -> torch.Tensor:
-    from lmm_utils.models.performer import ScoreBatch
-
+def g_recon_step(g: GModel, full: ScoreBatch, rec: torch.Tensor, synth: Synth, idx: torch.Tensor, cc: CycleConfig,
+                 fps: float) -> torch.Tensor:
+    """S(g(v)) ~ the recordings (rows idx of the encoded pairs `full` and of `rec`), + the pull toward plain."""
     dev = module_device(g.net)
-    b = ScoreBatch.from_tuple(tuple(t[idx] for t in full.as_tuple())).to(dev)
+    b = batch_rows(full, idx, dev)
     pred = render_g(g, b, synth, rec.shape[-1], fps, cc.onset_sigma, cc.edge, cc.timing_grad)
     target = rec[idx].to(dev)
     if cc.g_warp:
         target = torch.stack([warp_to(p, t) for p, t in zip(pred, target)])
     loss = recon_loss(pred, target, scales=cc.scales)
     if cc.deviation_weight > 0:
-        raw = g.net(b)["deviation"]
-        loss = loss + cc.deviation_weight * ((raw ** 2).mean(-1) * b.mask).sum() / b.mask.sum().clamp(min=1)
+        loss = loss + deviation_pull(g, b, cc.deviation_weight)
     return loss
 
 
 def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
-        progress: bool = False, off: tuple[str, ...] = ()) -> dict:
+        progress: bool = False, off: tuple[str, ...] = ()) -> MethodResult:
+    """K pairs + unpaired U_A audio -> h (pairs + reconstruction through S) and g (S(g(v)) ~ the pairs' recordings)."""
     params = params or {}
-    cfg = supervised.MethodConfig.from_params(params.get("method"))
-    cc = config_from(CycleConfig, params.get("cycle"))
-    for t in off:
-        if t not in ("pairs", "recon"):
-            raise ValueError(f"cycle-no_{t}: unknown term; terms: pairs, recon")
+    check_terms("cycle", off, ("pairs", "recon"))
+    cfg = method_config(params)
+    cc = params_config(CycleConfig, params, "cycle")
     use_pairs, use_recon = cc.pairs and "pairs" not in off, cc.recon and "recon" not in off
     torch.manual_seed(cfg.seed)
     h = make_h(TranscriberConfig.from_params(params.get("transcriber")), feat)
     g = make_g(PerformerConfig.from_params(params.get("performer")))
-    pairs = supervised.load_pairs(data, feat)
-    pseudo = supervised.pseudo_motion(pairs, synth, AlignConfig.from_params(params.get("align")), feat)
-    dev = resolve_device(cfg.device)
+    pairs = load_pairs(data, feat)
+    pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
+    dev = default_device(cfg.device)
     h.net.to(dev).train()
     g.net.to(dev).train()
     info: dict = {"terms": {"pairs": use_pairs and bool(pairs), "recon": use_recon}}
@@ -152,4 +157,4 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
         info["loss_g"], _ = optimize(list(g.net.parameters()), cfg.steps, g_loss, cfg)
     h.net.eval()
     g.net.eval()
-    return {"h": h, "g": g, "pseudo": dict(zip([s.id for s, _ in pairs], pseudo)), "info": info}
+    return MethodResult(h, g, by_pair(pairs, pseudo), info)

@@ -10,7 +10,7 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
             "g's playing must sound like the audio LM^A knows"): its per-token NLL is pulled to the typical NLL
             of real U_A audio (prior_mode typical; maximizing likelihood instead falls into the likelihood trap:
             slower, quieter, sparser audio is more predictable); a small pull toward plain (deviation_weight)
-       h reads LM^A features (common.LMTranscriber) [lmA]; g reads LM^V features (common.LMPerformer) [lmV].
+       h reads LM^A features (wrappers.LMTranscriber) [lmA]; g reads LM^V features (wrappers.make_g) [lmV].
   B  LM^M: h transcribes the unpaired U_A recordings and g performs the unpaired U_V scores; those motions
      (+ the pairs' pseudo-motion), tokenized with tokens/motion.py, train LM^M with the project's LM code
      (lm.train_lm). [lmM]
@@ -26,26 +26,46 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
 Each term has a switch in params (map.lmm) and the ablation `lmm-no_<term>` turns it off:
 pairs, recon, lmA (LM^A features and prior), lmV, lmA_prior, lmM, selftrain.
 LM^V is used as a feature extractor only (no LM^V prior: h's motion is not a score; see the report).
+
+The code follows the phases: `setup` builds the shared state (LMMState) -- models, data, batches -- then
+`warm_up` (A), `pick_labels` (B, with lmm_labels) and `self_train` (C) each read and extend it; `h_loss` /
+`g_loss` are one optimizer step's terms, read from the state (phase B's labels switch self-training on).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
-from lmm_utils.methods.alignment import AlignConfig, Synth
 from lmm_utils.core.features import FeatureConfig
+from lmm_utils.core.motion import Performance
+from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.lm.model import LanguageModel
+from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.base import (
+    MethodConfig,
+    MethodResult,
+    align_config,
+    by_pair,
+    check_terms,
+    load_pairs,
+    method_config,
+    params_config,
+    pseudo_motion,
+)
+from lmm_utils.methods.cycle import CycleConfig, g_recon_step, pair_recordings, unpaired_logmels
+from lmm_utils.methods.lm_features import AudioLMFeatures, lm_paths, load_lm_features
+from lmm_utils.methods.lmm_labels import choose_variants, keep_best, rank_scores, train_lmM
+from lmm_utils.methods.losses import deviation_pull, h_to_synth, recon_loss, render_g, weighted_transcription_loss
+from lmm_utils.methods.steps import Crops, batch_rows, optimize
+from lmm_utils.methods.wrappers import GModel, HModel, make_g, make_h
 from lmm_utils.models.performer import PerformerConfig, ScoreBatch, note_targets, performer_loss
 from lmm_utils.models.transcriber import TranscriberConfig
-from lmm_utils.core.motion import PerformedNote, Performance
-from lmm_utils.data.pools import TrainingData
-from lmm_utils.core.score import ScoreExcerpt
-from lmm_utils.methods import supervised
-from lmm_utils.methods.common import (Crops, GModel, HModel, config_from, h_to_synth, load_lm_features, make_g, make_h,
-                     module_device, optimize, recon_loss, render_g, resolve_device, weighted_transcription_loss)
-from lmm_utils.methods.cycle import CycleConfig, g_recon_step, pair_recordings, unpaired_logmels
-from lmm_utils.methods.surface import lm_paths
+from lmm_utils.tokens.motion import MotionTokenizer
+from lmm_utils.training.distributed import default_device
 
 TERMS = ("pairs", "recon", "lmA", "lmV", "lmA_prior", "lmM", "selftrain")
 
@@ -81,7 +101,7 @@ class LMMConfig:
     edge: float = 2.0
     deviation_weight: float = 0.01
     scales: tuple[int, ...] = (1, 4, 16)
-    timing_grad: bool = False  # audio-level terms (recon, LM^A prior) may move g's onsets (common.render_g)
+    timing_grad: bool = False  # audio-level terms (recon, LM^A prior) may move g's onsets (losses.render_g)
     g_warp: bool = True  # g's reconstruction against the DTW-re-timed recording (cycle.warp_to)
     lmM_tokens: dict = field(default_factory=lambda: {"time_step": 0.02, "max_shift": 50, "velocity_bins": 16})
     lmM_model: dict = field(default_factory=lambda: {"block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 64,
@@ -95,45 +115,72 @@ class LMMConfig:
         return bool(getattr(self, term)) and term not in off
 
 
-def vary(perf: Performance, rng: np.random.Generator, cfg: LMMConfig) -> Performance:
-    """A variant of a performance: tempo factor, held fraction and velocity offset per excerpt (note order kept)."""
-    if not perf.notes:
-        return perf
-    t0 = min(n.onset for n in perf.notes)
-    f = float(np.exp(rng.uniform(-cfg.tempo_jitter, cfg.tempo_jitter)))
-    legato = float(rng.uniform(*cfg.legato))
-    dv = float(rng.uniform(-cfg.velocity_shift, cfg.velocity_shift))
-    notes = []
-    for n in perf.notes:
-        on = t0 + (n.onset - t0) * f
-        notes.append(PerformedNote(n.pitch, on, on + max(0.03, (n.offset - n.onset) * f * legato),
-                                   int(np.clip(round(n.velocity + dv), 1, 127))))
-    return Performance(notes=notes, pedal=list(perf.pedal))
+# ---------------------------------------------------------------------------------------------------------
+# The state the phases share
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class LMMState:
+    """Everything lmm's phases share: `setup` fills the fields without defaults, `read_unpaired`,
+    `set_prior_target` and `build_batches` the next block, the phases the last."""
+    cfg: MethodConfig
+    lc: LMMConfig
+    on: dict[str, bool]  # term -> in use (the config's switch, the ablation, and no lmA_prior without lmA)
+    dev: torch.device
+    feat: FeatureConfig
+    synth: Synth
+    lmA: AudioLMFeatures | None  # LM^A, for h's features and / or the prior on S(g(v))
+    h: HModel
+    g: GModel
+    cc: CycleConfig  # g's reconstruction (cycle.g_recon_step) with lmm's settings
+    pairs: list[tuple[ScoreExcerpt, np.ndarray]]  # the K pairs: (score, recording log-mel)
+    pseudo: list[Performance]  # their pseudo-motion
+    info: dict  # what the run reports (MethodResult.info)
+    # -- unpaired data and batches (setup) ----------------------------------------------------------------
+    ua: list[tuple[str, np.ndarray]] = field(default_factory=list)  # U_A recordings (id, log-mel)
+    ua_inputs: list[np.ndarray] = field(default_factory=list)  # h's inputs for them
+    uv: list[ScoreExcerpt] = field(default_factory=list)  # U_V scores with notes
+    prior_target: float | None = None  # typical per-token NLL of real audio under LM^A (prior_mode typical)
+    pair_crops: Crops | None = None  # h: the pairs with their pseudo-motion [pairs]
+    ua_crops: Crops | None = None  # h: U_A crops to reconstruct [recon]
+    g_pairs: ScoreBatch | None = None  # g: the pairs' scores, encoded
+    g_pair_targets: dict | None = None  # g: their pseudo-motion as per-note targets
+    g_rec: torch.Tensor | None = None  # g: the pairs' recordings (cycle.pair_recordings)
+    g_uv: ScoreBatch | None = None  # g: the U_V scores, encoded
+    # -- the optimizers (phase A, continued in C) and phase B's self-training labels -------------------------
+    opt_h: torch.optim.Optimizer | None = None
+    opt_g: torch.optim.Optimizer | None = None
+    self_crops: Crops | None = None  # h: U_A crops with h's own transcriptions that LM^M kept
+    g_targets: dict = field(default_factory=dict)  # g: per-note targets LM^M picked for the U_V scores
+
+    @property
+    def use_pairs(self) -> bool:
+        return self.on["pairs"] and bool(self.pairs)
+
+    @property
+    def n_warm(self) -> int:
+        """Phase A's steps (all of them without self-training)."""
+        return int(round(self.cfg.steps * self.lc.warm_fraction)) if self.on["selftrain"] else self.cfg.steps
 
 
-def lm_score(lm, tok, perf: Performance) -> float:
-    """Mean log-prob per token (nats) of a performance under LM^M; -inf for an empty one."""
-    if not perf.notes:
-        return float("-inf")
-    lp = lm.log_probs(tok.encode(perf))
-    return float(lp.mean()) if len(lp) else float("-inf")
-
-
-def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
-        progress: bool = False, off: tuple[str, ...] = ()) -> dict:
-    from lmm_utils.lm.model import train_lm
-    from lmm_utils.tokens.motion import MotionTokenizer
-
-    params = params or {}
-    for t in off:
-        if t not in TERMS:
-            raise ValueError(f"lmm-no_{t}: unknown term; terms: {TERMS}")
-    cfg = supervised.MethodConfig.from_params(params.get("method"))
-    lc = config_from(LMMConfig, params.get("lmm"))
+def term_switches(lc: LMMConfig, off: tuple[str, ...]) -> dict[str, bool]:
     on = {t: lc.on(t, off) for t in TERMS}
     if not on["lmA"]:
         on["lmA_prior"] = False  # no LM^A at all
-    dev = resolve_device(cfg.device)
+    return on
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Setup: models, data, batches
+# ---------------------------------------------------------------------------------------------------------
+
+def setup(data: TrainingData, synth: Synth, params: dict, feat: FeatureConfig, off: tuple[str, ...]) -> LMMState:
+    """Configs and switches, the frozen LMs, h and g (seeded), and the K pairs with their pseudo-motion."""
+    check_terms("lmm", off, TERMS)
+    cfg = method_config(params)
+    lc = params_config(LMMConfig, params, "lmm")
+    on = term_switches(lc, off)
+    dev = default_device(cfg.device)
     paths = lm_paths(params)
     lmA = load_lm_features("A", paths["A"], dev, data.root) if (on["lmA"] or on["lmA_prior"]) else None
     lmV = load_lm_features("V", paths["V"], dev, data.root) if on["lmV"] else None
@@ -146,165 +193,197 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
     cc = CycleConfig(g_frames=lc.g_frames, onset_sigma=lc.onset_sigma, edge=lc.edge,
                      deviation_weight=lc.deviation_weight, scales=lc.scales, g_warp=lc.g_warp,
                      timing_grad=lc.timing_grad)
-
-    pairs = supervised.load_pairs(data, feat)
-    pseudo = supervised.pseudo_motion(pairs, synth, AlignConfig.from_params(params.get("align")), feat)
-    use_pairs = on["pairs"] and bool(pairs)
+    pairs = load_pairs(data, feat)
+    pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
     info: dict = {"terms": dict(on), "n_pairs": len(pairs)}
+    return LMMState(cfg, lc, on, dev, feat, synth, lmA, h, g, cc, pairs, pseudo, info)
 
-    need_ua = on["recon"] or on["selftrain"] or on["lmA_prior"]
-    ua = unpaired_logmels(data, feat, lc.max_unpaired, cfg.seed) if need_ua else []
-    ua_inputs = [h.inputs(x) for _, x in ua]
-    need_uv = on["lmA_prior"] or on["selftrain"]
-    uv: list[ScoreExcerpt] = []
-    if need_uv:
+
+def read_unpaired(st: LMMState, data: TrainingData) -> None:
+    """U_A recordings (for recon, self-training, the prior's target) and U_V scores (prior, self-training),
+    each a seeded sample of at most max_unpaired."""
+    on, lc, seed = st.on, st.lc, st.cfg.seed
+    if on["recon"] or on["selftrain"] or on["lmA_prior"]:
+        st.ua = unpaired_logmels(data, st.feat, lc.max_unpaired, seed)
+    st.ua_inputs = [st.h.inputs(x) for _, x in st.ua]
+    if on["lmA_prior"] or on["selftrain"]:
         uv = [s for s in data.scores("U_V") if s.notes]
         if lc.max_unpaired is not None and lc.max_unpaired < len(uv):
-            pick = np.random.default_rng(cfg.seed + 7).choice(len(uv), size=lc.max_unpaired, replace=False)
+            pick = np.random.default_rng(seed + 7).choice(len(uv), size=lc.max_unpaired, replace=False)
             uv = [uv[i] for i in sorted(pick)]
-    info["n_unpaired_audio"], info["n_unpaired_scores"] = len(ua), len(uv)
+        st.uv = uv
+    st.info["n_unpaired_audio"], st.info["n_unpaired_scores"] = len(st.ua), len(st.uv)
 
-    # LM^A prior target: the typical per-token NLL of real (U_A) audio under LM^A, with the same soft tokens.
-    # Plain maximum likelihood would reward degenerate audio (sparser, slower, quieter is more predictable: the
-    # likelihood trap); matching the typical value does not.
-    prior_target = None
-    if on["lmA_prior"] and ua and lc.prior_mode == "typical":
+
+def set_prior_target(st: LMMState) -> None:
+    """LM^A prior target: the typical per-token NLL of real (U_A) audio under LM^A, with the same soft tokens.
+    Plain maximum likelihood would reward degenerate audio (sparser, slower, quieter is more predictable: the
+    likelihood trap); matching the typical value does not."""
+    lc = st.lc
+    if st.on["lmA_prior"] and st.ua and lc.prior_mode == "typical":
         with torch.no_grad():
-            n = min(len(ua), 16)
-            clips = [torch.from_numpy(x[:, :lc.prior_frames]) for _, x in ua[:n] if x.shape[1] >= lc.prior_frames]
+            n = min(len(st.ua), 16)
+            clips = [torch.from_numpy(x[:, :lc.prior_frames]) for _, x in st.ua[:n] if x.shape[1] >= lc.prior_frames]
             if clips:
-                prior_target = float(lmA.prior_nll(torch.stack(clips).to(dev), lc.prior_tau))
-    info["prior_target_nll"] = prior_target
+                st.prior_target = float(st.lmA.prior_nll(torch.stack(clips).to(st.dev), lc.prior_tau))
+    st.info["prior_target_nll"] = st.prior_target
 
-    def prior_loss(audio: torch.Tensor) -> torch.Tensor:
-        nll = lmA.prior_nll(audio, lc.prior_tau)
-        return (nll - prior_target) ** 2 if prior_target is not None else nll
 
-    n_mels = feat.n_mels
-    pair_crops = Crops([h.inputs(x) for _, x in pairs], pseudo, cfg.crop_frames, feat.fps, n_mels) if use_pairs else None
-    ua_crops = Crops(ua_inputs, None, cfg.crop_frames, feat.fps, n_mels) if (on["recon"] and ua) else None
-    self_crops: list[Crops | None] = [None]
-    g_targets: dict = {}
+def build_batches(st: LMMState) -> None:
+    """What the steps draw from: h's crops (pairs, U_A) and g's encoded scores, targets and recordings."""
+    cfg, feat, pairs = st.cfg, st.feat, st.pairs
+    if st.use_pairs:
+        st.pair_crops = Crops([st.h.inputs(x) for _, x in pairs], st.pseudo, cfg.crop_frames, feat.fps, feat.n_mels)
+    if st.on["recon"] and st.ua:
+        st.ua_crops = Crops(st.ua_inputs, None, cfg.crop_frames, feat.fps, feat.n_mels)
+    if pairs:
+        st.g_pairs = st.g.encode([s for s, _ in pairs])
+        st.g_pair_targets = note_targets(st.pseudo, st.g_pairs)
+        st.g_rec = pair_recordings(pairs, min(st.lc.g_frames, max(x.shape[1] for _, x in pairs)))
+    if st.uv:
+        st.g_uv = st.g.encode(st.uv)
 
-    def h_loss(step, gen):
-        terms = []
-        if pair_crops is not None:
-            x, y, w = (t.to(dev) for t in pair_crops.sample(cfg.batch_size, gen))
-            terms.append(lc.pairs_weight * weighted_transcription_loss(h.net(x), y, w))
-        if ua_crops is not None:
-            (x,) = (t.to(dev) for t in ua_crops.sample(lc.unpaired_batch, gen))
-            terms.append(lc.recon_weight * recon_loss(synth(*h_to_synth(h.net(x))), x[:, :n_mels], scales=lc.scales))
-        if self_crops[0] is not None:
-            x, y, w = (t.to(dev) for t in self_crops[0].sample(lc.unpaired_batch, gen))
-            terms.append(lc.selftrain_weight * weighted_transcription_loss(h.net(x), y, w))
-        return sum(terms) if terms else None
 
-    g_pairs = g.encode([s for s, _ in pairs]) if pairs else None
-    g_pair_targets = note_targets(pseudo, g_pairs) if pairs else None
-    g_rec = pair_recordings(pairs, min(lc.g_frames, max(x.shape[1] for _, x in pairs))) if pairs else None
-    g_uv = g.encode(uv) if uv else None
+# ---------------------------------------------------------------------------------------------------------
+# One step's loss
+# ---------------------------------------------------------------------------------------------------------
 
-    def rows(batch: ScoreBatch, idx: torch.Tensor) -> ScoreBatch:
-        return ScoreBatch.from_tuple(tuple(t[idx] for t in batch.as_tuple())).to(dev)
+def prior_loss(st: LMMState, audio: torch.Tensor) -> torch.Tensor:
+    """LM^A's prior on rendered audio: (NLL - typical NLL)^2, or the NLL itself (prior_mode likelihood)."""
+    nll = st.lmA.prior_nll(audio, st.lc.prior_tau)
+    return (nll - st.prior_target) ** 2 if st.prior_target is not None else nll
 
-    def g_loss(step, gen):
-        terms = []
-        if use_pairs:
-            idx = torch.randint(len(pairs), (cfg.batch_size,), generator=gen)
-            b = rows(g_pairs, idx)
-            tgt = {k: v[idx].to(dev) for k, v in g_pair_targets.items()}
-            terms.append(lc.pairs_weight * performer_loss(g.net(b), tgt, b.mask)["loss"])
-        if on["recon"] and pairs:
-            idx = torch.randint(len(pairs), (cfg.batch_size,), generator=gen)
-            terms.append(lc.recon_weight * g_recon_step(g, g_pairs, g_rec, synth, idx, cc, feat.fps))
-        if on["lmA_prior"] and uv:
-            idx = torch.randint(len(uv), (lc.prior_batch,), generator=gen)
-            b = rows(g_uv, idx)
-            audio = render_g(g, b, synth, lc.prior_frames, feat.fps, lc.onset_sigma, lc.edge, lc.timing_grad)
-            terms.append(lc.prior_weight * prior_loss(audio))
-        if g_targets:
-            idx = torch.randint(len(uv), (cfg.batch_size,), generator=gen)
-            b = rows(g_uv, idx)
-            tgt = {k: v[idx].to(dev) for k, v in g_targets.items()}
-            terms.append(lc.selftrain_weight * performer_loss(g.net(b), tgt, b.mask)["loss"])
-        if not terms:
-            return None
-        if lc.deviation_weight > 0 and not (on["recon"] and pairs):  # (g_recon_step adds its own)
-            idx = torch.randint(len(uv) if uv else max(1, len(pairs)), (cfg.batch_size,), generator=gen)
-            b = rows(g_uv if uv else g_pairs, idx)
-            raw = g.net(b)["deviation"]
-            terms.append(lc.deviation_weight * ((raw ** 2).mean(-1) * b.mask).sum() / b.mask.sum().clamp(min=1))
-        return sum(terms)
 
-    def skip_none(fn):
-        def wrapped(step, gen):
-            loss = fn(step, gen)
-            return loss if loss is not None else torch.zeros((), requires_grad=True)
-        return wrapped
+def h_loss(st: LMMState, step: int, gen: torch.Generator) -> torch.Tensor:
+    """h's terms: [pairs] pseudo-motion, [recon] S(h(a)) ~ a on U_A, [selftrain] kept transcriptions (phase C)."""
+    lc, dev, terms = st.lc, st.dev, []
+    if st.pair_crops is not None:
+        x, y, w = (t.to(dev) for t in st.pair_crops.sample(st.cfg.batch_size, gen))
+        terms.append(lc.pairs_weight * weighted_transcription_loss(st.h.net(x), y, w))
+    if st.ua_crops is not None:
+        (x,) = (t.to(dev) for t in st.ua_crops.sample(lc.unpaired_batch, gen))
+        audio = st.synth(*h_to_synth(st.h.net(x)))
+        terms.append(lc.recon_weight * recon_loss(audio, x[:, :st.feat.n_mels], scales=lc.scales))
+    if st.self_crops is not None:
+        x, y, w = (t.to(dev) for t in st.self_crops.sample(lc.unpaired_batch, gen))
+        terms.append(lc.selftrain_weight * weighted_transcription_loss(st.h.net(x), y, w))
+    return sum(terms) if terms else torch.zeros((), requires_grad=True)
 
-    h_active = pair_crops is not None or ua_crops is not None or (on["selftrain"] and bool(ua))
-    g_active = use_pairs or (on["recon"] and bool(pairs)) or (on["lmA_prior"] and bool(uv)) or (on["selftrain"] and bool(uv))
-    n_warm = int(round(cfg.steps * lc.warm_fraction)) if on["selftrain"] else cfg.steps
-    opt_h = opt_g = None
-    info["loss_h"], info["loss_g"] = [], []
-    h_params, g_params = list(h.net.parameters()), list(g.net.parameters())
-    if h_active and (pair_crops is not None or ua_crops is not None):
-        losses, opt_h = optimize(h_params, n_warm, skip_none(h_loss), cfg, total=cfg.steps)
-        info["loss_h"] += losses
-    if g_active and (use_pairs or (on["recon"] and pairs) or (on["lmA_prior"] and uv)):
-        losses, opt_g = optimize(g_params, n_warm, skip_none(g_loss), cfg, total=cfg.steps)
-        info["loss_g"] += losses
 
-    if on["selftrain"] and cfg.steps - n_warm > 0 and (ua or uv):
-        # -- phase B: LM^M from h's and g's motion ------------------------------------------------------
-        tok = MotionTokenizer(**lc.lmM_tokens)
-        decodes = [h.transcribe_inputs(x) for x in ua_inputs]
-        g_perfs = g.perform(uv) if uv else []
-        lmM = None
-        if on["lmM"]:
-            seqs = [tok.encode(p) for p in decodes + g_perfs + list(pseudo) if p.notes]
-            if sum(len(s) for s in seqs) >= 2:
-                train_cfg = {**lc.lmM_train, "seed": cfg.seed, "device": str(dev), "threads": cfg.threads,
-                             "eval_every": 10 ** 9, "log_every": max(1, int(lc.lmM_train.get("steps", 100)) // 10)}
-                lmM = train_lm(seqs, tok, lc.lmM_model, train_cfg, progress=False,
-                               info={"sources": {"h_U_A": len(decodes), "g_U_V": len(g_perfs), "pairs": len(pseudo)}})
-                lmM.precision = "fp32"
-        info["lmM"] = lmM
-        rng = np.random.default_rng(cfg.seed + 99)
-        # h: rank U_A transcriptions
-        if ua:
-            if lmM is not None:
-                scores = [lm_score(lmM, tok, p) for p in decodes]
-            else:  # matched control: random ranking
-                scores = [float(rng.random()) if p.notes else float("-inf") for p in decodes]
-            order = [i for i in np.argsort(scores)[::-1] if np.isfinite(scores[i])]
-            n_keep = int(round(lc.keep_fraction * len(ua)))
-            kept = sorted(order[:n_keep])
-            info["selftrain"] = {"ids": [i for i, _ in ua], "score": [float(s) for s in scores],
-                                 "kept": [ua[i][0] for i in kept], "decodes": {ua[i][0]: decodes[i] for i in range(len(ua))}}
-            if kept:
-                self_crops[0] = Crops([ua_inputs[i] for i in kept], [decodes[i] for i in kept], cfg.crop_frames,
-                                      feat.fps, n_mels)
-        # g: LM^M picks among variants of its own performances
-        if uv:
-            chosen, picks = [], []
-            for p in g_perfs:
-                cands = [p] + [vary(p, rng, lc) for _ in range(max(0, lc.candidates - 1))]
-                if lmM is not None:
-                    sc = [lm_score(lmM, tok, c) for c in cands]
-                    k = int(np.argmax(sc))
-                else:
-                    k = int(rng.integers(len(cands)))
-                picks.append(k)
-                chosen.append(cands[k])
-            g_targets.update(note_targets(chosen, g_uv))
-            info["g_choice"] = {"unchanged_fraction": float(np.mean([k == 0 for k in picks]))}
-        # -- phase C ----------------------------------------------------------------------------------
-        rest = cfg.steps - n_warm
-        losses, opt_h = optimize(h_params, rest, skip_none(h_loss), cfg, start=n_warm, total=cfg.steps, opt=opt_h)
-        info["loss_h"] += losses
-        losses, opt_g = optimize(g_params, rest, skip_none(g_loss), cfg, start=n_warm, total=cfg.steps, opt=opt_g)
-        info["loss_g"] += losses
-    h.net.eval()
-    g.net.eval()
-    return {"h": h, "g": g, "pseudo": dict(zip([s.id for s, _ in pairs], pseudo)), "info": info}
+def g_loss(st: LMMState, step: int, gen: torch.Generator) -> torch.Tensor:
+    """g's terms: [pairs] pseudo-motion, [recon] S(g(v)) ~ the recording, [lmA_prior] on S(g(v)) for U_V,
+    [selftrain] the variants LM^M picked (phase C), and the pull toward plain."""
+    cfg, lc, on, dev, g = st.cfg, st.lc, st.on, st.dev, st.g
+    n_pairs, n_uv, terms = len(st.pairs), len(st.uv), []
+    if st.use_pairs:
+        idx = torch.randint(n_pairs, (cfg.batch_size,), generator=gen)
+        b = batch_rows(st.g_pairs, idx, dev)
+        tgt = {k: v[idx].to(dev) for k, v in st.g_pair_targets.items()}
+        terms.append(lc.pairs_weight * performer_loss(g.net(b), tgt, b.mask)["loss"])
+    if on["recon"] and n_pairs:
+        idx = torch.randint(n_pairs, (cfg.batch_size,), generator=gen)
+        terms.append(lc.recon_weight * g_recon_step(g, st.g_pairs, st.g_rec, st.synth, idx, st.cc, st.feat.fps))
+    if on["lmA_prior"] and n_uv:
+        idx = torch.randint(n_uv, (lc.prior_batch,), generator=gen)
+        b = batch_rows(st.g_uv, idx, dev)
+        audio = render_g(g, b, st.synth, lc.prior_frames, st.feat.fps, lc.onset_sigma, lc.edge, lc.timing_grad)
+        terms.append(lc.prior_weight * prior_loss(st, audio))
+    if st.g_targets:
+        idx = torch.randint(n_uv, (cfg.batch_size,), generator=gen)
+        b = batch_rows(st.g_uv, idx, dev)
+        tgt = {k: v[idx].to(dev) for k, v in st.g_targets.items()}
+        terms.append(lc.selftrain_weight * performer_loss(g.net(b), tgt, b.mask)["loss"])
+    if not terms:
+        return torch.zeros((), requires_grad=True)
+    if lc.deviation_weight > 0 and not (on["recon"] and n_pairs):  # (g_recon_step adds its own)
+        idx = torch.randint(n_uv if n_uv else max(1, n_pairs), (cfg.batch_size,), generator=gen)
+        terms.append(deviation_pull(g, batch_rows(st.g_uv if n_uv else st.g_pairs, idx, dev), lc.deviation_weight))
+    return sum(terms)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The phases
+# ---------------------------------------------------------------------------------------------------------
+
+def train_h(st: LMMState, steps: int, start: int = 0) -> None:
+    """`steps` steps of h from step `start` of the shared schedule, continuing its optimizer (st.opt_h)."""
+    losses, st.opt_h = optimize(list(st.h.net.parameters()), steps, partial(h_loss, st), st.cfg, start=start,
+                                total=st.cfg.steps, opt=st.opt_h)
+    st.info["loss_h"] += losses
+
+
+def train_g(st: LMMState, steps: int, start: int = 0) -> None:
+    """`steps` steps of g from step `start` of the shared schedule, continuing its optimizer (st.opt_g)."""
+    losses, st.opt_g = optimize(list(st.g.net.parameters()), steps, partial(g_loss, st), st.cfg, start=start,
+                                total=st.cfg.steps, opt=st.opt_g)
+    st.info["loss_g"] += losses
+
+
+def warm_up(st: LMMState) -> None:
+    """Phase A: n_warm steps of h and of g on the terms that need no LM^M (h or g without any is left alone)."""
+    on = st.on
+    st.info["loss_h"], st.info["loss_g"] = [], []
+    if st.pair_crops is not None or st.ua_crops is not None:
+        train_h(st, st.n_warm)
+    if st.use_pairs or (on["recon"] and st.pairs) or (on["lmA_prior"] and st.uv):
+        train_g(st, st.n_warm)
+
+
+def learn_lmM(st: LMMState, tok: MotionTokenizer, decodes: list[Performance],
+              g_perfs: list[Performance]) -> LanguageModel | None:
+    """LM^M on h's U_A transcriptions, g's U_V performances and the pairs' pseudo-motion (None with lmm-no_lmM)."""
+    lc, cfg = st.lc, st.cfg
+    if not st.on["lmM"]:
+        return None
+    train_cfg = {**lc.lmM_train, "seed": cfg.seed, "device": str(st.dev), "threads": cfg.threads,
+                 "eval_every": 10 ** 9, "log_every": max(1, int(lc.lmM_train.get("steps", 100)) // 10)}
+    sources = {"h_U_A": len(decodes), "g_U_V": len(g_perfs), "pairs": len(st.pseudo)}
+    return train_lmM(decodes + g_perfs + list(st.pseudo), tok, lc.lmM_model, train_cfg, sources)
+
+
+def pick_labels(st: LMMState) -> None:
+    """Phase B: h transcribes U_A and g performs U_V; LM^M learns from that motion, then keeps h's best-scored
+    transcriptions (st.self_crops) and picks g's most probable variants (st.g_targets) -- at random without lmM."""
+    lc, ua = st.lc, st.ua
+    tok = MotionTokenizer(**lc.lmM_tokens)
+    decodes = [st.h.transcribe_inputs(x) for x in st.ua_inputs]
+    g_perfs = st.g.perform(st.uv) if st.uv else []
+    lmM = learn_lmM(st, tok, decodes, g_perfs)
+    st.info["lmM"] = lmM
+    rng = np.random.default_rng(st.cfg.seed + 99)
+    if ua:
+        scores = rank_scores(decodes, lmM, tok, rng)
+        kept = keep_best(scores, int(round(lc.keep_fraction * len(ua))))
+        st.info["selftrain"] = {"ids": [i for i, _ in ua], "score": [float(s) for s in scores],
+                                "kept": [ua[i][0] for i in kept], "decodes": {ua[i][0]: decodes[i] for i in range(len(ua))}}
+        if kept:
+            st.self_crops = Crops([st.ua_inputs[i] for i in kept], [decodes[i] for i in kept], st.cfg.crop_frames,
+                                  st.feat.fps, st.feat.n_mels)
+    if st.uv:
+        chosen, picks = choose_variants(g_perfs, lmM, tok, rng, lc.candidates, lc.tempo_jitter, lc.legato,
+                                        lc.velocity_shift)
+        st.g_targets.update(note_targets(chosen, st.g_uv))
+        st.info["g_choice"] = {"unchanged_fraction": float(np.mean([k == 0 for k in picks]))}
+
+
+def self_train(st: LMMState) -> None:
+    """Phase C: the rest of the steps, A's terms + self-training, continuing A's optimizers and schedule."""
+    rest = st.cfg.steps - st.n_warm
+    train_h(st, rest, start=st.n_warm)
+    train_g(st, rest, start=st.n_warm)
+
+
+def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
+        progress: bool = False, off: tuple[str, ...] = ()) -> MethodResult:
+    """The three phases (module docstring) on one shared state; `off` holds the ablated terms."""
+    st = setup(data, synth, params or {}, feat, off)
+    read_unpaired(st, data)
+    set_prior_target(st)
+    build_batches(st)
+    warm_up(st)
+    if st.on["selftrain"] and st.cfg.steps - st.n_warm > 0 and (st.ua or st.uv):
+        pick_labels(st)
+        self_train(st)
+    st.h.net.eval()
+    st.g.net.eval()
+    return MethodResult(st.h, st.g, by_pair(st.pairs, st.pseudo), st.info)

@@ -4,78 +4,47 @@ The pairs carry no motion, so each is turned into pseudo-motion first (alignment
 plain performance, rendered by S, DTW-aligned to the recording). Then
   h: A -> M trains on (recording log-mel, pseudo-motion roll) in random crops,
   g: V -> M trains on (score, pseudo-motion) note by note,
-each for `steps` optimizer steps of the project's one training loop (train.train). The step budget is a
+each for `steps` optimizer steps of the project's one training loop (training.loop.train). The step budget is a
 parameter shared by every method and every K, so methods differ only in what they learn from.
 
 Nothing here reads motion: TrainingData refuses it, and pseudo-motion is all h and g ever see.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 import torch
 
-from lmm_utils.methods.alignment import AlignConfig, Synth, align_pair
-from lmm_utils.core.features import FeatureConfig, log_mel
-from lmm_utils.models.performer import (Performer, PerformerConfig, ScoreBatch, encode_scores, note_targets,
-                                performer_loss)
-from lmm_utils.models.transcriber import Transcriber, TranscriberConfig, transcription_loss
+from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import Performance, to_roll
-from lmm_utils.data.pools import TrainingData
 from lmm_utils.core.score import ScoreExcerpt
-from lmm_utils.training.loop import TrainConfig, train
-
-
-@dataclass(frozen=True)
-class MethodConfig:
-    """What every method shares, so that comparisons are at equal budget."""
-    steps: int = 600  # optimizer steps for h, and again for g (the same for every method and K)
-    batch_size: int = 8
-    crop_frames: int = 100  # h trains on 2-s crops: ~5 steps/s on one CPU core
-    lr: float = 3e-3
-    min_lr: float = 3e-4
-    warmup: int = 20
-    weight_decay: float = 0.0  # tiny models, few steps: decay only slows them down
-    seed: int = 0
-    threads: int = 1
-    device: str = "cpu"  # "auto": CUDA when present (the mapping runner's default), else CPU
-
-    @classmethod
-    def from_params(cls, section: dict | None) -> "MethodConfig":
-        section = section or {}
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
-
-    def train_config(self, **overrides) -> TrainConfig:
-        kw = dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr, warmup=self.warmup,
-                  weight_decay=self.weight_decay, seed=self.seed, eval_every=self.steps, log_every=max(1, self.steps // 20),
-                  precision="fp32", device=self.device)
-        kw.update(overrides)
-        return TrainConfig(**kw)
-
-
-# --- data -------------------------------------------------------------------------------------------------
-
-def load_pairs(data: TrainingData, feat: FeatureConfig = FeatureConfig()) -> list[tuple[ScoreExcerpt, np.ndarray]]:
-    """This run's K pairs (data must be restricted to them): (score, recording log-mel)."""
-    pairs = []
-    for score in data.scores("P"):
-        audio, sr = data.audio("P", score.id)
-        if sr != feat.sample_rate:
-            raise ValueError(f"{score.id}: audio at {sr} Hz, features expect {feat.sample_rate} Hz")
-        pairs.append((score, log_mel(audio, feat)))
-    return pairs
-
-
-def pseudo_motion(pairs: list[tuple[ScoreExcerpt, np.ndarray]], synth: Synth, cfg: AlignConfig = AlignConfig(),
-                  feat: FeatureConfig = FeatureConfig()) -> list[Performance]:
-    return [align_pair(score, logmel, synth, cfg, feat) for score, logmel in pairs]
-
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.base import (
+    MethodConfig,
+    MethodResult,
+    align_config,
+    by_pair,
+    check_terms,
+    load_pairs,
+    method_config,
+    pseudo_motion,
+)
+from lmm_utils.methods.wrappers import GModel, HModel, make_g, make_h
+from lmm_utils.models.performer import (
+    Performer,
+    PerformerConfig,
+    ScoreBatch,
+    encode_scores,
+    note_targets,
+    performer_loss,
+)
+from lmm_utils.models.transcriber import Transcriber, TranscriberConfig, transcription_loss
+from lmm_utils.training.loop import train
 
 # --- h ----------------------------------------------------------------------------------------------------
 
 class CropSampler:
-    """Random fixed-length crops of (log-mel, target roll) items: train.train's get_batch."""
+    """Random fixed-length crops of (log-mel, target roll) items: training.loop.train's get_batch."""
 
     def __init__(self, logmels: list[np.ndarray], perfs: list[Performance], batch_size: int, crop_frames: int,
                  fps: float):
@@ -122,7 +91,7 @@ def train_transcriber(logmels: list[np.ndarray], perfs: list[Performance], cfg: 
 # --- g ----------------------------------------------------------------------------------------------------
 
 class ScoreSampler:
-    """Random batches of (score encoding, per-note targets): train.train's get_batch for g."""
+    """Random batches of (score encoding, per-note targets): training.loop.train's get_batch for g."""
 
     def __init__(self, scores: list[ScoreExcerpt], perfs: list[Performance], batch_size: int, pcfg: PerformerConfig):
         self.batch_size = batch_size
@@ -157,17 +126,23 @@ def train_performer(scores: list[ScoreExcerpt], perfs: list[Performance], cfg: M
 # --- the method -------------------------------------------------------------------------------------------
 
 def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
-        progress: bool = False) -> dict:
-    """K pairs (data restricted to them) -> {"h", "g", "pseudo", "pairs", "hist_h", "hist_g"}.
+        progress: bool = False, off: tuple[str, ...] = ()) -> MethodResult:
+    """K pairs (data restricted to them) -> h and g trained on their pseudo-motion. K = 0: nothing to learn
+    from -- the untrained h and the plain performer (an untrained g plays plainly).
 
-    params: {"method": MethodConfig fields, "align": AlignConfig, "transcriber": ..., "performer": ...}.
+    params: the `mapping` section ("method": MethodConfig, "align": AlignConfig, "transcriber", "performer").
     """
     params = params or {}
-    cfg = MethodConfig.from_params(params.get("method"))
+    check_terms("supervised", off, ())
+    cfg = method_config(params)
+    tcfg = TranscriberConfig.from_params(params.get("transcriber"))
+    pcfg = PerformerConfig.from_params(params.get("performer"))
     pairs = load_pairs(data, feat)
-    pseudo = pseudo_motion(pairs, synth, AlignConfig.from_params(params.get("align")), feat)
-    h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg,
-                                  TranscriberConfig.from_params(params.get("transcriber")), feat, progress)
-    g, hist_g = train_performer([s for s, _ in pairs], pseudo, cfg,
-                                PerformerConfig.from_params(params.get("performer")), progress)
-    return {"h": h, "g": g, "pseudo": pseudo, "pairs": [s.id for s, _ in pairs], "hist_h": hist_h, "hist_g": hist_g}
+    if not pairs:
+        torch.manual_seed(cfg.seed)
+        return MethodResult(make_h(tcfg, feat), make_g(pcfg), {}, {"terms": {"pairs": False}})
+    pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
+    h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg, tcfg, feat, progress)
+    g, hist_g = train_performer([s for s, _ in pairs], pseudo, cfg, pcfg, progress)
+    return MethodResult(HModel(h), GModel(g), by_pair(pairs, pseudo),
+                        {"terms": {"pairs": True}, "hist_h": hist_h, "hist_g": hist_g})

@@ -11,19 +11,30 @@ Only scores of U_V (and the K pairs) and S are read; no motion, no audio of U_A.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from lmm_utils.methods.alignment import AlignConfig, Synth
 from lmm_utils.core.features import FeatureConfig
-from lmm_utils.models.performer import PlainConfig, plain_performance, release_before_repeat
-from lmm_utils.models.transcriber import TranscriberConfig
-from lmm_utils.core.motion import PerformedNote, Performance, to_roll
-from lmm_utils.data.pools import TrainingData
+from lmm_utils.core.motion import Performance, PerformedNote, to_roll
 from lmm_utils.core.score import ScoreExcerpt
-from lmm_utils.methods import supervised
+from lmm_utils.data.pools import TrainingData
+from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.base import (
+    MethodResult,
+    align_config,
+    by_pair,
+    check_terms,
+    load_pairs,
+    method_config,
+    params_config,
+    pseudo_motion,
+)
+from lmm_utils.methods.supervised import train_transcriber
+from lmm_utils.methods.wrappers import HModel, make_g
+from lmm_utils.models.performer import PerformerConfig, PlainConfig, plain_performance, release_before_repeat
+from lmm_utils.models.transcriber import TranscriberConfig
 
 
 @dataclass(frozen=True)
@@ -38,14 +49,6 @@ class SynthPairsConfig:
     mix_pairs: bool = True  # also train on the K pairs (recordings + pseudo-motion)
     render_batch: int = 16
     seed: int = 0
-
-    @classmethod
-    def from_params(cls, section: dict | None) -> "SynthPairsConfig":
-        section = section or {}
-        kw = {f.name: section[f.name] for f in fields(cls) if f.name in section}
-        if "legato" in kw:
-            kw["legato"] = tuple(kw["legato"])
-        return cls(**kw)
 
 
 def varied_performance(score: ScoreExcerpt, cfg: SynthPairsConfig, rng: np.random.Generator,
@@ -94,19 +97,25 @@ def make_synth_pairs(scores: list[ScoreExcerpt], synth: Synth, cfg: SynthPairsCo
 
 
 def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: FeatureConfig = FeatureConfig(),
-        progress: bool = False) -> dict:
-    """U_V scores (+ the K pairs, data restricted to them) -> {"h", "n_synth", "n_pairs", "hist_h"}."""
+        progress: bool = False, off: tuple[str, ...] = ()) -> MethodResult:
+    """U_V scores (+ the K pairs, data restricted to them) -> h; g is the plain performer (an untrained Performer).
+    Ablation synth_pairs-no_pairs: mix_pairs off."""
     params = params or {}
-    cfg = supervised.MethodConfig.from_params(params.get("method"))
-    sp = SynthPairsConfig.from_params(params.get("synth_pairs"))
+    check_terms("synth_pairs", off, ("pairs",))
+    cfg = method_config(params)
+    sp = params_config(SynthPairsConfig, params, "synth_pairs")
+    if "pairs" in off:
+        sp = replace(sp, mix_pairs=False)
     logmels, perfs = make_synth_pairs(data.scores("U_V"), synth, sp, feat)
-    n_synth, n_pairs = len(perfs), 0
+    n_synth = len(perfs)
+    pairs = load_pairs(data, feat)  # mixed into h's data (mix_pairs), and the run's diagnostics either way
+    pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
     if sp.mix_pairs:
-        pairs = supervised.load_pairs(data, feat)
-        pseudo = supervised.pseudo_motion(pairs, synth, AlignConfig.from_params(params.get("align")), feat)
         logmels += [x for _, x in pairs]
         perfs += pseudo
-        n_pairs = len(pairs)
-    h, hist = supervised.train_transcriber(logmels, perfs, cfg, TranscriberConfig.from_params(params.get("transcriber")),
-                                           feat, progress)
-    return {"h": h, "n_synth": n_synth, "n_pairs": n_pairs, "hist_h": hist}
+    h, hist = train_transcriber(logmels, perfs, cfg, TranscriberConfig.from_params(params.get("transcriber")), feat,
+                                progress)
+    g = make_g(PerformerConfig.from_params(params.get("performer")))  # untrained: initial weights from the global RNG as train leaves it
+    info = {"terms": {"synth": True, "pairs": bool(sp.mix_pairs)}, "n_synth": n_synth,
+            "n_pairs": len(pairs) if sp.mix_pairs else 0, "hist_h": hist}
+    return MethodResult(HModel(h), g, by_pair(pairs, pseudo), info)
