@@ -13,17 +13,18 @@ so the result doubles as per-note targets for g (models/performer.note_targets).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Callable, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from lmm_utils.core.features import FeatureConfig, log_mel, mel_filterbank
+from lmm_utils.core.features import FeatureConfig, log_mel, mel_filterbank, mel_frequencies
+from lmm_utils.core.motion import N_KEYS, PIANO_LOW, Performance, PerformedNote, from_roll, to_roll
+from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.evaluation.metrics import match_notes, note_scores
 from lmm_utils.models.performer import PlainConfig, plain_performance, release_before_repeat
-from lmm_utils.core.motion import N_KEYS, PIANO_LOW, PerformedNote, Performance, from_roll, to_roll
-from lmm_utils.core.score import ScoreExcerpt
 
 
 class Synth(Protocol):
@@ -48,12 +49,6 @@ class AlignConfig:
     refine_frames: int = 1  # search +- this many frames around DTW's onset for the best local match (0: off)
     refine_context: int = 7  # half-width (frames) of the template patch matched locally
     plain: PlainConfig = PlainConfig()
-
-    @classmethod
-    def from_params(cls, section: dict | None) -> "AlignConfig":
-        section = dict(section or {})
-        plain = PlainConfig.from_params(section.pop("plain", None))
-        return cls(plain=plain, **{f.name: section[f.name] for f in fields(cls) if f.name in section and f.name != "plain"})
 
 
 # --- synthesizers usable as S stand-ins -------------------------------------------------------------------
@@ -159,7 +154,7 @@ def dtw_features(logmel: np.ndarray, cfg: AlignConfig) -> tuple[np.ndarray, np.n
 
 def warping_path(template: np.ndarray, recording: np.ndarray, cfg: AlignConfig) -> np.ndarray:
     """DTW path (L, 2) of (template frame, recording frame), in increasing order."""
-    import librosa
+    import librosa  # deferred: a slow import (numba, ~1.7 s), needed only when a pair is aligned
 
     ts, to, tl = dtw_features(template, cfg)
     rs, ro, rl = dtw_features(recording, cfg)
@@ -241,8 +236,6 @@ def refine_onsets(plain: Performance, template: np.ndarray, recording: np.ndarra
 
 def _note_level(z_logmel: np.ndarray, pitch: int, frame: int, feat: FeatureConfig, window: int) -> float:
     """Peak log-power summed over the mel bins of a note's first 4 partials in [frame, frame + window)."""
-    from lmm_utils.core.features import mel_frequencies
-
     centres = mel_frequencies(feat)
     f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
     bins = sorted({int(np.argmin(np.abs(centres - h * f0))) for h in (1, 2, 3, 4) if h * f0 < feat.fmax})
