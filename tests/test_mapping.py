@@ -1,6 +1,7 @@
-"""lmm_utils.mapping.run and lmm_utils.methods on a tiny synthetic project (a few excerpts per pool, sine-tone
-"recordings", tiny LMs and a tiny S, all made here): nested draws, the data guard, every method for 2 steps,
-the run folder and its metrics, determinism, and the summary table."""
+"""lmm_utils.mapping (draws, run, summary) and lmm_utils.methods on a tiny synthetic project (a few excerpts per
+pool, sine-tone "recordings", tiny LMs and a tiny S, all made here): nested draws, the data guard and the
+evaluation door, every method for 2 steps, the run folder and its scores, determinism, and the summary table."""
+import ast
 import json
 from pathlib import Path
 
@@ -9,12 +10,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from lmm_utils.mapping import run as mapping
 from lmm_utils.core.features import FeatureConfig, log_mel
-from lmm_utils.models.performer import plain_performance
-from lmm_utils.core.motion import PerformedNote, Performance
-from lmm_utils.data.pools import LeakageError, TrainingData
+from lmm_utils.core.motion import Performance, PerformedNote
 from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+from lmm_utils.data.corpus import family
+from lmm_utils.data.evaluation import EvaluationData
+from lmm_utils.data.pools import LeakageError, TrainingData
+from lmm_utils.evaluation import scoring
+from lmm_utils.mapping import draws, summary
+from lmm_utils.mapping import run as mapping
+from lmm_utils.models.performer import plain_performance
 
 FEAT = FeatureConfig()
 SR = FEAT.sample_rate
@@ -114,19 +119,27 @@ def tiny_root(tmp_path_factory) -> Path:
 
 def test_draws_are_nested_seeded_and_bounded():
     pool = [f"x{i:03d}" for i in range(50)]
-    d16 = mapping.draw_pairs(pool, 16, seed=3)
-    assert mapping.draw_pairs(pool, 4, 3) == d16[:4] and mapping.draw_pairs(pool, 1, 3) == d16[:1]
-    assert mapping.draw_pairs(list(reversed(pool)), 16, 3) == d16  # order of the pool does not matter
-    assert mapping.draw_pairs(pool, 16, 4) != d16
-    assert len(set(d16)) == 16 and mapping.draw_pairs(pool, 0, 3) == []
+    d16 = draws.draw_pairs(pool, 16, seed=3)
+    assert draws.draw_pairs(pool, 4, 3) == d16[:4] and draws.draw_pairs(pool, 1, 3) == d16[:1]
+    assert draws.draw_pairs(list(reversed(pool)), 16, 3) == d16  # order of the pool does not matter
+    assert draws.draw_pairs(pool, 16, 4) != d16
+    assert len(set(d16)) == 16 and draws.draw_pairs(pool, 0, 3) == []
     with pytest.raises(ValueError):
-        mapping.draw_pairs(pool, 51, 0)
+        draws.draw_pairs(pool, 51, 0)
+
+
+def test_sweep_and_run_params():
+    sw = draws.sweep({"methods": ["a", "b-no_x"], "Ks": [0, 4], "seeds": [1]})
+    assert sw == [("a", 0, 1), ("a", 4, 1), ("b-no_x", 0, 1), ("b-no_x", 4, 1)]
+    base = {"device": "cpu", "method": {"steps": 3}}
+    p = draws.run_params(base, 7)
+    assert p["method"] == {"steps": 3, "seed": 7, "device": "cpu"} and base["method"] == {"steps": 3}
 
 
 def test_pair_pool_and_restricted_data(tiny_root):
-    pool = mapping.pair_pool(tiny_root)
+    pool = draws.pair_pool(tiny_root)
     assert len(pool) == POOL_SIZES["P"]
-    draw = mapping.draw_pairs(pool, 2, 0)
+    draw = draws.draw_pairs(pool, 2, 0)
     data = TrainingData(tiny_root).restrict_pairs(draw)
     assert sorted(s.id for s in data.scores("P")) == sorted(draw)
     other = next(i for i in pool if i not in draw)
@@ -151,6 +164,45 @@ def test_a_method_asking_for_test_data_or_motion_raises(tiny_root, monkeypatch, 
         methods.run_method("supervised", object(), None, {})
 
 
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {"lmm_utils.data.evaluation", "lmm_utils.data.pianist"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules and names a source file imports (anywhere in it), as dotted strings."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names} | {a.name for a in node.names}
+    return out
+
+
+def _forbidden(names: set[str]) -> list[str]:
+    return sorted(n for n in names if n in FORBIDDEN or n.split(".")[-1] == "EvaluationData"
+                  or any(n.startswith(m + ".") for m in FORBIDDEN))
+
+
+@pytest.mark.parametrize("folder", ["methods", "training"])
+def test_training_code_never_imports_the_evaluation_door_or_the_pianist(folder):
+    """Training reads data only through TrainingData: no module under methods/ or training/ imports
+    EvaluationData (from lmm_utils.data.evaluation or its re-export in lmm_utils.evaluation) or the pianist."""
+    files = sorted((ROOT / "lmm_utils" / folder).rglob("*.py"))
+    assert files
+    for f in files:
+        assert not _forbidden(_imports(f)), f"{f.relative_to(ROOT)} imports {_forbidden(_imports(f))}"
+
+
+@pytest.mark.parametrize("source", ["from lmm_utils.data.evaluation import EvaluationData\n",
+                                    "from lmm_utils.evaluation import EvaluationData\n",
+                                    "import lmm_utils.data.pianist\n",
+                                    "def f():\n    from lmm_utils.data import evaluation\n"])
+def test_the_leakage_check_catches_an_import(tmp_path, source):
+    (tmp_path / "m.py").write_text(source)
+    assert _forbidden(_imports(tmp_path / "m.py"))
+
+
 def test_method_names_and_ablations():
     from lmm_utils.methods import check_method
 
@@ -169,7 +221,7 @@ METHODS = ["supervised", "synth_pairs", "surface", "cycle", "lmm", "lmm-no_lmM",
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("K", [0, 2])
 def test_each_method_runs_two_steps(tiny_root, method, K):
-    from lmm_utils.methods.wrappers import GModel, HModel
+    from lmm_utils.methods.common import GModel, HModel
 
     r = mapping.train_run(method, K, 0, TINY_MAP, {}, root=tiny_root)
     assert isinstance(r["h"], HModel) and isinstance(r["g"], GModel)
@@ -201,27 +253,38 @@ def _run(root: Path, out: Path, method="lmm", K=2, seed=0) -> dict:
 
 
 def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
-    from lmm_utils.methods.checkpoints import load_g, load_h
+    from lmm_utils.methods.common import load_g, load_h
 
     m = _run(tiny_root, tmp_path)
     d = tmp_path / "runs" / "lmm-K2-s0"
-    t_ids = sorted(json.loads(l)["id"] for l in (tiny_root / "data/scores/T.jsonl").read_text().splitlines())
+    t_ids = sorted(json.loads(line)["id"] for line in (tiny_root / "data/scores/T.jsonl").read_text().splitlines())
     for f in ("h.pt", "g.pt", "metrics.json", "draw.json"):
         assert (d / f).is_file(), f
     for key in ("h", "h_timbre", "g"):
         assert sorted(p.stem for p in (d / "predictions" / key).glob("*.mid")) == t_ids
+        rows = json.loads((d / "scores" / f"{key}.json").read_text())["rows"]  # scored from the MIDI files
+        assert [r["id"] for r in rows] == t_ids and {r["status"] for r in rows} == {"ok"}
     assert (d / "lmM" / "lm.pt").is_file()  # LM^M learned by lmm
     assert not list(tmp_path.glob("runs/.*"))  # no temporary folder left behind
     on_disk = json.loads((d / "metrics.json").read_text())
     assert on_disk["run"] == "lmm-K2-s0" and on_disk["K"] == 2 and len(on_disk["pairs"]) == 2
     for pool in ("T", "T_timbre"):
-        assert {"all", "folk", "bachChorales"} <= set(on_disk["h"][pool])
+        assert {"all", "folk", "chorales", "essenFolksong", "bachChorales"} <= set(on_disk["h"][pool])
         assert H_KEYS <= set(on_disk["h"][pool]["all"])
-    assert G_KEYS <= set(on_disk["g"]["T"]["all"]) and {"folk", "bachChorales"} <= set(on_disk["g"]["T"])
+    assert G_KEYS <= set(on_disk["g"]["T"]["all"]) and {"folk", "chorales"} <= set(on_disk["g"]["T"])
     assert "pseudo_motion" in on_disk["diagnostic"] and "lmM_selection" in on_disk["diagnostic"]
     assert "diagnostic" in on_disk["diagnostic"]["note"]
+    assert on_disk["eval"]["n_T"] == len(t_ids) and on_disk["eval"]["seconds"] > 0
     flat = json.loads((tmp_path / "metrics" / "lmm-K2-s0.json").read_text())
     assert flat["h"]["T"]["all"]["note_f1"] == pytest.approx(m["h"]["T"]["all"]["note_f1"])
+    assert set(flat["h"]["T"]) == {"all", "folk", "chorales"}  # families, not collections
+    # one scoring path: metrics.json, the summary stage and the evaluate stage read the same rows
+    truth = EvaluationData(tiny_root).truth()
+    run = scoring.discover_runs(tmp_path / "runs")[0]
+    by_eval = scoring.score_run(run, truth, cache_dir=None)
+    assert scoring.jsonable(scoring.nest(by_eval)) == {k: on_disk[k] for k in ("h", "g")}
+    by_summary = summary.read_run(d)
+    assert scoring.jsonable({k: by_summary[k] for k in ("h", "g")}) == {k: on_disk[k] for k in ("h", "g")}
     # checkpoints come back and predict the same
     mel = log_mel(sf.read(tiny_root / "data/audio/T" / f"{t_ids[0]}.flac", dtype="float32")[0], FEAT)
     h = load_h(d / "h.pt", lm_root=tiny_root)
@@ -245,8 +308,24 @@ def test_same_seed_same_metrics(tiny_root, tmp_path):
 
 
 def test_eval_subset_is_fixed(tiny_root):
-    assert mapping.eval_ids(tiny_root, 2) == mapping.eval_ids(tiny_root, 2)
-    assert set(mapping.eval_ids(tiny_root, 2)) < set(mapping.eval_ids(tiny_root))
+    ev = EvaluationData(tiny_root)
+    assert ev.eval_ids(2) == EvaluationData(tiny_root).eval_ids(2) == sorted(ev.eval_ids(2))
+    assert set(ev.eval_ids(2)) < set(ev.eval_ids()) and len(ev.eval_ids()) == POOL_SIZES["T"]
+
+
+def test_evaluation_door_reads_what_training_may_not(tiny_root):
+    ev = EvaluationData(tiny_root)
+    ids = ev.eval_ids()
+    assert set(ev.motion("T")) == set(ids) and set(ev.motion("P")) == set(ev.scores("P"))
+    truth = ev.truth(ids[:2])
+    assert truth.ids == sorted(ids[:2]) and truth.collection[ids[0]] == ev.scores("T")[ids[0]].collection
+    assert truth.fingerprint() != ev.truth().fingerprint() and truth.fingerprint() == ev.truth(ids[:2]).fingerprint()
+    mel = ev.logmel("T_timbre", ids[0], FEAT)
+    assert mel.shape[0] == FEAT.n_mels and ev.audio_ids("T_timbre") == sorted(ids)
+    assert set(ev.logmels("T", FEAT, limit=2)) == set(sorted(ids)[:2])
+    assert set(ev.conditions("T")) == set(ids)
+    with pytest.raises(ValueError, match="Hz"):
+        ev.logmel("T", ids[0], FeatureConfig(sample_rate=22050))
 
 
 # --- summary ----------------------------------------------------------------------------------------------
@@ -256,20 +335,62 @@ def test_summarize_mean_std_over_seeds():
         return {"method": method, "K": K, "seed": seed, "train": {"seconds": 1.0},
                 "h": {"T": {"all": {"note_f1": f1}}}, "g": {"T": {"all": {"aligned_note_f1": 0.5}}}, "diagnostic": {}}
 
-    s = mapping.summarize([fake("a", 1, 0, 0.2), fake("a", 1, 1, 0.4), fake("b", 0, 0, 0.1)])
+    s = summary.summarize([fake("a", 1, 0, 0.2), fake("a", 1, 1, 0.4), fake("b", 0, 0, 0.1)])
     row = next(r for r in s["rows"] if r["method"] == "a")
     assert row["n_seeds"] == 2 and row["h"]["note F1"]["mean"] == pytest.approx(0.3)
     assert row["h"]["note F1"]["std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
     assert row["h"]["frame F1"]["mean"] is None
-    md = mapping.markdown(s, missing=["c-K0-s0"])
+    md = summary.markdown(s, missing=["c-K0-s0"])
     assert "| a | 1 | 2 | 0.300 ± 0.141" in md and "c-K0-s0" in md
-    assert mapping.summary_metrics(s)["a-K1"]["h"]["note F1"] == pytest.approx(0.3)
+    assert summary.summary_metrics(s)["a-K1"]["h"]["note F1"] == pytest.approx(0.3)
+
+
+def _fake_run(runs_dir: Path, name: str, f1s: list[float], collections: list[str]) -> None:
+    """A run folder as the map stage leaves it: metrics.json (whose h block is stale on purpose) and rows."""
+    d = runs_dir / name
+    (d / "scores").mkdir(parents=True)
+    method, K, seed = name.rsplit("-K", 1)[0], int(name.split("-K")[1].split("-s")[0]), int(name.split("-s")[-1])
+    (d / "metrics.json").write_text(json.dumps({"run": name, "method": method, "K": K, "seed": seed,
+                                                "train": {"seconds": 2.0}, "h": {"T": {"all": {"note_f1": 9.9}}},
+                                                "diagnostic": {}}))
+    rows = [{"id": f"x{i}", "collection": c, "family": family(c), "status": "ok", "note_f1": f}
+            for i, (f, c) in enumerate(zip(f1s, collections))]
+    (d / "scores" / "h.json").write_text(json.dumps({"fingerprint": "-", "rows": rows}))
+
+
+def test_summary_stage_reads_the_runs_rows(tmp_path):
+    colls = ["essenFolksong", "bachChorales", "oneills1850"]
+    _fake_run(tmp_path / "data/runs", "a-K1-s0", [1.0, 0.0, 0.5], colls)
+    _fake_run(tmp_path / "data/runs", "a-K1-s1", [0.5, 0.5, 0.5], colls)
+    (tmp_path / "data/runs/a-K1-s2").mkdir()  # unfinished: no metrics.json, no scores
+    sweep = {"methods": ["a"], "Ks": [1], "seeds": [0, 1, 2]}
+    runs = summary.collect(sweep, tmp_path)
+    assert [r["seed"] for r in runs] == [0, 1] and runs[0]["h"]["T"]["all"]["note_f1"] == pytest.approx(0.5)
+    assert runs[0]["h"]["T"]["folk"]["note_f1"] == pytest.approx(0.75) and runs[0]["h"]["T"]["chorales"]["n"] == 1
+    assert summary.missing_runs(sweep, tmp_path) == ["a-K1-s2"]
+    s, md, missing = summary.write_summary(sweep, tmp_path)
+    row = s["rows"][0]
+    assert row["h"]["note F1"]["mean"] == pytest.approx(0.5) and row["h"]["note F1 chorales"]["mean"] == pytest.approx(0.25)
+    assert missing == ["a-K1-s2"] and "a-K1-s2" in (tmp_path / "reports/summary.md").read_text()
+    assert json.loads((tmp_path / "reports/metrics/summary.json").read_text())["a-K1"]["h"]["note F1"] == pytest.approx(0.5)
+
+
+def test_metric_tables_and_flat_metrics():
+    group = {"note_f1": 0.5, "note_offset_f1": 0.25, "note_offset_velocity_f1": 0.1, "frame_f1": float("nan"), "n": 2}
+    m = {"h": {"T": {"all": group, "folk": group, "essenFolksong": group}},
+         "g": {"T": {"all": {"aligned_note_f1": 0.5, "n": 2}}}, "diagnostic": {"note": "x", "pseudo_motion": {"note_f1": 0.7}},
+         "train": {"seconds": 1.0}, "eval": {"seconds": 2.0}}
+    t = mapping.metric_tables(m)
+    assert set(t["h"]) == {"h T all", "h T folk", "h T essenFolksong"} and t["diagnostic"] == {"pseudo_motion": {"note_f1": 0.7}}
+    flat = mapping.flat_metrics(m)
+    assert set(flat["h"]["T"]) == {"all", "folk"} and flat["h"]["T"]["all"]["frame_f1"] is None
+    assert flat["diagnostic_pseudo_note_f1"] == 0.7 and json.dumps(flat, allow_nan=False)
 
 
 # --- pieces -----------------------------------------------------------------------------------------------
 
 def test_fast_decode_equals_decode():
-    from lmm_utils.methods.wrappers import fast_decode
+    from lmm_utils.methods.common import fast_decode
     from lmm_utils.models.transcriber import decode
 
     g = torch.Generator().manual_seed(0)
@@ -278,7 +399,7 @@ def test_fast_decode_equals_decode():
 
 
 def test_score_lm_features_follow_score_order(tiny_root):
-    from lmm_utils.methods.lm_features import load_lm_features
+    from lmm_utils.methods.common import load_lm_features
 
     lmV = load_lm_features("V", tiny_root / "data/lm/V")
     s = _score("T", 1, np.random.default_rng(5))  # two voices: token order differs from score order

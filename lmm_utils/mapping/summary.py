@@ -1,0 +1,155 @@
+"""The summary stage (notebook 08): method x K, mean +- std over seeds, of the sweep's runs.
+
+    summary, md, missing = write_summary(params["mapping"])   # reports/metrics/summary.json + reports/summary.md
+
+Each run's scores are read from its per-excerpt rows (data/runs/<run>/scores/<system>.json, written by the map
+stage with lmm_utils.evaluation.scoring) and summarised with the same code as its metrics.json and as the
+evaluate stage, so the three never disagree. metrics.json supplies the rest (training time, diagnostics).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lmm_utils.core.io import atomic_path, write_json
+from lmm_utils.core.paths import METRICS_DIR, REPORTS, RUNS_DIR, run_name
+from lmm_utils.evaluation.scoring import SCORES, jsonable, nest, saved_rows
+from lmm_utils.evaluation.scoring import summarize as summarize_rows
+from lmm_utils.mapping.draws import sweep
+
+# (label, pool, subset, metric); lower is better for the last two g columns
+H_COLUMNS = [("note F1", "T", "all", "note_f1"), ("note+off F1", "T", "all", "note_offset_f1"),
+             ("note+off+vel F1", "T", "all", "note_offset_velocity_f1"), ("frame F1", "T", "all", "frame_f1"),
+             ("note F1 folk", "T", "folk", "note_f1"), ("note F1 chorales", "T", "chorales", "note_f1"),
+             ("T_timbre note F1", "T_timbre", "all", "note_f1"), ("T_timbre frame F1", "T_timbre", "all", "frame_f1")]
+G_COLUMNS = [("note F1", "T", "all", "note_f1"), ("aligned F1", "T", "all", "aligned_note_f1"),
+             ("aligned F1 folk", "T", "folk", "aligned_note_f1"),
+             ("aligned F1 chorales", "T", "chorales", "aligned_note_f1"),
+             ("tempo log err", "T", "all", "tempo_log_error"), ("velocity MAE", "T", "all", "velocity_mae")]
+
+
+def read_run(run_dir: str | Path) -> dict | None:
+    """A finished run as the summary sees it: metrics.json with its h / g blocks recomputed from the run's
+    saved rows. None when the run has no metrics.json or no scores."""
+    run_dir = Path(run_dir)
+    f = run_dir / "metrics.json"
+    rows = saved_rows(run_dir) if f.is_file() else {}
+    if not rows:
+        return None
+    metrics = json.loads(f.read_text())
+    metrics.update(nest({system: summarize_rows(r) for system, r in rows.items()}))
+    return metrics
+
+
+def collect(map_params: dict, root: str | Path = ".", runs_dir: str | Path | None = None) -> list[dict]:
+    """Every run of the sweep that exists (missing runs are listed by missing_runs)."""
+    base = Path(runs_dir or Path(root) / RUNS_DIR)
+    runs = (read_run(base / run_name(m, k, s)) for m, k, s in sweep(map_params))
+    return [r for r in runs if r is not None]
+
+
+def missing_runs(map_params: dict, root: str | Path = ".", runs_dir: str | Path | None = None) -> list[str]:
+    """Runs of the sweep without metrics.json or scores (those collect leaves out)."""
+    base = Path(runs_dir or Path(root) / RUNS_DIR)
+    return [run_name(m, k, s) for m, k, s in sweep(map_params) if not _finished(base / run_name(m, k, s))]
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "metrics.json").is_file() and any((run_dir / SCORES).glob("*.json"))
+
+
+def _get(metrics: dict, model: str, pool: str, group: str, key: str):
+    try:
+        v = metrics[model][pool][group][key]
+    except (KeyError, TypeError):
+        return None
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def summarize(runs: list[dict]) -> dict:
+    """method x K table, mean +- std over seeds (sample std; n = seeds found), for h and g.
+
+    -> {"rows": [{"method", "K", "n_seeds", "h": {label: {"mean", "std"}}, "g": {...}, "train_seconds"}], ...}
+    """
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault((r["method"], int(r["K"])), []).append(r)
+    order = list(dict.fromkeys(r["method"] for r in runs))
+    rows = []
+    for (m, k), rs in sorted(groups.items(), key=lambda x: (order.index(x[0][0]), x[0][1])):
+        row: dict = {"method": m, "K": k, "n_seeds": len(rs), "seeds": sorted(r["seed"] for r in rs)}
+        for model, cols in (("h", H_COLUMNS), ("g", G_COLUMNS)):
+            row[model] = {}
+            for label, pool, group, key in cols:
+                vals = [v for v in (_get(r, model, pool, group, key) for r in rs) if v is not None]
+                row[model][label] = {"mean": float(np.mean(vals)) if vals else None,
+                                     "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "n": len(vals)}
+        secs = [r["train"]["seconds"] for r in rs if "train" in r]
+        row["train_seconds"] = float(np.mean(secs)) if secs else None
+        pseudo = [r["diagnostic"]["pseudo_motion"]["note_f1"] for r in rs if "pseudo_motion" in r.get("diagnostic", {})]
+        row["pseudo_motion_note_f1"] = float(np.mean(pseudo)) if pseudo else None
+        rows.append(row)
+    return {"rows": rows, "n_runs": len(runs)}
+
+
+def _cell(c: dict, digits: int = 3) -> str:
+    if c["mean"] is None:
+        return "–"
+    s = f"{c['mean']:.{digits}f}"
+    return s + (f" ± {c['std']:.{digits}f}" if c["std"] is not None else "")
+
+
+def markdown(summary: dict, missing: list[str] | None = None) -> str:
+    """The summary as two markdown tables (h: A -> M, g: V -> M)."""
+    out = []
+    for model, cols, title in (("h", H_COLUMNS, "h: A → M (transcription of T; T_timbre = unheard piano)"),
+                               ("g", G_COLUMNS, "g: V → M (performance of T's scores)")):
+        labels = [c[0] for c in cols]
+        out.append(f"### {title}\n")
+        out.append("| method | K | seeds | " + " | ".join(labels) + " |")
+        out.append("|---|---:|---:|" + "---:|" * len(labels))
+        for row in summary["rows"]:
+            out.append(f"| {row['method']} | {row['K']} | {row['n_seeds']} | "
+                       + " | ".join(_cell(row[model][lab]) for lab in labels) + " |")
+        out.append("")
+    out.append("mean ± sample std over seeds. g: tempo log err = |ln(performed span / true span)|, velocity MAE in MIDI "
+               "units (lower is better); aligned F1 = note F1 after DTW-aligning onsets (timing-invariant).")
+    if missing:
+        out.append(f"\nMissing runs ({len(missing)}): " + ", ".join(missing))
+    return "\n".join(out) + "\n"
+
+
+def summary_metrics(summary: dict) -> dict:
+    """Compact form for reports/metrics/summary.json (dvc metrics): {"<method>-K<K>": {"h": {label: mean},
+    "g": {...}, "h_std": {...}, "g_std": {...}, "n_seeds"}}."""
+    out = {}
+    for row in summary["rows"]:
+        key = f"{row['method']}-K{row['K']}"
+        out[key] = {"n_seeds": row["n_seeds"]}
+        for model in ("h", "g"):
+            out[key][model] = {lab: c["mean"] for lab, c in row[model].items()}
+            out[key][f"{model}_std"] = {lab: c["std"] for lab, c in row[model].items()}
+    return jsonable(out)
+
+
+def write_summary(map_params: dict, root: str | Path = ".", runs_dir: str | Path | None = None,
+                  metrics_file: str | Path = METRICS_DIR / "summary.json",
+                  markdown_file: str | Path = REPORTS / "summary.md") -> tuple[dict, str, list[str]]:
+    """The summary stage: collect the sweep's runs, tabulate them, write summary.json and summary.md (paths
+    relative to root). -> (summary, markdown, missing runs)."""
+    root = Path(root)
+    runs = collect(map_params, root, runs_dir)
+    missing = missing_runs(map_params, root, runs_dir)
+    summary = summarize(runs)
+    md = markdown(summary, missing)
+    write_json(summary_metrics(summary), root / metrics_file)
+    with atomic_path(root / markdown_file) as tmp:
+        tmp.write_text("# Mapping sweep: summary\n\n" + md)
+    return summary, md, missing
+
+
+__all__ = ["H_COLUMNS", "G_COLUMNS", "read_run", "collect", "missing_runs", "summarize", "markdown",
+           "summary_metrics", "write_summary"]
