@@ -221,7 +221,7 @@ METHODS = ["supervised", "synth_pairs", "surface", "cycle", "lmm", "lmm-no_lmM",
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("K", [0, 2])
 def test_each_method_runs_two_steps(tiny_root, method, K):
-    from lmm_utils.methods.common import GModel, HModel
+    from lmm_utils.methods.wrappers import GModel, HModel
 
     r = mapping.train_run(method, K, 0, TINY_MAP, {}, root=tiny_root)
     assert isinstance(r["h"], HModel) and isinstance(r["g"], GModel)
@@ -253,7 +253,7 @@ def _run(root: Path, out: Path, method="lmm", K=2, seed=0) -> dict:
 
 
 def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
-    from lmm_utils.methods.common import load_g, load_h
+    from lmm_utils.methods.checkpoints import load_g, load_h
 
     m = _run(tiny_root, tmp_path)
     d = tmp_path / "runs" / "lmm-K2-s0"
@@ -390,7 +390,7 @@ def test_metric_tables_and_flat_metrics():
 # --- pieces -----------------------------------------------------------------------------------------------
 
 def test_fast_decode_equals_decode():
-    from lmm_utils.methods.common import fast_decode
+    from lmm_utils.methods.wrappers import fast_decode
     from lmm_utils.models.transcriber import decode
 
     g = torch.Generator().manual_seed(0)
@@ -399,7 +399,7 @@ def test_fast_decode_equals_decode():
 
 
 def test_score_lm_features_follow_score_order(tiny_root):
-    from lmm_utils.methods.common import load_lm_features
+    from lmm_utils.methods.lm_features import load_lm_features
 
     lmV = load_lm_features("V", tiny_root / "data/lm/V")
     s = _score("T", 1, np.random.default_rng(5))  # two voices: token order differs from score order

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig
@@ -40,8 +41,10 @@ from lmm_utils.data.pools import TrainingData
 from lmm_utils.evaluation.metrics import aggregate, transcription_scores
 from lmm_utils.evaluation.scoring import SYSTEMS, jsonable, nest, score_run_folder, summarize
 from lmm_utils.mapping.draws import draw_pairs, pair_pool, run_params
+from lmm_utils.methods import check_method, run_method
 from lmm_utils.methods.alignment import alignment_accuracy
-from lmm_utils.methods.common import save_g, save_h
+from lmm_utils.methods.checkpoints import save_g, save_h
+from lmm_utils.training.distributed import default_device
 
 
 class DeviceSynth:
@@ -68,33 +71,32 @@ def load_frozen_synth(path: str | Path, device: str = "cpu"):
     return s.eval()
 
 
+# ---------------------------------------------------------------------------------------------------------
 # Training part (TrainingData only)
 # ---------------------------------------------------------------------------------------------------------
 
 def train_run(method: str, K: int, seed: int, map_params: dict, features: dict | None = None,
               root: str | Path = ".", progress: bool = False, synth=None) -> dict:
-    """Draw the pairs, train the method. Reads data only through TrainingData (restricted to the draw)."""
-    import torch
+    """Draw the pairs, train the method. Reads data only through TrainingData (restricted to the draw).
 
-    from lmm_utils.methods import check_method, run_method
-    from lmm_utils.methods.common import resolve_device
-
+    -> the method's result as a dict (methods.base.MethodResult.as_dict: "h", "g", "pseudo", "info") with the
+    run's "method", "K", "seed", "draw", "train_seconds" and "device"."""
     check_method(method)
     feat = FeatureConfig.from_params(features or {})
     p = run_params(map_params, seed)
     torch.set_num_threads(int(p["method"].get("threads", 1)))
     draw = draw_pairs(pair_pool(root), K, seed)
     data = TrainingData(Path(root)).restrict_pairs(draw)
-    device = resolve_device(p["method"]["device"])
+    device = default_device(p["method"]["device"])
     if synth is None:
         synth = load_frozen_synth(Path(root) / p.get("synth", "data/synth/S.pt"), str(device))
     if hasattr(synth, "to"):
         synth = DeviceSynth(synth.to(device))
     t0 = time.perf_counter()
     result = run_method(method, data, synth, p, feat, progress)
-    result.update(method=method, K=int(K), seed=int(seed), draw=draw, train_seconds=time.perf_counter() - t0,
-                  device=str(device))
-    return result
+    return {**result.as_dict(), "method": method, "K": int(K), "seed": int(seed), "draw": draw,
+            "train_seconds": time.perf_counter() - t0, "device": str(device)}
+
 
 
 def _field(result, name: str, default=None):
