@@ -4,9 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from lmm_utils.evaluation.metrics import (aggregate, dtw_align_onsets, frame_scores, note_scores, performance_scores,
-                               transcription_scores)
-from lmm_utils.core.motion import PerformedNote, Performance
+from lmm_utils.core.motion import Performance, PerformedNote
+from lmm_utils.evaluation.metrics import (
+    aggregate,
+    dtw_align_onsets,
+    frame_scores,
+    note_scores,
+    performance_scores,
+    transcription_scores,
+)
 
 
 def _perf(seed: int = 0, n: int = 30, chords: bool = True) -> Performance:
@@ -33,7 +39,10 @@ def test_perfect_transcription_scores_one():
 
 def test_onset_tolerance_is_50ms():
     ref = _perf()
-    late = lambda d: _map(ref, lambda n: PerformedNote(n.pitch, n.onset + d, n.offset + d, n.velocity))
+
+    def late(d: float) -> Performance:
+        return _map(ref, lambda n: PerformedNote(n.pitch, n.onset + d, n.offset + d, n.velocity))
+
     assert note_scores(ref, late(0.03))["note_f1"] == pytest.approx(1.0)
     assert note_scores(ref, late(0.10))["note_f1"] == 0.0
 
@@ -102,3 +111,10 @@ def test_aggregate_means_per_collection_and_skips_nan():
     assert agg["all"]["f1"] == pytest.approx(0.5) and agg["all"]["n"] == 3
     assert agg["folk"]["f1"] == pytest.approx(0.75) and agg["folk"]["tempo"] == pytest.approx(2.0)
     assert agg["chorales"]["n"] == 1
+
+
+def test_undefined_timing_is_nan_not_an_error():
+    one = Performance(notes=[PerformedNote(60, 0.5, 1.0, 80)])
+    s = performance_scores(one, one)
+    assert s["aligned_note_f1"] == 1.0 and math.isnan(s["duration_ratio"])  # one onset: no span to compare
+    assert math.isnan(performance_scores(_perf(), Performance(notes=[]))["duration_ratio"])
