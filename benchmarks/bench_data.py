@@ -23,10 +23,10 @@ def main() -> None:
     ap.add_argument("--renders", type=int, default=40)
     args = ap.parse_args()
 
-    from lmm_utils.data.corpus import CHORALES, FOLK, parse_works, list_works
+    from lmm_utils.core.motion import write_midi
+    from lmm_utils.data.corpus import CHORALES, FOLK, list_works, parse_works
     from lmm_utils.data.engrave import EngraveConfig, engrave
     from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts
-    from lmm_utils.core.motion import write_midi
     from lmm_utils.data.pianist import PianistConfig, perform
     from lmm_utils.data.render import FluidRenderer, RecordingConditions, find_soundfont
 

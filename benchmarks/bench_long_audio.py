@@ -48,8 +48,8 @@ def peak_mib() -> float:
 
 
 def main() -> None:
-    from lmm_utils.core.features import FeatureConfig
     from lmm_utils.app.inference import ChunkConfig, transcribe_file
+    from lmm_utils.core.features import FeatureConfig
     from lmm_utils.methods.wrappers import make_h
     from lmm_utils.models.transcriber import TranscriberConfig
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def stage_cmd(method: str, K: int, seed: int) -> list[str]:
     name = f"{method}-K{K}-s{seed}"
-    return [sys.executable, "-m", "lmm_utils.pipeline.stage", "notebooks/07_map.ipynb", "--sections", "map,features",
+    return [sys.executable, "-m", "lmm_utils.pipeline.stage", "notebooks/07_map.ipynb", "--sections", "mapping,features",
             "-p", f"method={method}", "-p", f"K={K}", "-p", f"seed={seed}", "--out", f"reports/map/{name}.ipynb"]
 
 

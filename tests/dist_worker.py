@@ -6,10 +6,10 @@ import sys
 
 import torch
 
-from lmm_utils.training.distributed import is_main_process
 from lmm_utils.lm.model import TokenStream
 from lmm_utils.models.transformer import Transformer, TransformerConfig
 from lmm_utils.tokens import EOS
+from lmm_utils.training.distributed import is_main_process
 from lmm_utils.training.loop import TrainConfig, train
 
 VOCAB = 40

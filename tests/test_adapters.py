@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote
 from lmm_utils.data.sources import AdapterError
 from lmm_utils.data.sources.asap import read_annotation_txt, read_asap
-from lmm_utils.data.sources.maestro import COLUMNS as MAESTRO_COLUMNS, read_maestro
+from lmm_utils.data.sources.maestro import COLUMNS as MAESTRO_COLUMNS
+from lmm_utils.data.sources.maestro import read_maestro
 from lmm_utils.data.sources.segments import aligned_windows, cut_performance, measure_map, read_audio_segment
-from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote
 
 N_BARS = 10  # score length; excerpts are 4 bars, so each performance has windows at bars 0 and 4
 BAR_S = 1.0  # 240 quarter notes per minute: one 4/4 bar per second
@@ -264,13 +265,14 @@ def test_measure_map_and_windows():
 # ---------------------------------------------------------------- the stages
 
 def test_stages_on_real_layout(datasets, in_tmp):
-    from lmm_utils.data import datacard
+    import soundfile as sf
+
     from lmm_utils.core import paths
-    from lmm_utils.data.stages import build_corpus, build_performances, build_split, load_scores
     from lmm_utils.core.io import read_json, read_jsonl
     from lmm_utils.core.motion import read_midi
+    from lmm_utils.data import datacard
     from lmm_utils.data.pools import TrainingData
-    import soundfile as sf
+    from lmm_utils.data.stages import build_corpus, build_performances, build_split, load_scores
 
     maestro, asap = datasets
     corpus = {"seed": 0, "collections": [], "user_folders": [], "workers": 1, "source": "maestro_asap"}
@@ -314,8 +316,8 @@ def test_stages_on_real_layout(datasets, in_tmp):
 
 
 def test_default_source_is_music21():
-    from lmm_utils.data.sources.pipeline import check_source
     from lmm_utils.data.corpus import CorpusError
+    from lmm_utils.data.sources.pipeline import check_source
 
     assert check_source({}) == "music21"
     with pytest.raises(CorpusError, match="maestro_asap"):

@@ -8,12 +8,12 @@ import torch
 
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.motion import Performance, PerformedNote
-from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.evaluation.metrics import alignment_accuracy
 from lmm_utils.methods.alignment import (
     AlignConfig,
     TemplateSynth,
     align_pair,
-    alignment_accuracy,
     render_logmel,
     time_map,
 )
@@ -34,7 +34,8 @@ def _expressive(score: ScoreExcerpt, factor: float, seed: int) -> Performance:
     """The score played `factor` times slower than the mark, with a slow rubato and 8 ms onset jitter."""
     rng = np.random.default_rng(seed)
     plain = plain_performance(score, PlainConfig(lead_in=0.3))
-    warp = lambda t: 0.3 + factor * (t - 0.3) + 0.15 * np.sin(2 * np.pi * (t - 0.3) / 6.0)
+    def warp(t):
+        return 0.3 + factor * (t - 0.3) + 0.15 * np.sin(2 * np.pi * (t - 0.3) / 6.0)
     return Performance(notes=[PerformedNote(n.pitch, float(warp(n.onset) + rng.normal(0, 0.008)),
                                             float(warp(n.offset) - 0.05), int(rng.integers(55, 90)))
                               for n in plain.notes])

@@ -192,7 +192,7 @@ def test_evaluate_identical_midi_and_tsv(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "ref.mid"), str(tmp_path / "est.tsv"), "--performance"]) == 0
     out = capsys.readouterr().out
     assert "F1" in out and "DTW-aligned" in out
-    line = [l for l in out.splitlines() if l.startswith("note (onset")][0]
+    line = [ln for ln in out.splitlines() if ln.startswith("note (onset")][0]
     assert float(line.split()[-1]) == pytest.approx(0.8)  # 2 of 3 notes: P = 1, R = 2/3
     # Hz pitches are converted
     (tmp_path / "hz.tsv").write_text("0.5 1.0 261.63\n0.5 1.2 329.63\n1.0 1.5 392.0\n")

@@ -37,7 +37,7 @@ def test_two_processes_match_one(tmp_path):
     assert two["hist"]["train_loss"] == pytest.approx(one["hist"]["train_loss"], abs=1e-5)
     assert two["hist"]["val_loss"] == pytest.approx(one["hist"]["val_loss"], abs=1e-5)
     for name, p in one["state"].items():
-        torch.testing.assert_close(two["state"][name], p, atol=1e-5, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(two["state"][name], p, atol=1e-5, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_uneven_global_batch_is_refused(monkeypatch):

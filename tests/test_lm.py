@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import math
-import random
 
 import numpy as np
 import pytest
 import torch
 
+from lmm_utils.core.motion import Performance, PerformedNote
 from lmm_utils.lm.model import LanguageModel, NGramBaseline, TokenStream, evaluate_lm, train_lm
 from lmm_utils.models.transformer import Transformer, TransformerConfig, autocast
-from lmm_utils.core.motion import Performance, PerformedNote
 from lmm_utils.tokens import BOS, EOS
 from lmm_utils.tokens.motion import MotionTokenizer
 from lmm_utils.training.loop import TrainConfig, lr_at

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmm_utils.core.motion import Performance, PerformedNote, to_roll
-from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.models.performer import (
     PLAIN_DYNAMIC_VELOCITY,
     Performer,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmm_utils.core.features import FeatureConfig, log_mel
-from lmm_utils.core.motion import Performance, PerformedNote, to_roll
+from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.evaluation.metrics import transcription_scores
 from lmm_utils.methods.alignment import TemplateSynth
 from lmm_utils.models.transcriber import (

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
-from lmm_utils.core.motion import PerformedNote, Performance
+from lmm_utils.core.motion import Performance, PerformedNote
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: h peak-normalises its input, so digital silence would read as full-scale noise
 CLIP_LEVEL = 0.999  # |sample| at which a recording counts as clipped (float scale, 1.0 = full scale)
@@ -119,8 +119,8 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
     """
     import torch
 
-    from lmm_utils.models.transcriber import DecodeConfig, decode
     from lmm_utils.core.motion import PIANO_LOW
+    from lmm_utils.models.transcriber import DecodeConfig, decode
 
     dc = decode_cfg or DecodeConfig()
     feat: FeatureConfig = h.feat
@@ -176,10 +176,10 @@ def score_from_file(path: str | Path, tempo_bpm: float | None = None, default_te
     """
     from music21 import converter, stream
 
-    from lmm_utils.data.corpus import WorkRef, extract_piece
-    from lmm_utils.data.excerpts import _nominal_bar_length
     from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
     from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+    from lmm_utils.data.corpus import WorkRef, extract_piece
+    from lmm_utils.data.excerpts import _nominal_bar_length
 
     path = Path(path)
     if not path.is_file():

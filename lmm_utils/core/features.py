@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from lmm_utils.core.params import dataclass_from
 import torch
+
+from lmm_utils.core.params import dataclass_from
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class FeatureConfig:
         return n_samples // self.hop_length + 1
 
     @classmethod
-    def from_params(cls, section: dict) -> "FeatureConfig":
+    def from_params(cls, section: dict) -> FeatureConfig:
         return dataclass_from(cls, section, "features")
 
 

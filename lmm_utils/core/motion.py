@@ -7,7 +7,6 @@ that the synthesizer and the transcriber work on.
 from __future__ import annotations
 
 from bisect import bisect_left
-
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,7 +48,7 @@ class Performance:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Performance":
+    def from_dict(cls, d: dict) -> Performance:
         return cls(
             notes=[PerformedNote(int(p), float(on), float(off), int(v)) for p, on, off, v in d["notes"]],
             pedal=[PedalEvent(float(t), bool(down)) for t, down in d.get("pedal", [])],

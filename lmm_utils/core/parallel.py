@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from multiprocessing import get_context
-from typing import Callable, Iterable
 
 from tqdm import tqdm
 

@@ -58,7 +58,7 @@ class ScoreExcerpt:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ScoreExcerpt":
+    def from_dict(cls, d: dict) -> ScoreExcerpt:
         d = dict(d)
         notes = [ScoreNote(int(p), float(o), float(du), int(v)) for p, o, du, v in d.pop("notes")]
         d["dynamics"] = [(float(b), str(m)) for b, m in d["dynamics"]]

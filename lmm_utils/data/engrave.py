@@ -6,11 +6,11 @@ right. Each box says which score note (index into `ScoreExcerpt.notes`) a notehe
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 
-from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.core.params import dataclass_from
+from lmm_utils.core.score import ScoreExcerpt
 
 _SVG_SIZE = re.compile(r'<svg width="([\d.]+)px" height="([\d.]+)px"')
 _VIEWBOX = re.compile(r'class="definition-scale"[^>]*viewBox="0 0 ([\d.]+) ([\d.]+)"')
@@ -23,7 +23,7 @@ class EngraveConfig:
     scale: int = 40  # verovio zoom; only the relative size of music to margins matters after resizing
 
     @classmethod
-    def from_params(cls, section: dict) -> "EngraveConfig":
+    def from_params(cls, section: dict) -> EngraveConfig:
         return dataclass_from(cls, {k: v for k, v in section.items() if k != "workers"}, "engrave")  # workers: the stage's pool size
 
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from lmm_utils.core.params import dataclass_from
 
-from lmm_utils.data.corpus import Piece
 from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
+from lmm_utils.core.params import dataclass_from
 from lmm_utils.core.score import DYNAMICS, ScoreExcerpt, ScoreNote
+from lmm_utils.data.corpus import Piece
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class ExcerptConfig:
     dynamics_change_prob: float = 0.35  # chance of a second, different mark at a middle barline
 
     @classmethod
-    def from_params(cls, section: dict) -> "ExcerptConfig":
+    def from_params(cls, section: dict) -> ExcerptConfig:
         return dataclass_from(cls, section, "split.excerpts")
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from lmm_utils.core.params import dataclass_from
 
-from lmm_utils.core.motion import PedalEvent, PerformedNote, Performance
+from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote
+from lmm_utils.core.params import dataclass_from
 from lmm_utils.core.score import ScoreExcerpt
 
 DEFAULT_DYNAMIC_VELOCITY = {"pp": 30, "p": 44, "mp": 58, "mf": 72, "f": 88, "ff": 104}
@@ -33,7 +33,7 @@ class PianistConfig:
     pedal_prob: float = 0.3  # chance that an excerpt is pedalled (changes at each barline)
 
     @classmethod
-    def from_params(cls, section: dict) -> "PianistConfig":
+    def from_params(cls, section: dict) -> PianistConfig:
         return dataclass_from(cls, section, "perform.pianist")
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from lmm_utils.core import paths
-from lmm_utils.data.corpus import Piece
-from lmm_utils.data.excerpts import stable_seed
 from lmm_utils.core.io import read_json, read_jsonl
 from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.corpus import Piece
+from lmm_utils.data.excerpts import stable_seed
 
 POOLS = paths.POOLS
 
@@ -106,7 +106,7 @@ class TrainingData:
     SCORE_POOLS = ("U_V", "P")
     AUDIO_POOLS = ("U_A", "P")
 
-    def restrict_pairs(self, excerpt_ids: list[str]) -> "TrainingData":
+    def restrict_pairs(self, excerpt_ids: list[str]) -> TrainingData:
         return TrainingData(self.root, frozenset(excerpt_ids))
 
     def _check(self, pool: str, kind: str, allowed: tuple[str, ...]) -> None:

@@ -15,9 +15,9 @@ import ctypes.util
 import functools
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from scipy.signal import lfilter

@@ -9,20 +9,34 @@ from pathlib import Path
 import numpy as np
 
 from lmm_utils.core import paths
-from lmm_utils.data.corpus import CorpusError, deduplicate, list_user_works, list_works, load_pieces, parse_works, save_pieces
-from lmm_utils.data.engrave import EngraveConfig, engrave
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB
-from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts, stable_seed
 from lmm_utils.core.io import atomic_dir, read_jsonl, write_json, write_jsonl
 from lmm_utils.core.motion import Performance, write_midi
-from lmm_utils.data.pianist import PianistConfig, perform
-from lmm_utils.core.params import check_corpus, check_engrave, check_perform, check_split
-from lmm_utils.data.pools import POOLS, check_disjoint, split_pieces
 from lmm_utils.core.parallel import parallel_map
-from lmm_utils.data.render import FluidRenderer, RecordingConditions, check_fluidsynth, find_soundfont, record_audio_results
+from lmm_utils.core.params import check_corpus, check_engrave, check_perform, check_split
+from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.corpus import (
+    CorpusError,
+    deduplicate,
+    list_user_works,
+    list_works,
+    load_pieces,
+    parse_works,
+    save_pieces,
+)
+from lmm_utils.data.engrave import EngraveConfig, engrave
+from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts, stable_seed
+from lmm_utils.data.pianist import PianistConfig, perform
+from lmm_utils.data.pools import POOLS, check_disjoint, split_pieces
+from lmm_utils.data.render import (
+    FluidRenderer,
+    RecordingConditions,
+    check_fluidsynth,
+    find_soundfont,
+    record_audio_results,
+)
 from lmm_utils.data.sources import pipeline as real  # corpus.source: maestro_asap = real recordings
 from lmm_utils.data.sources.perform import build_real_performances
-from lmm_utils.core.score import ScoreExcerpt
 
 ENGRAVED_POOLS = ("U_V", "P", "T")
 PERFORMED_POOLS = ("U_A", "P", "T")

@@ -199,3 +199,17 @@ def aggregate(rows: list[dict], group_key: str = "collection") -> dict[str, dict
         means["n"] = float(len(members))
         out[name] = means
     return out
+
+
+def alignment_accuracy(pseudo: Performance, truth: Performance) -> dict[str, float]:
+    """How good is pseudo-motion (diagnostics on P, never a training signal): onset F1 at 50 ms, and
+    the onset error distribution over notes matched within a generous 500 ms."""
+    out = {k: v for k, v in note_scores(truth, pseudo).items() if k in ("note_p", "note_r", "note_f1")}
+    pairs = match_notes(truth, pseudo, onset_tolerance=0.5)
+    err = np.array([abs(truth.notes[i].onset - pseudo.notes[j].onset) for i, j in pairs]) * 1000.0
+    out["onset_median_error_ms"] = float(np.median(err)) if len(err) else float("nan")
+    out["onset_within_25ms"] = float(np.mean(err <= 25.0)) if len(err) else 0.0
+    out["onset_within_50ms"] = float(np.mean(err <= 50.0)) if len(err) else 0.0
+    vel = [abs(truth.notes[i].velocity - pseudo.notes[j].velocity) for i, j in match_notes(truth, pseudo)]
+    out["velocity_mae"] = float(np.mean(vel)) if vel else float("nan")
+    return out

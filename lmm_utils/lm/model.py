@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -105,7 +105,7 @@ class LanguageModel:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> "LanguageModel":
+    def load(cls, folder: str | Path, device: str = "cpu") -> LanguageModel:
         ck = torch.load(Path(folder) / CHECKPOINT, map_location=device, weights_only=True)
         model = Transformer(TransformerConfig(**ck["model_config"]))
         model.load_state_dict(ck["state_dict"])
@@ -249,7 +249,7 @@ class NGramBaseline:
         self.uni = np.zeros(vocab_size)
         self.bi = np.zeros((vocab_size, vocab_size))
 
-    def fit(self, sequences: Sequence[Sequence[int]]) -> "NGramBaseline":
+    def fit(self, sequences: Sequence[Sequence[int]]) -> NGramBaseline:
         for s in sequences:
             a = np.asarray(s, dtype=np.int64)
             if len(a) < 2:

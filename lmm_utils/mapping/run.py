@@ -38,11 +38,10 @@ from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, run_name
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.data.pools import TrainingData
-from lmm_utils.evaluation.metrics import aggregate, transcription_scores
+from lmm_utils.evaluation.metrics import aggregate, alignment_accuracy, transcription_scores
 from lmm_utils.evaluation.scoring import SYSTEMS, jsonable, nest, score_run_folder, summarize
 from lmm_utils.mapping.draws import draw_pairs, pair_pool, run_params
 from lmm_utils.methods import check_method, run_method
-from lmm_utils.methods.alignment import alignment_accuracy
 from lmm_utils.methods.checkpoints import save_g, save_h
 from lmm_utils.training.distributed import default_device
 

@@ -23,7 +23,6 @@ import torch
 from lmm_utils.core.features import FeatureConfig, log_mel, mel_filterbank, mel_frequencies
 from lmm_utils.core.motion import N_KEYS, PIANO_LOW, Performance, PerformedNote, from_roll, to_roll
 from lmm_utils.core.score import ScoreExcerpt
-from lmm_utils.evaluation.metrics import match_notes, note_scores
 from lmm_utils.models.performer import PlainConfig, plain_performance, release_before_repeat
 
 
@@ -288,17 +287,3 @@ def align_pair(score: ScoreExcerpt, audio_logmel: np.ndarray, synth: Synth, cfg:
     vel = estimate_velocities(score, plain, template, audio_logmel, onsets, cfg, feat)
     return Performance(notes=[PerformedNote(n.pitch, float(a), float(b), int(round(v)))
                               for n, a, b, v in zip(plain.notes, onsets, offsets, vel)])
-
-
-def alignment_accuracy(pseudo: Performance, truth: Performance) -> dict[str, float]:
-    """How good is pseudo-motion (diagnostics on P, never a training signal): onset F1 at 50 ms, and
-    the onset error distribution over notes matched within a generous 500 ms."""
-    out = {k: v for k, v in note_scores(truth, pseudo).items() if k in ("note_p", "note_r", "note_f1")}
-    pairs = match_notes(truth, pseudo, onset_tolerance=0.5)
-    err = np.array([abs(truth.notes[i].onset - pseudo.notes[j].onset) for i, j in pairs]) * 1000.0
-    out["onset_median_error_ms"] = float(np.median(err)) if len(err) else float("nan")
-    out["onset_within_25ms"] = float(np.mean(err <= 25.0)) if len(err) else 0.0
-    out["onset_within_50ms"] = float(np.mean(err <= 50.0)) if len(err) else 0.0
-    vel = [abs(truth.notes[i].velocity - pseudo.notes[j].velocity) for i, j in match_notes(truth, pseudo)]
-    out["velocity_mae"] = float(np.mean(vel)) if vel else float("nan")
-    return out

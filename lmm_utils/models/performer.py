@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from lmm_utils.core.params import dataclass_from
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmm_utils.core.motion import N_KEYS, PIANO_LOW, PerformedNote, Performance
+from lmm_utils.core.motion import N_KEYS, PIANO_LOW, Performance, PerformedNote
+from lmm_utils.core.params import dataclass_from
 from lmm_utils.core.score import DYNAMICS, ScoreExcerpt
 
 # A common notation-software convention (MuseScore's), not the benchmark pianist's table: the plain
@@ -43,7 +43,7 @@ class PlainConfig:
     lead_in: float = 0.25  # seconds of silence before the first barline (the recordings' convention)
 
     @classmethod
-    def from_params(cls, section: dict | None) -> "PlainConfig":
+    def from_params(cls, section: dict | None) -> PlainConfig:
         return dataclass_from(cls, section, "mapping.performer.plain")
 
 
@@ -148,7 +148,7 @@ class ScoreBatch:
     next_same: torch.Tensor  # (B, N) long, index of the next note of the same pitch (itself if none)
     n_notes: list[int]
 
-    def to(self, device) -> "ScoreBatch":
+    def to(self, device) -> ScoreBatch:
         return ScoreBatch(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()})
 
     TENSORS = ("feats", "mask", "pitch", "group", "group_beats", "group_mask", "dur_beats", "spb", "base_velocity",
@@ -159,7 +159,7 @@ class ScoreBatch:
         return tuple(getattr(self, k) for k in self.TENSORS)
 
     @classmethod
-    def from_tuple(cls, tensors: tuple[torch.Tensor, ...]) -> "ScoreBatch":
+    def from_tuple(cls, tensors: tuple[torch.Tensor, ...]) -> ScoreBatch:
         d = dict(zip(cls.TENSORS, tensors))
         return cls(**d, n_notes=[int(n) for n in d["mask"].sum(1).tolist()])
 
@@ -207,11 +207,11 @@ class PerformerConfig:
     plain: PlainConfig = PlainConfig()
 
     @classmethod
-    def from_params(cls, section: dict | None) -> "PerformerConfig":
+    def from_params(cls, section: dict | None) -> PerformerConfig:
         return dataclass_from(cls, section, "mapping.performer")
 
     @classmethod
-    def tiny(cls) -> "PerformerConfig":
+    def tiny(cls) -> PerformerConfig:
         return cls(d_model=16, n_layers=1, dropout=0.0)
 
 
@@ -330,7 +330,7 @@ def ioi_loss(pred_onset: torch.Tensor, target_onset: torch.Tensor, group: torch.
 def performer_loss(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], mask: torch.Tensor,
                    duration_weight: float = 0.3, velocity_weight: float = 1.0,
                    deviation_weight: float = 0.0, onset_weight: float = 1.0, ioi_weight: float = 0.0,
-                   batch: "ScoreBatch | None" = None) -> dict[str, torch.Tensor]:
+                   batch: ScoreBatch | None = None) -> dict[str, torch.Tensor]:
     """Smooth-L1 on onset seconds (20 ms knee: alignment is good to about a frame), L1 on log duration,
     L1 on velocity/127. Duration weighs less: pseudo-motion offsets are the least reliable part.
     deviation_weight > 0 adds an L2 pull of the head's raw outputs toward 0 (= the plain performance):

@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from lmm_utils.core.params import dataclass_from
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from lmm_utils.core.features import FeatureConfig, mel_frequencies
 from lmm_utils.core.motion import N_KEYS, PIANO_LOW, Performance, from_roll
+from lmm_utils.core.params import dataclass_from
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,12 @@ class TranscriberConfig:
     onset_flux: bool = True  # the onset branch also sees the positive time-difference of the stacked input
 
     @classmethod
-    def from_params(cls, section: dict | None) -> "TranscriberConfig":
+    def from_params(cls, section: dict | None) -> TranscriberConfig:
         cfg = dataclass_from(cls, section, "mapping.transcriber")
         return replace(cfg, harmonics=tuple(float(h) for h in cfg.harmonics))
 
     @classmethod
-    def tiny(cls) -> "TranscriberConfig":
+    def tiny(cls) -> TranscriberConfig:
         """Debug size for tests: same graph, a few thousand parameters."""
         return cls(bins_per_semitone=1, harmonics=(0.5, 1.0, 2.0, 3.0), contour_channels=8,
                    contour_out_channels=4, note_channels=4, onset_channels=4, time_kernel=3)
@@ -196,7 +196,7 @@ class DecodeConfig:
     min_frames: int = 2  # 40 ms: a note needs a key-down of at least two frames
 
     @classmethod
-    def from_params(cls, section: dict | None) -> "DecodeConfig":
+    def from_params(cls, section: dict | None) -> DecodeConfig:
         return dataclass_from(cls, section, "decode")
 
 

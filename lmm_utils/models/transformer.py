@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import torch
-from lmm_utils.core.params import dataclass_from
 import torch.nn as nn
 import torch.nn.functional as F
+
+from lmm_utils.core.params import dataclass_from
 
 
 @dataclass
@@ -30,7 +31,7 @@ class TransformerConfig:
     bias: bool = False  # biases in linears/LayerNorms: slightly worse and slower (nanoGPT)
 
     @classmethod
-    def from_params(cls, section: dict, vocab_size: int) -> "TransformerConfig":
+    def from_params(cls, section: dict, vocab_size: int) -> TransformerConfig:
         return replace(dataclass_from(cls, section, "pretrain.model"), vocab_size=int(vocab_size))
 
     def to_dict(self) -> dict:

@@ -68,7 +68,7 @@ KNOWN: dict[str, Node] = {
               "neural": Class("lmm_utils.models.synth:NeuralConfig", _FIT)},
     "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "device", "synth"]),
                 "lm": dict.fromkeys(["A", "V"]), "eval": dict.fromkeys(["max_items"]),
-                "method": Class("lmm_utils.methods.supervised:MethodConfig"),
+                "method": Class("lmm_utils.methods.base:MethodConfig"),
                 "transcriber": Class("lmm_utils.models.transcriber:TranscriberConfig"),
                 "performer": Class("lmm_utils.models.performer:PerformerConfig"),
                 "align": Class("lmm_utils.methods.alignment:AlignConfig"),

@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 
 from lmm_utils.core.params import ParamsError, load_params, section
-from lmm_utils.pipeline.checks import check_section
 from lmm_utils.core.paths import project_root
+from lmm_utils.pipeline.checks import check_section
 
 KERNEL_NAME = os.environ.get("LMM_KERNEL", "lmm")
 

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -17,8 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lmm_utils.core import paths
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.motion import Performance, to_roll
+from lmm_utils.data.evaluation import EvaluationData
 from lmm_utils.data.render import FluidRenderer, RecordingConditions
 from lmm_utils.synth.random_motion import RandomMotionConfig, random_performance
 
@@ -150,56 +151,38 @@ def clean_conditions(cond: dict) -> RecordingConditions:
 def load_pool_pairs(pool: str, pianos: list[Piano], feat: FeatureConfig, workers: int = 0,
                     limit: int | None = None, piano_override: Piano | None = None,
                     root: str | Path = ".") -> SynthPairs:
-    """A pool's ground-truth motion (data/motion/<pool>.jsonl) and a clean re-rendering of it with each
-    excerpt's own piano (data/audio/<pool>/conditions.jsonl), or with `piano_override` for all of them
-    (e.g. the held-out piano). limit: only the first `limit` excerpts."""
-    root = Path(root)
-    motion = [json.loads(line) for line in open(root / "data" / "motion" / f"{pool}.jsonl") if line.strip()]
-    conds: dict[str, dict] = {}
-    if piano_override is None:
-        for line in open(root / "data" / "audio" / pool / "conditions.jsonl"):
-            if line.strip():
-                row = json.loads(line)
-                conds[row["id"]] = row["conditions"]
+    """A pool's ground-truth motion and a clean re-rendering of it with each excerpt's own piano, or with
+    `piano_override` for all of them (e.g. the held-out piano); read through EvaluationData, since this is S's
+    report on T, never its training data. limit: only the first `limit` excerpts."""
+    data = EvaluationData(root)
+    conds = data.conditions(pool) if piano_override is None else {}
     index = {(sf, int(pr)): i for i, (sf, pr) in enumerate(pianos)}
     jobs = []
-    for row in motion[:limit]:
+    for excerpt_id, perf in list(data.motion(pool).items())[:limit]:
         if piano_override is None:
-            cond = clean_conditions(conds[row["id"]])
+            cond = clean_conditions(conds[excerpt_id])
         else:
             cond = RecordingConditions(soundfont=piano_override[0], preset=int(piano_override[1]))
-        jobs.append((row["id"], row["performance"], cond, index.get((cond.soundfont, cond.preset), -1), feat))
+        jobs.append((excerpt_id, perf.to_dict(), cond, index.get((cond.soundfont, cond.preset), -1), feat))
     name = pool if piano_override is None else f"{pool} on {piano_override[0]}:{piano_override[1]}"
     return SynthPairs.stack(_parallel(_pool_job, jobs, workers, f"re-render {name} cleanly"), feat.log_floor)
 
 
 def pool_available(pool: str, root: str | Path = ".") -> bool:
-    root = Path(root)
-    return (root / "data" / "motion" / f"{pool}.jsonl").is_file() and \
-        (root / "data" / "audio" / pool / "conditions.jsonl").is_file()
+    data = EvaluationData(root)
+    return (data.root / paths.motion_file(pool)).is_file() and (data.audio_dir(pool) / "conditions.jsonl").is_file()
 
 
 def render_pool_excerpt(pool: str, excerpt_id: str, sample_rate: int = 16000, root: str | Path = ".") -> np.ndarray:
     """Clean FluidSynth audio of one pool excerpt's ground-truth motion on its own piano (for listening)."""
-    root = Path(root)
-
-    def find(path: Path) -> dict:
-        with open(path) as f:
-            return next(row for row in map(json.loads, filter(str.strip, f)) if row["id"] == excerpt_id)
-
-    perf = Performance.from_dict(find(root / "data" / "motion" / f"{pool}.jsonl")["performance"])
-    cond = clean_conditions(find(root / "data" / "audio" / pool / "conditions.jsonl")["conditions"])
-    return _renderer(sample_rate).render(perf, cond)
+    data = EvaluationData(root)
+    cond = clean_conditions(data.conditions(pool)[excerpt_id])
+    return _renderer(sample_rate).render(data.motion(pool)[excerpt_id], cond)
 
 
 def pool_piano_names(pool: str, root: str | Path = ".") -> dict[str, str]:
     """excerpt id -> 'soundfont:preset' of its recording."""
-    out = {}
-    for line in open(Path(root) / "data" / "audio" / pool / "conditions.jsonl"):
-        if line.strip():
-            row = json.loads(line)
-            out[row["id"]] = f"{row['conditions']['soundfont']}:{row['conditions'].get('preset', 0)}"
-    return out
+    return {i: f"{c['soundfont']}:{c.get('preset', 0)}" for i, c in EvaluationData(root).conditions(pool).items()}
 
 
 __all__ = [

@@ -12,7 +12,8 @@ exactly (the audio codebook travels as a tensor in `state`).
 from __future__ import annotations
 
 import importlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

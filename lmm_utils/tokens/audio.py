@@ -12,7 +12,7 @@ with the points worst served by the current codebook.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

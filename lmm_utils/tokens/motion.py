@@ -16,7 +16,7 @@ re-paired first-in-first-out: the k-th press of a key gets its k-th release.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from typing import Sequence
+from collections.abc import Sequence
 
 from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote
 from lmm_utils.tokens import Tokenizer

@@ -19,15 +19,15 @@ at 0), which keeps sequences ~25% shorter than a voice token per note.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from lmm_utils.core.score import DYNAMICS, ScoreExcerpt, ScoreNote
 from lmm_utils.tokens import Tokenizer
 
 MODES = ("major", "minor", "dorian", "phrygian", "lydian", "mixolydian", "aeolian", "locrian")
 DENOMINATORS = (1, 2, 4, 8, 16, 32)
-TONICS = tuple(f"{l}{a}" for l in "CDEFGAB" for a in ("", "#", "-", "##", "--"))
+TONICS = tuple(f"{letter}{a}" for letter in "CDEFGAB" for a in ("", "#", "-", "##", "--"))
 # Key-signature fifths -> major / minor tonic (music21 spelling), used when the key name is unparsable.
 _MAJOR_BY_FIFTHS = dict(zip(range(-7, 8), "C- G- D- A- E- B- F C G D A E B F# C#".split()))
 _MINOR_BY_FIFTHS = dict(zip(range(-7, 8), "A- E- B- F C G D A E B F# C# G# D# A#".split()))

@@ -67,7 +67,7 @@ class PerformanceRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PerformanceRecord":
+    def from_dict(cls, d: dict) -> PerformanceRecord:
         return cls(**d)
 
 

@@ -30,11 +30,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from lmm_utils.core import paths
-from lmm_utils.data.corpus import CorpusError, Piece, WorkRef, load_pieces, parse_works, save_pieces
-from lmm_utils.data.excerpts import ExcerptConfig, bar_windows, excerpt_at, window_notes, make_excerpts, stable_seed
 from lmm_utils.core.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
-from lmm_utils.data.pools import POOLS, check_disjoint, split_pieces
 from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.corpus import CorpusError, Piece, WorkRef, load_pieces, parse_works, save_pieces
+from lmm_utils.data.excerpts import ExcerptConfig, bar_windows, excerpt_at, make_excerpts, stable_seed, window_notes
+from lmm_utils.data.pools import POOLS, check_disjoint, split_pieces
 from lmm_utils.data.sources import PerformanceRecord, ScoreRecord, piece_key
 from lmm_utils.data.sources.asap import read_asap
 from lmm_utils.data.sources.maestro import read_maestro
