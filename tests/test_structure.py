@@ -150,3 +150,20 @@ def test_stage_deps_name_all_the_code_it_runs(name, notebook, deps):
                         f"the stage: {missing}"
     for d in code_deps:
         assert (ROOT / d).exists(), f"stage {name}: dep {d} does not exist"
+
+
+def test_imports_inside_functions_say_why():
+    """Imports sit at module top; one inside a function is a deliberate deferral of a heavy import, with the reason
+    in a comment on its line or just above it."""
+    silent = []
+    for path in modules().values():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset > 0:
+                here, j = lines[node.lineno - 1], node.lineno - 2
+                while j >= 0 and lines[j].strip().startswith(("from ", "import ")):  # a block of deferred imports
+                    j -= 1
+                above = lines[j] if j >= 0 else ""
+                if "#" not in here and not above.strip().startswith("#") and "TYPE_CHECKING" not in above:
+                    silent.append(f"{path.relative_to(ROOT)}:{node.lineno}: {here.strip()}")
+    assert not silent, "imports inside functions without a reason:\n" + "\n".join(silent)

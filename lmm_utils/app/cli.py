@@ -30,6 +30,7 @@ def _say(msg: str) -> None:
 # --- which run -------------------------------------------------------------------------------------------
 
 def _root() -> Path:
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.core.paths import project_root
 
     try:
@@ -49,6 +50,7 @@ def _h_note_f1(metrics_file: Path) -> float | None:
 
 def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> tuple[Path, str]:
     """(run folder, why it was chosen). `need` = "h" or "g" (its checkpoint must exist)."""
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.evaluation.scoring import RUNS_DIR, discover_runs
 
     ck = f"{need}.pt"
@@ -80,6 +82,7 @@ def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> 
 
 
 def _load(kind: str, run: Path, root: Path):
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.methods.checkpoints import load_g, load_h
 
     try:
@@ -96,9 +99,12 @@ CLIPPED_WARNING = 0.001  # share of samples at full scale above which a recordin
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
+
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from tqdm import tqdm
 
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.app.inference import ChunkConfig, InputError, transcribe_file
     from lmm_utils.core.io import atomic_path
     from lmm_utils.core.motion import write_midi
@@ -135,8 +141,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_perform(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
 
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.app.inference import score_from_file
     from lmm_utils.core.io import atomic_path
     from lmm_utils.core.motion import write_midi
@@ -146,6 +153,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
     for n in notes:
         _say(f"note: {n}")
     if args.plain:
+        # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
         from lmm_utils.models.performer import plain_performance
 
         perf = plain_performance(score)
@@ -161,8 +169,10 @@ def cmd_perform(args: argparse.Namespace) -> int:
         write_midi(perf, tmp)
     _say(f"{args.score} -> {out} ({len(perf.notes)} notes, {perf.duration:.1f} s, tempo mark {score.tempo_bpm:g})")
     if args.wav:
+        # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
         import soundfile as sf
 
+        # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
         from lmm_utils.data.render import FluidRenderer, MissingSystemDependency, RecordingConditions
 
         try:
@@ -178,6 +188,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
 
 
 def note_table(ref, est) -> dict[str, float]:
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.evaluation.metrics import transcription_scores
 
     out = transcription_scores(ref, est)
@@ -199,6 +210,7 @@ def format_table(m: dict[str, float]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.app.inference import InputError, read_notes
 
     failed = {}
@@ -213,6 +225,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     m = note_table(*perfs)
     if args.performance:
+        # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
         from lmm_utils.evaluation.metrics import performance_scores
 
         m.update({k: v for k, v in performance_scores(*perfs).items() if not k.startswith("note_")})
@@ -287,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 ok, 1 an input or the run failed, 2 usage (argparse). The console script exits with it."""
     args = build_parser().parse_args(argv)
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.app.inference import InputError
 
     try:

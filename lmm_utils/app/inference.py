@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class AudioReader:
     """Windowed reads of one audio file as mono float32 at `target_sr`."""
 
     def __init__(self, path: str | Path, target_sr: int = 16000):
+        # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
         import soundfile as sf
 
         self.path, self.target_sr = Path(path), int(target_sr)
@@ -50,8 +52,8 @@ class AudioReader:
         except Exception:  # not a libsndfile format: try librosa's audioread fallback (mp3, m4a...)
             self.backend = "librosa"
             try:
-                import warnings
 
+                # deferred: librosa's first import compiles with numba (seconds); only this path needs it
                 import librosa
 
                 with warnings.catch_warnings():
@@ -71,9 +73,10 @@ class AudioReader:
 
     def read(self, start: float, duration: float) -> np.ndarray:
         """Mono float32 samples of [start, start + duration) seconds at target_sr."""
-        import librosa
+        import librosa  # deferred: librosa's first import compiles with numba (seconds); only this path needs it
 
         if self.backend == "soundfile":
+            # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
             import soundfile as sf
 
             with sf.SoundFile(str(self.path)) as f:
@@ -82,7 +85,6 @@ class AudioReader:
             self._count_clipping(np.abs(x).max(axis=1) if len(x) else x[:, 0])
             mono = x.mean(axis=1)
         else:
-            import warnings
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -117,8 +119,9 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
     window's frame posterior for its key (while key-down stays above threshold and no new onset peaks),
     not by matching decoded notes: the next window sees the note without its attack.
     """
-    import torch
+    import torch  # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
 
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.core.motion import PIANO_LOW
     from lmm_utils.models.transcriber import DecodeConfig, decode
 
@@ -174,12 +177,14 @@ def score_from_file(path: str | Path, tempo_bpm: float | None = None, default_te
     per minute). Dynamics: the score's marks, with `default_dynamic` from the start until the first one.
     Meter: the first bar's (g reads metrical position from it; later meter changes are not followed).
     """
+    # deferred: music21 takes about a second to import; only score parsing needs it
     from music21 import converter, stream
 
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
     from lmm_utils.core.score import ScoreExcerpt, ScoreNote
     from lmm_utils.data.corpus import WorkRef, extract_piece
-    from lmm_utils.data.excerpts import _nominal_bar_length
+    from lmm_utils.data.excerpts import nominal_bar_length
 
     path = Path(path)
     if not path.is_file():
@@ -231,7 +236,7 @@ def score_from_file(path: str | Path, tempo_bpm: float | None = None, default_te
             notes_out.append(f"no dynamics marks: {default_dynamic} throughout")
     slug = re.sub(r"[^A-Za-z0-9]+", "_", path.stem).strip("_") or "score"
     score = ScoreExcerpt(id=slug, piece_id=slug, collection="cli", meter=meter, key=piece.key,
-                         key_fifths=piece.key_fifths, n_bars=len(piece.bars), bar_beats=_nominal_bar_length(meter),
+                         key_fifths=piece.key_fifths, n_bars=len(piece.bars), bar_beats=nominal_bar_length(meter),
                          tempo_bpm=bpm, tempo_from_source=from_source, dynamics=dyn,
                          dynamics_from_source=bool(piece.dynamics), notes=notes)
     return score, notes_out
@@ -242,6 +247,7 @@ _TEMPO_TEXT = re.compile(r"(?:\u2669|q|quarter)\s*=\s*(\d+(?:\.\d+)?)", re.IGNOR
 
 def tempo_from_text(score) -> float | None:
     """A metronome mark written as text ("\u2669 = 96", as the project's engravings write it): quarter bpm."""
+    # deferred: music21 takes about a second to import; only score parsing needs it
     from music21 import expressions, tempo
 
     for el in score.recurse().getElementsByClass((expressions.TextExpression, tempo.TempoText)):

@@ -39,7 +39,7 @@ class FeatureConfig:
 
 @lru_cache(maxsize=8)
 def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
-    import librosa
+    import librosa  # deferred: librosa's first import compiles with numba (seconds); only this path needs it
 
     return librosa.filters.mel(
         sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
@@ -66,6 +66,6 @@ def log_mel_torch(audio: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
 
 
 def mel_frequencies(cfg: FeatureConfig) -> np.ndarray:
-    import librosa
+    import librosa  # deferred: librosa's first import compiles with numba (seconds); only this path needs it
 
     return librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=cfg.fmin, fmax=cfg.fmax)[1:-1]

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pretty_midi
 
 PIANO_LOW = 21  # A0
 PIANO_HIGH = 108  # C8
@@ -83,7 +84,6 @@ def _pedal_intervals(pedal: list[PedalEvent], end: float) -> list[tuple[float, f
 
 def write_midi(perf: Performance, path: str | Path) -> None:
     """Write a performance as a one-track piano MIDI file (pedal as CC64)."""
-    import pretty_midi
 
     pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
     piano = pretty_midi.Instrument(program=0, name="piano")
@@ -97,7 +97,6 @@ def write_midi(perf: Performance, path: str | Path) -> None:
 
 def read_midi(path: str | Path) -> Performance:
     """Read every non-drum note of a MIDI file as one performance (pedal from CC64 >= 64)."""
-    import pretty_midi
 
     try:
         pm = pretty_midi.PrettyMIDI(str(path))

@@ -130,7 +130,7 @@ def apply_profile(profile: str | Path, params_path: str | Path = PARAMS_FILE) ->
 def sync_notebook(path: str | Path, params: dict) -> bool:
     """Rewrite the one-line `section = {...}` assignments of a notebook's parameters cell from params.yaml.
     Returns True if the notebook changed. Other lines (scalar parameters, comments) are kept."""
-    import nbformat
+    import nbformat  # deferred: the Jupyter stack (~1 s) loads only when a notebook is read
 
     nb = nbformat.read(str(path), as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []))

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
 from lmm_utils.core.score import DYNAMICS
+from lmm_utils.core.io import atomic_path
 
 FOLK = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs")
 CHORALES = "bachChorales"  # music21's bach/ folder restricted to the four-part chorales (bwvNNN.N files)
@@ -83,7 +84,7 @@ class CorpusError(ValueError):
 
 
 def available_collections() -> list[str]:
-    from music21 import corpus
+    from music21 import corpus  # deferred: music21 takes about a second to import; only score parsing needs it
 
     roots = {str(p).split("/corpus/")[-1].split("/")[0] for p in corpus.corpora.CoreCorpus().getPaths()}
     return sorted(roots | {CHORALES})
@@ -91,7 +92,7 @@ def available_collections() -> list[str]:
 
 def list_works(collections: list[str], max_works: int | None, seed: int) -> list[WorkRef]:
     """Works of the chosen corpus collections; a seeded random sample of at most `max_works` each."""
-    from music21 import corpus
+    from music21 import corpus  # deferred: music21 takes about a second to import; only score parsing needs it
 
     known = available_collections()
     unknown = [c for c in collections if c not in known]
@@ -139,6 +140,7 @@ def list_user_works(folders: list[str], max_mb: float | None = DEFAULT_MAX_MB) -
 
 
 def _parse(ref: WorkRef):
+    # deferred: music21 takes about a second to import; only score parsing needs it
     from music21 import converter, corpus, stream
 
     if ref.user:
@@ -155,6 +157,7 @@ def _parse(ref: WorkRef):
 
 def extract_piece(ref: WorkRef, score) -> Piece:
     """music21 stream -> Piece (ties merged, grace notes dropped, chords split into notes)."""
+    # deferred: music21 takes about a second to import; only score parsing needs it
     from music21 import dynamics, key, meter, tempo
 
     parts = list(score.parts) or [score]
@@ -274,7 +277,6 @@ def deduplicate(pieces: list[Piece]) -> tuple[list[Piece], list[dict]]:
 
 
 def save_pieces(pieces: list[Piece], path: Path) -> None:
-    from lmm_utils.core.io import atomic_path
 
     with atomic_path(path) as tmp, gzip.open(tmp, "wt") as f:
         for p in pieces:

@@ -12,6 +12,8 @@ from lmm_utils.core import paths
 from lmm_utils.core.io import atomic_path, read_json, write_json
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.evaluation import EvaluationData  # T, T_timbre and motion are read only through it
+from lmm_utils.core.features import FeatureConfig, log_mel
+import soundfile as sf
 
 
 def _load(pool: str) -> list[ScoreExcerpt]:
@@ -20,7 +22,6 @@ def _load(pool: str) -> list[ScoreExcerpt]:
 
 def data_card(sample_rate: int) -> dict:
     """Counts per pool and collection, notes, hours of audio, skipped works, marks taken from sources."""
-    import soundfile as sf
 
     splits = read_json(paths.SPLITS)
     card: dict = {"pools": {}, "skipped_works": len(read_json(paths.CORPUS_DIR / "skipped.json")),
@@ -68,7 +69,7 @@ def write_histograms(out_dir: Path = paths.PLOTS_DIR) -> dict[str, Path]:
 
 
 def plot_histograms(files: dict[str, Path]):
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib (~0.5 s) only for figures
 
     fig, axes = plt.subplots(1, len(files), figsize=(4 * len(files), 3))
     for ax, (name, path) in zip(axes, files.items()):
@@ -87,9 +88,8 @@ def plot_histograms(files: dict[str, Path]):
 
 def show_example(excerpt_id: str, pool: str = "T", sample_rate: int = 16000):
     """Engraving, piano roll of the performance and spectrogram of the recording of one excerpt."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib (~0.5 s) only for figures
 
-    from lmm_utils.core.features import FeatureConfig, log_mel
 
     ev = EvaluationData()
     perf = ev.motion(pool)[excerpt_id]

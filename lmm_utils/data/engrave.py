@@ -33,6 +33,7 @@ def _exact(beats: float) -> Fraction:
 
 def excerpt_to_stream(ex: ScoreExcerpt):
     """A music21 Score: one part per voice, with meter, key, metronome mark and dynamics."""
+    # deferred: music21 takes about a second to import; only score parsing needs it
     from music21 import chord, clef, dynamics, key, meter, note, stream, tempo
 
     score = stream.Score()
@@ -70,6 +71,7 @@ def excerpt_to_stream(ex: ScoreExcerpt):
 
 
 def to_musicxml(ex: ScoreExcerpt) -> str:
+    # deferred: music21 takes about a second to import; only score parsing needs it
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     return GeneralObjectExporter(excerpt_to_stream(ex)).parse().decode("utf-8")
@@ -98,7 +100,7 @@ _toolkit = None
 def _verovio():
     global _toolkit
     if _toolkit is None:
-        import verovio
+        import verovio  # deferred: the engraving toolchain loads only where scores are engraved
 
         verovio.enableLog(verovio.LOG_OFF) if hasattr(verovio, "enableLog") else None
         _toolkit = verovio.toolkit()
@@ -108,7 +110,7 @@ def _verovio():
 def engrave(ex: ScoreExcerpt, cfg: EngraveConfig, musicxml: str | None = None) -> tuple[bytes, list[dict], str]:
     """Render one system. Returns (png bytes, note boxes in PNG pixels, the MusicXML used).
     A note split across a barline has one box per notehead, all pointing at the same note."""
-    import cairosvg
+    import cairosvg  # deferred: cairosvg loads libcairo at import; only engraving needs it
 
     xml = musicxml or to_musicxml(ex)
     tk = _verovio()

@@ -37,7 +37,7 @@ def stable_seed(*parts) -> int:
     return int(hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:12], 16)
 
 
-def _nominal_bar_length(meter: str) -> float:
+def nominal_bar_length(meter: str) -> float:
     num, den = meter.split("/")
     return float(Fraction(int(num), int(den)) * 4)
 
@@ -45,7 +45,7 @@ def _nominal_bar_length(meter: str) -> float:
 def bar_windows(piece: Piece, n_bars: int) -> list[int]:
     """Start indices of non-overlapping windows of `n_bars` complete bars in one meter."""
     bars = piece.bars
-    ok = [abs(length - _nominal_bar_length(m)) < 1e-3 for _, length, m in bars]
+    ok = [abs(length - nominal_bar_length(m)) < 1e-3 for _, length, m in bars]
     starts, i = [], 0
     while i + n_bars <= len(bars):
         window = range(i, i + n_bars)
@@ -80,7 +80,7 @@ def window_notes(piece: Piece, start_bar: int, n_bars: int) -> tuple[list[ScoreN
 def excerpt_at(piece: Piece, start_bar: int, cfg: ExcerptConfig, rng: np.random.Generator) -> ScoreExcerpt:
     notes, start, end = window_notes(piece, start_bar, cfg.n_bars)
     meter = piece.bars[start_bar][2]
-    bar_beats = _nominal_bar_length(meter)
+    bar_beats = nominal_bar_length(meter)
 
     lo, hi = cfg.source_tempo_range
     if piece.tempo_bpm is not None and lo <= piece.tempo_bpm <= hi:

@@ -20,6 +20,7 @@ from lmm_utils.core.io import read_json, read_jsonl
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.corpus import Piece
 from lmm_utils.data.excerpts import stable_seed
+import soundfile as sf
 
 POOLS = paths.POOLS
 
@@ -127,7 +128,6 @@ class TrainingData:
         self._check(pool, "audio", self.AUDIO_POOLS)
         if not self._pair_ok(pool, excerpt_id):
             raise LeakageError(f"Excerpt {excerpt_id!r} is not one of this run's K pairs.")
-        import soundfile as sf
 
         audio, sr = sf.read(self.root / paths.audio_path(pool, excerpt_id), dtype="float32")
         return audio, sr

@@ -79,6 +79,7 @@ def check_fluidsynth() -> None:
 @functools.cache
 def _float_writer():
     """libfluidsynth's fluid_synth_write_float (pyfluidsynth wraps only the dithered 16-bit writer)."""
+    # deferred: pyfluidsynth loads libfluidsynth at import; only rendering needs it (and says how to install it)
     import fluidsynth
 
     return fluidsynth.cfunc("fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1),
@@ -95,6 +96,7 @@ class FluidRenderer:
         self.sample_rate = int(sample_rate)
 
     def _new_synth(self, cond: RecordingConditions):
+        # deferred: pyfluidsynth loads libfluidsynth at import; only rendering needs it (and says how to install it)
         import fluidsynth
 
         path = find_soundfont(cond.soundfont)

@@ -37,6 +37,7 @@ from lmm_utils.data.render import (
 )
 from lmm_utils.data.sources import pipeline as real  # corpus.source: maestro_asap = real recordings
 from lmm_utils.data.sources.perform import build_real_performances
+import soundfile as sf
 
 ENGRAVED_POOLS = ("U_V", "P", "T")
 PERFORMED_POOLS = ("U_A", "P", "T")
@@ -174,7 +175,6 @@ class _RenderJob:
 
 def _render_one(job: _RenderJob) -> tuple[str, float, str | None]:
     global _renderer
-    import soundfile as sf
 
     try:
         if _renderer is None or _renderer.sample_rate != job.sample_rate:

@@ -13,7 +13,7 @@ def __getattr__(name: str):
     # Deferred on purpose: peers/basic_pitch_run.py runs in .venv-bp, which lacks the project's dependencies,
     # and importing it imports this package; so nothing is imported here until EvaluationData is asked for.
     if name in __all__:
-        from lmm_utils.data import evaluation
+        from lmm_utils.data import evaluation  # deferred: see above
 
         return getattr(evaluation, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

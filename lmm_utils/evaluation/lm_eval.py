@@ -19,6 +19,7 @@ from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.evaluation import curves
 from lmm_utils.evaluation.scoring import Run
+from lmm_utils.lm.model import LanguageModel
 
 ORACLE_BITS = Path("data/oracle_lmM/bits.json")  # written by lmm_utils.lm.oracle (stage references)
 LM_DIRS = {"V": Path("data/lm/V"), "A": Path("data/lm/A")}
@@ -94,7 +95,6 @@ def lm_alignment(data: EvaluationData, feat: FeatureConfig, knn: dict, lm_dirs: 
     """Mutual k-NN and linear CKA between LM^V (T's scores) and LM^A (T's recordings), last layer, with the
     shuffled and the shuffled-within-family controls; and every layer pair's maps. -> (report, maps)."""
     from lmm_utils.lm import similarity as sim  # deferred: torch and the LM code
-    from lmm_utils.lm.model import LanguageModel
 
     lm_v, lm_a = LanguageModel.load(data.root / lm_dirs["V"]), LanguageModel.load(data.root / lm_dirs["A"])
     scores = data.scores("T")

@@ -15,7 +15,11 @@ import json
 from pathlib import Path
 
 from lmm_utils.core.params import load_params, section
+from lmm_utils.core.paths import chdir_to_root
+from lmm_utils.lm import data as lm_data
+from lmm_utils.lm.model import evaluate_lm, train_lm
 from lmm_utils.training.distributed import cleanup, is_main_process
+from lmm_utils.training.loop import set_threads
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,11 +30,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", help="checkpoint folder (default data/lm/<modality>)")
     ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation on T")
     args = ap.parse_args(argv)
-
-    from lmm_utils.core.paths import chdir_to_root
-    from lmm_utils.lm import data as lm_data
-    from lmm_utils.lm.model import evaluate_lm, train_lm
-    from lmm_utils.training.loop import set_threads
 
     params_path = Path(args.params).resolve()
     chdir_to_root()

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.engrave import EngraveConfig, engrave
 
 
 def plot_history(hist: dict, title: str = "") -> plt.Figure:
@@ -55,7 +56,6 @@ def piano_roll(ax: plt.Axes, ex: ScoreExcerpt, title: str = "") -> None:
 
 def engrave_png(ex: ScoreExcerpt, height: int = 160) -> bytes | None:
     """PNG of the excerpt engraved with verovio, or None if engraving fails (odd sampled scores)."""
-    from lmm_utils.data.engrave import EngraveConfig, engrave
 
     try:
         return engrave(ex, EngraveConfig(height=height))[0]

@@ -10,6 +10,7 @@ killed stage never leaves an executed notebook that looks complete (a failed run
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ class StageError(RuntimeError):
 
 
 def check_kernel(name: str = KERNEL_NAME) -> None:
+    # deferred: the Jupyter stack (~1 s) loads only when a stage runs
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -47,9 +49,8 @@ def check_notebook_parameters(nb_path: Path, parameters: dict) -> list[str]:
     would win too. Both are errors. Defaults that merely differ from params.yaml (after `dvc exp run -S`, or
     an edit in JupyterLab) are reported: the stage runs with params.yaml's values either way.
     """
-    import ast
 
-    import nbformat
+    import nbformat  # deferred: the Jupyter stack (~1 s) loads only when a notebook is read
 
     nb = nbformat.read(str(nb_path), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -103,7 +104,7 @@ def _scalar(text: str):
 
 
 def run_stage(notebook: str, sections: list[str], extra: dict, out: str | None = None) -> Path:
-    import papermill as pm
+    import papermill as pm  # deferred: the Jupyter stack (~1 s) loads only when a stage runs
 
     root = project_root()
     params = load_params(root / "params.yaml")

@@ -12,10 +12,10 @@ from lmm_utils.core.motion import N_KEYS
 def _pyplot():
     """matplotlib.pyplot, imported on first use (deferred: matplotlib is slow to import and only the figures
     need it). Agg is chosen before pyplot loads, unless a backend is set up already (a notebook's inline one)."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib (~0.5 s) only for figures
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib (~0.5 s) only for figures
 
     return plt
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -105,7 +106,6 @@ class DistContext:
         """DistributedDataParallel around the model when there are several processes, else the model."""
         if not self.distributed:
             return model
-        from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DDP(model, device_ids=ids, output_device=ids[0] if ids else None)

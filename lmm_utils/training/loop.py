@@ -134,7 +134,7 @@ def train(
     opt = make_optimizer(model, cfg)
     live = None
     if live_dir is not None and ctx.is_main:
-        from dvclive import Live
+        from dvclive import Live  # deferred: dvclive imports DVC and git (~1 s); only a logged run needs it
 
         live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
     hist: dict = {"step": [], "train_loss": [], "lr": [], "val_step": [], "val_loss": []}

@@ -23,6 +23,7 @@ from lmm_utils.core.parallel import parallel_map
 from lmm_utils.data.render import record_audio_results
 from lmm_utils.data.sources.pipeline import PERFORMED, SEGMENTS_FILE
 from lmm_utils.data.sources.segments import cut_performance, read_audio_segment
+import soundfile as sf
 
 
 @dataclass
@@ -36,7 +37,6 @@ class _AudioJob:
 
 
 def _cut_audio(job: _AudioJob) -> tuple[str, float, str | None]:
-    import soundfile as sf
 
     try:
         audio = read_audio_segment(job.source, job.start, job.end, job.sample_rate)

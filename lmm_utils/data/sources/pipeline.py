@@ -39,6 +39,8 @@ from lmm_utils.data.sources import PerformanceRecord, ScoreRecord, piece_key
 from lmm_utils.data.sources.asap import read_asap
 from lmm_utils.data.sources.maestro import read_maestro
 from lmm_utils.data.sources.segments import aligned_windows, measure_map
+from lmm_utils.core.params import ParamsError
+import soundfile as sf
 
 SOURCE = "maestro_asap"
 SOURCES = ("music21", SOURCE)
@@ -122,7 +124,6 @@ def group_pieces(scores: list[ScoreRecord], asap: list[PerformanceRecord],
 
 def check_real_data(real: dict) -> dict:
     """real_data section: folder strings or null, positive sizes or null; names the bad key."""
-    from lmm_utils.core.params import ParamsError
 
     for key in ("maestro_dir", "asap_dir"):
         if real.get(key) is not None and not isinstance(real[key], str):
@@ -219,7 +220,6 @@ def _recorded_excerpts(perf: PerformanceRecord, piece: Piece, cfg: ExcerptConfig
 
 
 def _audio_only_segments(perf: PerformanceRecord, seconds: float, max_n: int, seed: int) -> list[dict]:
-    import soundfile as sf
 
     end = perf.end if perf.end is not None else perf.duration if perf.duration else sf.info(perf.audio).duration
     starts = [perf.offset + k * seconds for k in range(int((end - perf.offset) // seconds))]

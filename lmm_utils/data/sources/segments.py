@@ -9,6 +9,8 @@ import numpy as np
 
 from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW, PedalEvent, Performance, PerformedNote
 from lmm_utils.data.sources import AdapterError
+from scipy.signal import resample_poly
+import soundfile as sf
 
 
 def cut_performance(perf: Performance, start: float, end: float) -> Performance:
@@ -43,8 +45,6 @@ def read_audio_segment(path: str | Path, start: float, end: float, sample_rate: 
     e.g. 44.1 kHz -> 16 kHz = 160/441. A segment past the end of the file is an error, not padding:
     it means the metadata (ASAP start/end, annotations) does not fit this recording.
     """
-    import soundfile as sf
-    from scipy.signal import resample_poly
 
     path = Path(path)
     if not path.is_file():

@@ -26,11 +26,11 @@ SETTINGS = {"onset_threshold": 0.5, "frame_threshold": 0.3, "minimum_note_length
 
 def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None) -> dict:
     logging.disable(logging.WARNING)  # basic_pitch warns at import about every backend it does not find
-    import basic_pitch
-    from basic_pitch.inference import Model, predict
-    from tqdm import tqdm
+    import basic_pitch  # deferred: runs in .venv-bp, the peer's own environment
+    from basic_pitch.inference import Model, predict  # deferred: runs in .venv-bp, the peer's own environment
+    from tqdm import tqdm  # deferred: runs in .venv-bp, the peer's own environment
 
-    from lmm_utils.core.io import atomic_path
+    from lmm_utils.core.io import atomic_path  # deferred: runs in .venv-bp, the peer's own environment
 
     model_path = basic_pitch.build_icassp_2022_model_path(basic_pitch.FilenameSuffix.onnx)
     model = Model(model_path)
@@ -51,7 +51,7 @@ def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None) 
 
 
 def _version() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import version  # deferred: runs in .venv-bp, the peer's own environment
 
     return version("basic-pitch")
 
