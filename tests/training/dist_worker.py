@@ -1,4 +1,4 @@
-"""The training run of tests/test_distributed.py: run as `python dist_worker.py OUT` (one process) or
+"""The training run of tests/training/test_distributed.py: run as `python dist_worker.py OUT` (one process) or
 `torchrun --nproc_per_node 2 dist_worker.py OUT` (two); rank 0 saves final weights and history to OUT."""
 from __future__ import annotations
 

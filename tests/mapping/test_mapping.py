@@ -164,7 +164,7 @@ def test_a_method_asking_for_test_data_or_motion_raises(tiny_root, monkeypatch, 
         methods.run_method("supervised", object(), None, {})
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {"lmm_utils.data.evaluation", "lmm_utils.data.pianist"}
 
 

@@ -26,7 +26,7 @@ def _stages_run(log: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, request):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
                            capture_output=True, text=True, check=True).stdout.split()
     dst = tmp_path_factory.mktemp("project")
@@ -102,7 +102,7 @@ def test_editing_the_code_a_stage_runs_reruns_it(project):
     from lmm_utils.data.stages import build_performances
 
     dst, _ = project
-    module = Path(inspect.getsourcefile(build_performances)).relative_to(Path(__file__).resolve().parents[1])
+    module = Path(inspect.getsourcefile(build_performances)).relative_to(Path(__file__).resolve().parents[2])
     source = (dst / module).read_text()
     (dst / module).write_text(source + "\n# an edit\n")
     try:
