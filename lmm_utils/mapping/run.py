@@ -98,13 +98,6 @@ def train_run(method: str, K: int, seed: int, map_params: dict, features: dict |
 
 
 
-def _field(result, name: str, default=None):
-    """A field of train_run's result: a dict today, a dataclass (attribute access) once methods return one."""
-    if isinstance(result, dict):
-        return result.get(name, default)
-    return getattr(result, name, default)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Evaluation part (EvaluationData only; never called by training code)
 # ---------------------------------------------------------------------------------------------------------
@@ -116,7 +109,7 @@ def predict(result, data: EvaluationData, eval_params: dict | None = None, featu
     feat = FeatureConfig.from_params(features or {})
     ids = data.eval_ids((eval_params or {}).get("max_items"))
     scores = data.scores("T")
-    h, g = _field(result, "h"), _field(result, "g")
+    h, g = result.get("h"), result.get("g")
     heard = [(system, pool) for system, (pool, kind) in SYSTEMS.items() if kind == "transcription"]
     preds: dict[str, dict] = {system: {} for system in SYSTEMS}
     for i in tqdm(ids, desc="predict h", disable=not progress, mininterval=2.0):
@@ -142,11 +135,11 @@ def diagnostics(result, data: EvaluationData) -> dict:
     LM^M selection of self-training labels (U_A)."""
     diag: dict = {"note": "diagnostics: computed after training against ground-truth motion (P: the run's "
                           "pairs; U_A: lmm's self-training candidates); no training code reads them"}
-    pseudo = _field(result, "pseudo") or {}
+    pseudo = result.get("pseudo") or {}
     if pseudo:
         truth_p = data.motion("P")
         diag["pseudo_motion"] = aggregate([alignment_accuracy(p, truth_p[i]) for i, p in pseudo.items()])["all"]
-    st = (_field(result, "info") or {}).get("selftrain")
+    st = (result.get("info") or {}).get("selftrain")
     if st:
         truth_u = data.motion("U_A")
         f1 = [transcription_scores(truth_u[i], st["decodes"][i])["note_f1"] for i in st["ids"]]
@@ -161,8 +154,8 @@ def diagnostics(result, data: EvaluationData) -> dict:
 
 
 def train_summary(result) -> dict:
-    info = _field(result, "info") or {}
-    out = {"seconds": _field(result, "train_seconds"), "device": _field(result, "device"), "terms": info.get("terms", {})}
+    info = result.get("info") or {}
+    out = {"seconds": result.get("train_seconds"), "device": result.get("device"), "terms": info.get("terms", {})}
     for k in ("n_pairs", "n_unpaired", "n_unpaired_audio", "n_unpaired_scores", "n_synth", "g_choice"):
         if k in info:
             out[k] = info[k]
@@ -213,15 +206,15 @@ def save_run(result, head: dict, preds: dict, truth: Truth, diag: dict, out_dir:
     name and swapped in whole, so a half-written run never looks finished. -> metrics."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        save_h(_field(result, "h"), tmp / "h.pt", {"run": out_dir.name})
-        save_g(_field(result, "g"), tmp / "g.pt", {"run": out_dir.name})
-        draw = {"K": _field(result, "K"), "seed": _field(result, "seed"), "pairs": _field(result, "draw")}
+        save_h(result.get("h"), tmp / "h.pt", {"run": out_dir.name})
+        save_g(result.get("g"), tmp / "g.pt", {"run": out_dir.name})
+        draw = {"K": result.get("K"), "seed": result.get("seed"), "pairs": result.get("draw")}
         (tmp / "draw.json").write_text(json.dumps(draw, indent=1) + "\n")
         for system, perfs in preds.items():
             (tmp / "predictions" / system).mkdir(parents=True, exist_ok=True)
             for i, perf in perfs.items():
                 write_midi(perf, tmp / "predictions" / system / f"{i}.mid")
-        lmM = (_field(result, "info") or {}).get("lmM")
+        lmM = (result.get("info") or {}).get("lmM")
         if lmM is not None:
             lmM.save(tmp / "lmM")
         t0 = time.perf_counter()
@@ -246,7 +239,7 @@ def run(method: str, K: int, seed: int, map_params: dict, features: dict | None 
     t0 = time.perf_counter()
     preds, ids = predict(result, data, ep, features, progress)
     eval_info = {"n_T": len(ids), "max_items": ep.get("max_items"), "predict_seconds": time.perf_counter() - t0}
-    head = {"run": name, "method": method, "K": int(K), "seed": int(seed), "pairs": _field(result, "draw"),
+    head = {"run": name, "method": method, "K": int(K), "seed": int(seed), "pairs": result.get("draw"),
             "train": train_summary(result)}
     diag = diagnostics(result, data)
     metrics = save_run(result, head, preds, data.truth(ids), diag, Path(runs_dir or root / RUNS_DIR) / name,
