@@ -2,6 +2,7 @@
 folder, odd audio (96 kHz, clipped, an hour long in bounded memory), broken params.yaml, broken checkpoints
 given to the CLI, and notebooks whose parameters cell no longer matches params.yaml."""
 import json
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -217,6 +218,36 @@ def test_every_config_class_the_schema_names_exists():
             for sub in node.values():
                 walk(sub)
     walk(KNOWN)
+
+
+def _dict_paths(value, path=()):
+    """Every path to a mapping inside a params section (list items included)."""
+    if isinstance(value, dict):
+        yield path
+        for key, sub in value.items():
+            yield from _dict_paths(sub, (*path, key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from _dict_paths(sub, (*path, i))
+
+
+def test_a_typo_at_any_depth_of_any_section_is_refused():
+    import copy
+
+    params = load_params(ROOT / "params.yaml")
+    n = 0
+    for name, sec in params.items():
+        for path in _dict_paths(sec):
+            broken = copy.deepcopy(sec)
+            target = broken
+            for key in path:
+                target = target[key]
+            target["zz_typo"] = 1
+            where = name + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path)
+            with pytest.raises(ParamsError, match=re.escape(f"{where}.zz_typo is not a known key")):
+                check_section(name, broken)
+            n += 1
+    assert n > 40  # every section, every nested mapping (mapping.lmm.lmM_train, perform.conditions.soundfonts[0], ...)
 
 
 def test_a_section_no_stage_reads_is_refused():

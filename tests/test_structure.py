@@ -14,7 +14,7 @@ MAX_LINES = 400
 # Stages in pipeline order: a sub-package may import its own and earlier ones, never a later one.
 LAYERS = ["core", "tokens", "models", "training", "data", "synth", "lm", "methods", "evaluation", "mapping",
           "pipeline", "app"]
-ALIASES = {"lmm_utils.params", "lmm_utils.stage"}  # deprecated `python -m` entry points, forwarding only
+ALIASES = {"lmm_utils.params", "lmm_utils.stage", "lmm_utils.cli", "lmm_utils.pretrain"}  # deprecated `python -m` entry points, forwarding only
 # Code a notebook runs that writes nothing a stage outputs (tables shown in the notebook), so no stage depends on it.
 DISPLAY_ONLY = {"lmm_utils.pipeline", "lmm_utils.pipeline.display"}
 

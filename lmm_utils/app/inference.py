@@ -19,11 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import torch
 from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
-from lmm_utils.core.motion import Performance, PerformedNote
+from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW, Performance, PerformedNote, read_midi
+from lmm_utils.core.score import ScoreExcerpt, ScoreNote
+from lmm_utils.data.corpus import WorkRef, extract_piece
+from lmm_utils.data.excerpts import nominal_bar_length
+from lmm_utils.models.transcriber import DecodeConfig, decode
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: h peak-normalises its input, so digital silence would read as full-scale noise
 CLIP_LEVEL = 0.999  # |sample| at which a recording counts as clipped (float scale, 1.0 = full scale)
@@ -40,8 +46,6 @@ class AudioReader:
     """Windowed reads of one audio file as mono float32 at `target_sr`."""
 
     def __init__(self, path: str | Path, target_sr: int = 16000):
-        # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
-        import soundfile as sf
 
         self.path, self.target_sr = Path(path), int(target_sr)
         if not self.path.is_file():
@@ -76,8 +80,6 @@ class AudioReader:
         import librosa  # deferred: librosa's first import compiles with numba (seconds); only this path needs it
 
         if self.backend == "soundfile":
-            # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
-            import soundfile as sf
 
             with sf.SoundFile(str(self.path)) as f:
                 f.seek(int(round(start * self.sr)))
@@ -119,11 +121,7 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
     window's frame posterior for its key (while key-down stays above threshold and no new onset peaks),
     not by matching decoded notes: the next window sees the note without its attack.
     """
-    import torch  # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
 
-    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
-    from lmm_utils.core.motion import PIANO_LOW
-    from lmm_utils.models.transcriber import DecodeConfig, decode
 
     dc = decode_cfg or DecodeConfig()
     feat: FeatureConfig = h.feat
@@ -180,11 +178,6 @@ def score_from_file(path: str | Path, tempo_bpm: float | None = None, default_te
     # deferred: music21 takes about a second to import; only score parsing needs it
     from music21 import converter, stream
 
-    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
-    from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
-    from lmm_utils.core.score import ScoreExcerpt, ScoreNote
-    from lmm_utils.data.corpus import WorkRef, extract_piece
-    from lmm_utils.data.excerpts import nominal_bar_length
 
     path = Path(path)
     if not path.is_file():
@@ -262,7 +255,6 @@ def tempo_from_text(score) -> float | None:
 def read_notes(path: str | Path, pitch_unit: str = "auto") -> Performance:
     """A MIDI file, or a TSV/CSV/TXT of onset offset pitch [velocity] (seconds; an optional header line;
     # comments). pitch_unit: midi, hz, or auto (MIDI when every pitch is an integer in 0..127, else Hz)."""
-    from lmm_utils.core.motion import read_midi
 
     path = Path(path)
     if not path.is_file():

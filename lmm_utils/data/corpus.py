@@ -19,8 +19,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
-from lmm_utils.core.score import DYNAMICS
 from lmm_utils.core.io import atomic_path
+from lmm_utils.core.score import DYNAMICS
 
 FOLK = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs")
 CHORALES = "bachChorales"  # music21's bach/ folder restricted to the four-part chorales (bwvNNN.N files)

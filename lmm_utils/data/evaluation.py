@@ -7,8 +7,9 @@ piano no training data used) and ground-truth motion (M) of every pool.
     mel = ev.logmel("T_timbre", ids[0], feat)        # what h hears
     ev.motion("P"), ev.motion("U_A")                 # ground truth of other pools: labelled diagnostics only
 
-It sits beside `pools.TrainingData` (the door training code gets, which refuses all of this). No other module
-of the package opens data/motion/*, data/scores/T.jsonl or data/audio/{T,T_timbre}; a test checks that no
+It sits beside `pools.TrainingData` (the door training code gets, which refuses all of this). Past the data stages
+that write them (01-04, `data.stages`), no module of the package opens data/motion/*, data/scores/T.jsonl or
+data/audio/{T,T_timbre} but through this door; a test checks that no
 module under lmm_utils/methods or lmm_utils/training imports this one. It lives in `data` because the data card
 (stage 04) and the LM reports (stage 06) read T too, and must not import a later stage's package.
 
@@ -137,6 +138,10 @@ class EvaluationData:
             raise FileNotFoundError(f"no audio for pool {pool} in {self.audio_dir(pool)}")
         return {i: self.logmel(pool, i, feat)
                 for i in tqdm(ids, desc=f"log-mel {pool}", disable=not progress, mininterval=2.0)}
+
+    def has_pool(self, pool: str) -> bool:
+        """Whether a pool has true motion and recording conditions (what S's report on it reads)."""
+        return (self.root / paths.motion_file(pool)).is_file() and (self.audio_dir(pool) / "conditions.jsonl").is_file()
 
     def conditions(self, pool: str) -> dict[str, dict]:
         """How each recording of a pool was made (data/audio/<pool>/conditions.jsonl), by id."""

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from lmm_utils.core import paths
 from lmm_utils.core.io import read_json, read_jsonl
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.corpus import Piece
 from lmm_utils.data.excerpts import stable_seed
-import soundfile as sf
 
 POOLS = paths.POOLS
 

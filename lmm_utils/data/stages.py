@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from lmm_utils.core import paths
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB
@@ -37,7 +38,6 @@ from lmm_utils.data.render import (
 )
 from lmm_utils.data.sources import pipeline as real  # corpus.source: maestro_asap = real recordings
 from lmm_utils.data.sources.perform import build_real_performances
-import soundfile as sf
 
 ENGRAVED_POOLS = ("U_V", "P", "T")
 PERFORMED_POOLS = ("U_A", "P", "T")

@@ -4,7 +4,6 @@ One small reader per modality: training pools through the data-access guard pool
 pool T (and any motion) through the evaluation door data.evaluation.EvaluationData:
     read_scores(pool)            data/scores/<pool>.jsonl -> ScoreExcerpts
     read_audio_logmels(pool)     data/audio/<pool>/<id>.flac -> log-mel (n_mels, T) per excerpt
-    read_motion(pool)            data/motion/<pool>.jsonl -> Performances (no pretraining stage calls it)
 
 `pretrain_data(modality, ...)` builds what stage 06 needs: LM^V from U_V scores only; LM^A from U_A
 audio only, the codebook fitted on U_A log-mels only. A small random part of the training pool is
@@ -20,7 +19,6 @@ import numpy as np
 from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig, log_mel
-from lmm_utils.core.motion import Performance
 from lmm_utils.core.paths import AUDIO_DIR, DATA
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.evaluation import TEST_POOL, EvaluationData
@@ -60,11 +58,6 @@ def read_audio_logmels(pool: str, cfg: FeatureConfig, limit: int | None = None, 
             raise ValueError(f"{pool}/{i}: {sr} Hz, expected {cfg.sample_rate} Hz")
         out[i] = log_mel(audio.mean(1) if audio.ndim == 2 else audio, cfg)
     return out
-
-
-def read_motion(pool: str) -> dict[str, Performance]:
-    """Ground-truth motion: evaluation only (no pretraining code calls this)."""
-    return EvaluationData().motion(pool)
 
 
 # -- pretraining data ---------------------------------------------------------------------------
@@ -125,5 +118,5 @@ def pretrain_data(modality: str, pretrain: dict, features: dict, progress: bool 
     raise ValueError(f"pretraining is defined for V and A (LM^M is trained by the mapping stage), not {modality!r}")
 
 
-__all__ = ["lm_dir", "LM_DIR", "read_scores", "read_audio_logmels", "read_motion", "PretrainData", "split_val", "pretrain_data",
+__all__ = ["lm_dir", "LM_DIR", "read_scores", "read_audio_logmels", "PretrainData", "split_val", "pretrain_data",
            "TRAIN_POOL", "TEST_POOL"]

@@ -30,7 +30,9 @@ def read_true_motion(pool: str, root: Path) -> list[Performance]:
     return list(EvaluationData(root).motion(pool).values())
 
 
+# LM^M's default size and tokens (methods.lmm.LMMConfig uses the same), so bits/token compare across runs and oracle
 DEFAULT_MODEL = {"block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 64, "dropout": 0.0}
+DEFAULT_TOKENS = {"time_step": 0.02, "max_shift": 50, "velocity_bins": 16}
 
 
 def resolve(section: dict, params: dict) -> dict:

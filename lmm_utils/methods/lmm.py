@@ -23,7 +23,7 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
      Without lmM (ablation lmm-no_lmM) the same amount of self-training happens with *random* ranking and
      choice, so the ablation measures the prior, not the extra data.
 
-Each term has a switch in params (map.lmm) and the ablation `lmm-no_<term>` turns it off:
+Each term has a switch in params (mapping.lmm) and the ablation `lmm-no_<term>` turns it off:
 pairs, recon, lmA (LM^A features and prior), lmV, lmA_prior, lmM, selftrain.
 LM^V is used as a feature extractor only (no LM^V prior: h's motion is not a score; see the report).
 
@@ -43,6 +43,7 @@ from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import Performance
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
+from lmm_utils.lm import oracle
 from lmm_utils.lm.model import LanguageModel
 from lmm_utils.methods.alignment import Synth
 from lmm_utils.methods.base import (
@@ -103,9 +104,8 @@ class LMMConfig:
     scales: tuple[int, ...] = (1, 4, 16)
     timing_grad: bool = False  # audio-level terms (recon, LM^A prior) may move g's onsets (losses.render_g)
     g_warp: bool = True  # g's reconstruction against the DTW-re-timed recording (cycle.warp_to)
-    lmM_tokens: dict = field(default_factory=lambda: {"time_step": 0.02, "max_shift": 50, "velocity_bins": 16})
-    lmM_model: dict = field(default_factory=lambda: {"block_size": 128, "n_layer": 2, "n_head": 2, "n_embd": 64,
-                                                     "dropout": 0.0})
+    lmM_tokens: dict = field(default_factory=lambda: dict(oracle.DEFAULT_TOKENS))
+    lmM_model: dict = field(default_factory=lambda: dict(oracle.DEFAULT_MODEL))
     lmM_train: dict = field(default_factory=lambda: {"steps": 100, "batch_size": 16, "lr": 3e-3, "min_lr": 3e-4,
                                                      "warmup": 10, "weight_decay": 0.0, "precision": "fp32"})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import inspect
 from typing import Union
 
 from lmm_utils.core import params as core
@@ -21,24 +22,45 @@ from lmm_utils.synth.fit import FIT_KEYS
 
 # A schema node: None (any value), a dict of known keys -> nodes, or a dataclass reference whose fields are the known
 # keys (optionally with the extra keys a stage reads beside the dataclass: Class(ref, extra)).
-Node = Union[None, dict, str, "Class"]
+Node = Union[None, dict, list, "Class"]  # a one-item list: every item of a list value matches that node
 
 
 @dataclasses.dataclass(frozen=True)
 class Class:
-    ref: str  # "module:ClassName"
+    """A section read by a config class: its keys are the dataclass's fields (or the constructor's parameters)."""
+    ref: str | type  # "module:ClassName", or the class itself
     extra: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # fields the stage sets itself (a value here would be ignored, so it is refused)
+    sub: tuple[tuple[str, Node], ...] = ()  # schema of fields that hold a plain dict (e.g. LMMConfig.lmM_model)
 
     def resolve(self) -> type:
+        if isinstance(self.ref, type):
+            return self.ref
         module, name = self.ref.split(":")
         return getattr(importlib.import_module(module), name)
 
+    def defaults(self) -> dict:
+        cls = self.resolve()
+        if dataclasses.is_dataclass(cls):
+            return {f.name: core._default(f) for f in dataclasses.fields(cls) if f.init}
+        params = inspect.signature(cls.__init__).parameters.values()
+        return {p.name: p.default for p in params if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
+
     def keys(self) -> set[str]:
-        return ({f.name for f in dataclasses.fields(self.resolve()) if f.init} | set(self.extra)) - set(self.exclude)
+        return (set(self.defaults()) | set(self.extra)) - set(self.exclude)
+
+    def child(self, key: str) -> Node:
+        """The schema of one field's value: its own entry in `sub`, or the nested config class of its default."""
+        sub = dict(self.sub)
+        if key in sub:
+            return sub[key]
+        default = self.defaults().get(key)
+        return Class(type(default)) if dataclasses.is_dataclass(default) else None
 
 
 _TRAIN = Class("lmm_utils.training.loop:TrainConfig", ("threads",))  # threads: torch.set_num_threads by the stage
+_LM = Class("lmm_utils.models.transformer:TransformerConfig", exclude=("vocab_size",))  # the tokenizer sets it
+_MOTION_TOKENS = Class("lmm_utils.tokens.motion:MotionTokenizer")
 # S's fit loop reads these beside each kind's architecture config; the stage sets seed, threads, piano_dropout
 _FIT = tuple(k for k in FIT_KEYS if k not in ("seed", "threads", "piano_dropout"))
 
@@ -51,13 +73,15 @@ KNOWN: dict[str, Node] = {
               "excerpts": Class("lmm_utils.data.excerpts:ExcerptConfig")},
     "engrave": dict.fromkeys(["height", "workers"]),
     "perform": {"seed": None, "workers": None, "pianist": Class("lmm_utils.data.pianist:PianistConfig"),
-                "conditions": dict.fromkeys(["soundfonts", "reverb_room", "reverb_level", "gain_db", "eq_tilt_db",
-                                             "noise_prob", "noise_snr_db"]),
+                "conditions": {"soundfonts": [dict.fromkeys(["file", "presets"])],
+                               **dict.fromkeys(["reverb_room", "reverb_level", "gain_db", "eq_tilt_db", "noise_prob",
+                                                "noise_snr_db"])},
                 "timbre_soundfont": dict.fromkeys(["file", "preset"])},
     "features": Class("lmm_utils.core.features:FeatureConfig"),
     "pretrain": {"seed": None, "val_fraction": None, "max_items": None,
-                 "tokens": {"V": None, "A": None},  # tokenizer options (tokens.build_tokenizer checks them)
-                 "model": Class("lmm_utils.models.transformer:TransformerConfig"), "train": _TRAIN,
+                 "tokens": {"V": Class("lmm_utils.tokens.score:ScoreTokenizer"),
+                            "A": Class("lmm_utils.tokens.audio:AudioTokenizer", exclude=("n_mels", "seed"))},
+                 "model": _LM, "train": _TRAIN,
                  "samples": dict.fromkeys(["n", "max_new_tokens", "temperature", "top_k", "seed"])},
     "synth": {**dict.fromkeys(["seed", "kind", "kinds", "pianos", "heldout_piano", "n_random_excerpts",
                                "n_val_excerpts", "excerpt_seconds", "workers", "threads", "piano_dropout",
@@ -75,30 +99,30 @@ KNOWN: dict[str, Node] = {
                 "synth_pairs": Class("lmm_utils.methods.synth_pairs:SynthPairsConfig"),
                 "surface": Class("lmm_utils.methods.surface:SurfaceConfig"),
                 "cycle": Class("lmm_utils.methods.cycle:CycleConfig"),
-                "lmm": Class("lmm_utils.methods.lmm:LMMConfig")},
+                "lmm": Class("lmm_utils.methods.lmm:LMMConfig",
+                             sub=(("lmM_tokens", _MOTION_TOKENS), ("lmM_model", _LM), ("lmM_train", _TRAIN)))},
     "evaluation": {**dict.fromkeys(["confidence", "band", "reference_method", "target_method", "multiplier_curves",
                                     "workers"]),
                    "knn": dict.fromkeys(["k", "gallery_sizes", "repeats", "shuffles", "seed"]),
                    "gallery": dict.fromkeys(["n", "seed"]),
-                   "oracle_lmM": {"seed": None, "val_fraction": None, "tokens": None, "model": None,
+                   "oracle_lmM": {"seed": None, "val_fraction": None, "tokens": _MOTION_TOKENS, "model": _LM,
                                   "train": _TRAIN}},
 }
 
 
 def check_known_keys(value, node: Node, where: str) -> None:
-    """Refuse any key the schema does not know, naming it and the closest known key."""
-    if node is None or not isinstance(value, dict):
+    """Refuse any key the schema does not know, at any depth, naming it and the closest known key."""
+    if isinstance(node, list) and isinstance(value, list):
+        for i, item in enumerate(value):
+            check_known_keys(item, node[0], f"{where}[{i}]")
         return
-    if isinstance(node, Class):
-        known = node.keys()
-        for key in value:
-            if key not in known:
-                raise unknown_key_error(key, known, where)
+    if node is None or not isinstance(value, dict) or isinstance(node, list):
         return
+    known = node.keys() if isinstance(node, Class) else node
     for key, sub in value.items():
-        if key not in node:
-            raise unknown_key_error(key, node, where)
-        check_known_keys(sub, node[key], f"{where}.{key}")
+        if key not in known:
+            raise unknown_key_error(key, known, where)
+        check_known_keys(sub, node.child(key) if isinstance(node, Class) else node[key], f"{where}.{key}")
 
 
 def check_mapping(sec: dict) -> dict:

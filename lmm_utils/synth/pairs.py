@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lmm_utils.core import paths
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.data.evaluation import EvaluationData
@@ -169,8 +168,7 @@ def load_pool_pairs(pool: str, pianos: list[Piano], feat: FeatureConfig, workers
 
 
 def pool_available(pool: str, root: str | Path = ".") -> bool:
-    data = EvaluationData(root)
-    return (data.root / paths.motion_file(pool)).is_file() and (data.audio_dir(pool) / "conditions.jsonl").is_file()
+    return EvaluationData(root).has_pool(pool)
 
 
 def render_pool_excerpt(pool: str, excerpt_id: str, sample_rate: int = 16000, root: str | Path = ".") -> np.ndarray:

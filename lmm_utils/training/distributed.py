@@ -1,4 +1,4 @@
-"""Data parallelism for the one training loop (train.py), with one code path for 1 or N processes.
+"""Data parallelism for the one training loop (training/loop.py), with one code path for 1 or N processes.
 
     python script.py                                  # one process: nothing here does anything
     torchrun --nproc_per_node 4 script.py             # N processes: DistributedDataParallel

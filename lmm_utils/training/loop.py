@@ -51,7 +51,8 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, section: dict, **overrides) -> TrainConfig:
-        section = {k: v for k, v in (section or {}).items() if k != "threads"}  # threads: set by the caller
+        # threads is the stage's (torch.set_num_threads before training), not the loop's: it is read there, not here
+        section = {k: v for k, v in (section or {}).items() if k != "threads"}
         return replace(dataclass_from(cls, section, "train"), **overrides)
 
     def resolved_device(self) -> torch.device:

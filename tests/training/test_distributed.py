@@ -1,4 +1,4 @@
-"""train.py under torchrun: 2 CPU processes (gloo) end with the same weights and losses as 1 process
+"""training.loop under torchrun: 2 CPU processes (gloo) end with the same weights and losses as 1 process
 on the same global batches."""
 from __future__ import annotations
 

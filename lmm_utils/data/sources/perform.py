@@ -16,6 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import soundfile as sf
+
 from lmm_utils.core import paths
 from lmm_utils.core.io import atomic_dir, read_jsonl, write_json, write_jsonl
 from lmm_utils.core.motion import Performance, read_midi, write_midi
@@ -23,7 +25,6 @@ from lmm_utils.core.parallel import parallel_map
 from lmm_utils.data.render import record_audio_results
 from lmm_utils.data.sources.pipeline import PERFORMED, SEGMENTS_FILE
 from lmm_utils.data.sources.segments import cut_performance, read_audio_segment
-import soundfile as sf
 
 
 @dataclass

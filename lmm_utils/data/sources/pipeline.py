@@ -28,9 +28,11 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
+import soundfile as sf
 
 from lmm_utils.core import paths
 from lmm_utils.core.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from lmm_utils.core.params import ParamsError
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.corpus import CorpusError, Piece, WorkRef, load_pieces, parse_works, save_pieces
 from lmm_utils.data.excerpts import ExcerptConfig, bar_windows, excerpt_at, make_excerpts, stable_seed, window_notes
@@ -39,8 +41,6 @@ from lmm_utils.data.sources import PerformanceRecord, ScoreRecord, piece_key
 from lmm_utils.data.sources.asap import read_asap
 from lmm_utils.data.sources.maestro import read_maestro
 from lmm_utils.data.sources.segments import aligned_windows, measure_map
-from lmm_utils.core.params import ParamsError
-import soundfile as sf
 
 SOURCE = "maestro_asap"
 SOURCES = ("music21", SOURCE)

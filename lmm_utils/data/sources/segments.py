@@ -6,11 +6,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
 
 from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW, PedalEvent, Performance, PerformedNote
 from lmm_utils.data.sources import AdapterError
-from scipy.signal import resample_poly
-import soundfile as sf
 
 
 def cut_performance(perf: Performance, start: float, end: float) -> Performance:
