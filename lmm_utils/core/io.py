@@ -3,6 +3,8 @@ interrupted stage never leaves a file that looks finished."""
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -50,6 +52,31 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 def write_json(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+MAX_HEADLINE = 10  # numbers per headline file: `dvc metrics show` sets the keys of all files side by side, as columns
+
+
+def write_headline(values: dict, path: str | Path, digits: int = 4) -> dict:
+    """A stage's headline metrics (the file DVC declares as `metrics:`): flat, at most MAX_HEADLINE keys, each a
+    number, a short string or None (left out); floats rounded to `digits` decimals. -> what was written."""
+    out = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+            raise TypeError(f"headline {key!r}: {type(value).__name__} is not a number or a string")
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        elif isinstance(value, numbers.Real):
+            if not math.isfinite(value):
+                continue
+            value = round(float(value), digits)
+        out[key] = value
+    if len(out) > MAX_HEADLINE:
+        raise ValueError(f"{len(out)} headline numbers for {path} (at most {MAX_HEADLINE}): {sorted(out)}")
+    write_json(out, path)
+    return out
 
 
 def read_json(path: str | Path):

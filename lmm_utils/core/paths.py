@@ -35,7 +35,8 @@ AUDIO_DIR = DATA / "audio"
 METRICS_DIR = REPORTS / "metrics"
 PLOTS_DIR = REPORTS / "plots"
 RUNS_DIR = DATA / "runs"  # one folder per mapping run, named by `run_name`
-RUN_METRICS_DIR = METRICS_DIR / "map"  # a flat copy of each run's numbers, for `dvc metrics`
+RUN_METRICS_DIR = METRICS_DIR / "map"  # a flat copy of each run's numbers (a plain output, not a DVC metric)
+HEADLINE_DIR = REPORTS / "headline"  # the few numbers per stage that `dvc metrics show` / `dvc exp show` compare
 
 
 def scores_file(pool: str) -> Path:

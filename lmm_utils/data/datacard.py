@@ -1,5 +1,5 @@
-"""The data card: what the benchmark holds, as numbers (DVC metrics), histograms (DVC plots) and one
-example excerpt a person can look at and listen to."""
+"""The data card: what the benchmark holds, as numbers (reports/metrics/data.json, and two headline numbers for
+`dvc metrics show`), histograms (DVC plots) and one example excerpt a person can look at and listen to."""
 from __future__ import annotations
 
 import csv
@@ -7,13 +7,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from lmm_utils.core import paths
+from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.io import atomic_path, read_json, write_json
+from lmm_utils.core.io import write_headline as write_headline_file
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.evaluation import EvaluationData  # T, T_timbre and motion are read only through it
-from lmm_utils.core.features import FeatureConfig, log_mel
-import soundfile as sf
 
 
 def _load(pool: str) -> list[ScoreExcerpt]:
@@ -120,6 +121,21 @@ def write_metrics(card: dict, path: Path) -> None:
             if key in entry:
                 flat[f"{pool}_{key}"] = entry[key]
     write_json(flat, path)
+
+
+HEADLINE_FILE = paths.HEADLINE_DIR / "data.json"
+
+
+def headline(card: dict) -> dict:
+    """The data's headline metrics (`dvc metrics show`): excerpts over the pools U_V, U_A, P, T and hours of
+    audio over every recorded pool (T_timbre included). The full card stays in reports/metrics/data.json."""
+    pools = card["pools"]
+    return {"excerpts": sum(pools[p].get("excerpts", 0) for p in paths.POOLS if p in pools),
+            "audio_h": round(sum(e.get("audio_hours", 0.0) for e in pools.values()), 3)}
+
+
+def write_headline(card: dict, path: Path = HEADLINE_FILE) -> dict:
+    return write_headline_file(headline(card), path)
 
 
 def skipped_table(limit: int = 50) -> list[dict]:

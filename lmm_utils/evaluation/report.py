@@ -7,17 +7,19 @@ reports/metrics/evaluate.json. The notebook calls these and displays; tests call
     points, peers = curves_and_peers(scored, conf, kind)          # per curve key
     write_curve_files(points, peers, out_dir)                     # DVC plots
     metrics = build_metrics(scored.rows, sel.runs, points, peers, scored.peer_notes, section, extra)
+    write_headline_metrics(points, section)                      # reports/headline/eval.json (dvc metrics show)
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lmm_utils.core.io import atomic_dir
-from lmm_utils.core.paths import RUNS_DIR
+from lmm_utils.core.io import atomic_dir, write_headline
+from lmm_utils.core.paths import HEADLINE_DIR, RUNS_DIR
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.evaluation import curves
@@ -37,6 +39,20 @@ from lmm_utils.evaluation.scoring import (
 # The tables the notebook shows, and the curves their areas are reported for.
 HEADLINE = ["h-note_f1-all", "h-frame_f1-all", "h_timbre-note_f1-all", "h-note_f1-folk", "h-note_f1-chorales",
             "g-note_f1-all", "g-aligned_note_f1-all", "g-tempo_log_error-all", "g-velocity_mae-all"]
+# The curves `dvc plots show` draws (dvc.yaml's top-level plots, in this order); the stage writes them even empty.
+PLOTTED = ["h-note_f1-all", "h-note_f1-chorales", "h_timbre-note_f1-all", "g-note_f1-all"]
+HEADLINE_FILE = HEADLINE_DIR / "eval.json"
+HEADLINE_CURVE = "h-note_f1-all"  # the curve of the headline multiplier
+HEADLINE_K = 16  # the few-pairs point the headline metrics report (this stage's and the summary's), when swept
+
+
+def headline_k(Ks: Iterable[int]) -> int | None:
+    """The K of the headline metrics: HEADLINE_K when the sweep has it, else the sweep's largest K (None: no K).
+    Here, not in curves.py, so that changing it re-runs the summary and evaluate stages, not the mapping runs."""
+    ks = sorted({int(k) for k in Ks})
+    if not ks:
+        return None
+    return HEADLINE_K if HEADLINE_K in ks else ks[-1]
 
 
 # --- what is scored ---------------------------------------------------------------------------------------
@@ -184,11 +200,32 @@ def write_curve_files(points_by_curve: dict[str, list[dict]], peers_by_curve: di
     """One JSON file per curve (DVC plots with the sample_efficiency template), written atomically."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        for key, points in points_by_curve.items():
-            rows = curve_file_rows(points, peers_by_curve.get(key))
-            if rows:
+        for key in dict.fromkeys([*PLOTTED, *points_by_curve]):
+            rows = curve_file_rows(points_by_curve.get(key) or [], peers_by_curve.get(key))
+            if rows or key in PLOTTED:  # dvc.yaml names the PLOTTED files: they exist, if empty, without runs
                 (tmp / f"{key}.json").write_text(json.dumps(rows, indent=1) + "\n")
     return sorted(out_dir.glob("*.json"))
+
+
+def headline(points_by_curve: dict[str, list[dict]], section: dict) -> dict:
+    """The stage's headline metric (`dvc metrics show`): mult_K<K>, the effective-data multiplier of the target
+    method against the reference on h's note F1 (all of T) at K = headline_k (16 when swept): a number
+    (3 significant digits) when the reference's mean curve reaches the target's value inside its K range, else
+    the bound as text ("> 4x", "<= 0.25x"). It is read off the mean curves: no interval is computed (the seeds'
+    spread is in the curves' bands, not carried into the multiplier)."""
+    target, reference = section.get("target_method", "lmm"), section.get("reference_method", "supervised")
+    points = points_by_curve.get(HEADLINE_CURVE) or []
+    K = headline_k(p["K"] for p in points if p["method"] == target)
+    row = next((r for r in curves.multiplier(points, target, reference) if r["K"] == K), None)
+    if row is None:
+        return {}
+    exact = row["bound"] == "exact" and row["multiplier"] is not None
+    return {f"mult_K{K}": float(f"{row['multiplier']:.3g}") if exact else row["display"]}
+
+
+def write_headline_metrics(points_by_curve: dict[str, list[dict]], section: dict,
+                           path: str | Path = HEADLINE_FILE) -> dict:
+    return write_headline(headline(points_by_curve, section), path)
 
 
 def band_description(confidence: float, kind: str) -> str:
@@ -234,4 +271,6 @@ def build_metrics(table: list[dict], runs: list[Run], points_by_curve: dict[str,
 
 __all__ = ["HEADLINE", "Selection", "Scored", "select", "cache_dir_for", "score", "system_curves",
            "curves_and_peers", "headline_tables", "auc_table", "multipliers", "multiplier_display",
-           "peer_comparison", "curve_file_rows", "write_curve_files", "band_description", "build_metrics"]
+           "peer_comparison", "curve_file_rows", "write_curve_files", "headline", "write_headline_metrics",
+           "band_description", "build_metrics", "PLOTTED", "HEADLINE_FILE", "HEADLINE_CURVE", "HEADLINE_K",
+           "headline_k"]

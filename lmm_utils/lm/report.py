@@ -1,4 +1,5 @@
-"""What notebook 06 (pretrain) shows: loss curves, bits per token vs baselines, decoded samples.
+"""What notebook 06 (pretrain) shows and writes: loss curves, bits per token vs baselines, decoded samples; the
+metrics file (reports/metrics/pretrain_<modality>.json) and its headline (reports/headline/lm_<modality>.json).
 
 Score samples are engraved (lmm_utils.data.engrave: MusicXML -> verovio SVG -> PNG) and shown with their
 piano roll; audio samples are shown as the codebook log-mel spectrogram their tokens decode to.
@@ -13,6 +14,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lmm_utils.core.io import write_headline
+from lmm_utils.core.paths import HEADLINE_DIR
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.engrave import EngraveConfig, engrave
 
@@ -158,11 +161,26 @@ def pretrain_metrics(data, lm, results: dict, fps: float = 50.0) -> dict:
     return out
 
 
+def headline(metrics: dict) -> dict:
+    """The stage's headline metric (`dvc metrics show`): `<modality>_bits`, the LM's bits per token on T."""
+    return {f"{metrics['modality']}_bits": metrics["test"]["lm_bits_per_token"]}
+
+
+def headline_file(modality: str) -> Path:
+    return HEADLINE_DIR / f"lm_{modality}.json"
+
+
+def write_headline_metrics(metrics: dict, root: str | Path = ".") -> dict:
+    """reports/headline/lm_<modality>.json from the stage's metrics; -> what was written."""
+    return write_headline(headline(metrics), Path(root) / headline_file(metrics["modality"]))
+
+
 def codebook_rows(codebook_stats: dict) -> dict[str, dict]:
     """The codebook's reconstruction error per pool, as rows for display.table."""
     return {pool: {**v, "codes_used": codebook_stats.get("codes_used")} for pool, v in codebook_stats.items()
             if isinstance(v, dict)}
 
 
-__all__ = ["codebook_rows", "show_samples", "pretrain_metrics", "plot_history", "plot_bits", "piano_roll", "engrave_png", "show_scores", "show_spectrograms",
+__all__ = ["codebook_rows", "show_samples", "pretrain_metrics", "headline", "headline_file", "write_headline_metrics",
+           "plot_history", "plot_bits", "piano_roll", "engrave_png", "show_scores", "show_spectrograms",
            "show_codebook", "token_histogram"]

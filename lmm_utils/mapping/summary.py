@@ -1,6 +1,7 @@
 """The summary stage (notebook 08): method x K, mean +- std over seeds, of the sweep's runs.
 
     summary, md, missing = write_summary(params["mapping"])   # reports/metrics/summary.json + reports/summary.md
+                                                              # + reports/headline/map.json (dvc metrics show)
 
 Each run's scores are read from its per-excerpt rows (data/runs/<run>/scores/<system>.json, written by the map
 stage with lmm_utils.evaluation.scoring) and summarised with the same code as its metrics.json and as the
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lmm_utils.core.io import atomic_path, write_json
-from lmm_utils.core.paths import METRICS_DIR, REPORTS, RUNS_DIR, run_name
+from lmm_utils.core.io import atomic_path, write_headline, write_json
+from lmm_utils.core.paths import HEADLINE_DIR, METRICS_DIR, REPORTS, RUNS_DIR, run_name
+from lmm_utils.evaluation.report import headline_k
 from lmm_utils.evaluation.scoring import SCORES, jsonable, nest, saved_rows
 from lmm_utils.evaluation.scoring import summarize as summarize_rows
 from lmm_utils.mapping.draws import sweep
@@ -123,7 +125,7 @@ def markdown(summary: dict, missing: list[str] | None = None) -> str:
 
 
 def summary_metrics(summary: dict) -> dict:
-    """Compact form for reports/metrics/summary.json (dvc metrics): {"<method>-K<K>": {"h": {label: mean},
+    """Compact form for reports/metrics/summary.json (a plain output; the headline is `headline`): {"<method>-K<K>": {"h": {label: mean},
     "g": {...}, "h_std": {...}, "g_std": {...}, "n_seeds"}}."""
     out = {}
     for row in summary["rows"]:
@@ -135,21 +137,53 @@ def summary_metrics(summary: dict) -> dict:
     return jsonable(out)
 
 
+HEADLINE_FILE = HEADLINE_DIR / "map.json"
+# The pretrained LMs' gains, read off the ablations: (model, column) the term's switch is judged on.
+ABLATION_GAINS = {"lmA": ("h", "note F1"), "lmV": ("g", "note F1")}
+
+
+def headline(summary: dict, Ks, reference: str = "supervised", target: str = "lmm") -> dict:
+    """The sweep's headline metrics (`dvc metrics show`), at K = evaluation.report.headline_k(Ks) (16 when swept):
+    h note F1 on T (mean over seeds) of the best method (ablations aside) and its name, of `reference`, and --
+    when the sweep has the ablations -- the pretrained LMs' gains: gain_lmA = h note F1 of `target` minus that
+    of `target`-no_lmA, gain_lmV = the same on g's note F1 with `target`-no_lmV."""
+    K = headline_k(Ks)
+    cells = {row["method"]: row for row in summary["rows"] if row["K"] == K}
+
+    def mean(method: str, model: str = "h", label: str = "note F1") -> float | None:
+        row = cells.get(method)
+        return row[model][label]["mean"] if row else None
+
+    out: dict = {}
+    scored = [(v, m) for m in cells if "-no_" not in m and (v := mean(m)) is not None]
+    if scored:
+        value, method = max(scored)
+        out[f"h_f1_K{K}_best"], out[f"best_K{K}"] = value, method
+    out[f"h_f1_K{K}_{'sup' if reference == 'supervised' else reference}"] = mean(reference)
+    for term, (model, label) in ABLATION_GAINS.items():
+        full, ablated = mean(target, model, label), mean(f"{target}-no_{term}", model, label)
+        if full is not None and ablated is not None:
+            out[f"gain_{term}"] = full - ablated
+    return out
+
+
 def write_summary(map_params: dict, root: str | Path = ".", runs_dir: str | Path | None = None,
                   metrics_file: str | Path = METRICS_DIR / "summary.json",
-                  markdown_file: str | Path = REPORTS / "summary.md") -> tuple[dict, str, list[str]]:
-    """The summary stage: collect the sweep's runs, tabulate them, write summary.json and summary.md (paths
-    relative to root). -> (summary, markdown, missing runs)."""
+                  markdown_file: str | Path = REPORTS / "summary.md",
+                  headline_file: str | Path = HEADLINE_FILE) -> tuple[dict, str, list[str]]:
+    """The summary stage: collect the sweep's runs, tabulate them, write summary.json, summary.md and the headline
+    (paths relative to root). -> (summary, markdown, missing runs)."""
     root = Path(root)
     runs = collect(map_params, root, runs_dir)
     missing = missing_runs(map_params, root, runs_dir)
     summary = summarize(runs)
     md = markdown(summary, missing)
     write_json(summary_metrics(summary), root / metrics_file)
+    write_headline(headline(summary, map_params.get("Ks") or []), root / headline_file)
     with atomic_path(root / markdown_file) as tmp:
         tmp.write_text("# Mapping sweep: summary\n\n" + md)
     return summary, md, missing
 
 
 __all__ = ["H_COLUMNS", "G_COLUMNS", "read_run", "collect", "missing_runs", "summarize", "markdown",
-           "summary_metrics", "write_summary"]
+           "summary_metrics", "headline", "write_summary", "HEADLINE_FILE", "ABLATION_GAINS"]

@@ -1,5 +1,6 @@
 """Stage 05 (notebooks/05_synth.ipynb): fit S's kinds and the template baseline on random motion only, judge them
-on the evaluation pool's ground-truth motion, and write data/synth/{<kind>,S}.pt, reports/metrics/synth.json and
+on the evaluation pool's ground-truth motion, and write data/synth/{<kind>,S}.pt, reports/metrics/synth.json (all
+numbers), reports/headline/synth.json (S's log-mel L1, for `dvc metrics show`) and
 reports/plots/synth_{fit_curves,spectrograms}.png.
 
 The notebook calls the steps below in order and shows what they return (tables, figures, audio); `run_stage` runs
@@ -17,9 +18,9 @@ import numpy as np
 import torch
 
 from lmm_utils.core.features import FeatureConfig
-from lmm_utils.core.io import write_json
+from lmm_utils.core.io import write_headline, write_json
 from lmm_utils.core.params import ParamsError, dataclass_from
-from lmm_utils.core.paths import METRICS_DIR, PLOTS_DIR
+from lmm_utils.core.paths import HEADLINE_DIR, METRICS_DIR, PLOTS_DIR
 from lmm_utils.models.synth import KINDS, SynthBase, build_synth, kind_config, save_synth
 from lmm_utils.synth.fit import FIT_KEYS, BaselineConfig, FitConfig, TemplateBaseline, fit_config, fit_synth
 from lmm_utils.synth.judge import evaluate_synth, gradient_check, measure_speed, predict_item, summarize
@@ -29,6 +30,7 @@ from lmm_utils.synth.random_motion import motion_config
 
 SYNTH_DIR = Path("data/synth")
 METRICS_FILE = METRICS_DIR / "synth.json"
+HEADLINE_FILE = HEADLINE_DIR / "synth.json"
 FIT_CURVES_PLOT = PLOTS_DIR / "synth_fit_curves.png"
 SPECTROGRAMS_PLOT = PLOTS_DIR / "synth_spectrograms.png"
 SPEED_SECONDS = 10.0  # length of the random rolls the speed is measured on
@@ -233,6 +235,18 @@ def spectrogram_panels(cfg: SynthStageConfig, every: dict[str, SynthBase], pairs
     return panels
 
 
+def headline(metrics: dict) -> dict:
+    """The stage's headline metric (`dvc metrics show`): S_l1, the mean log-mel L1 of S (the kind the mapping
+    uses) on the evaluation pool's recordings, as the average piano -- what the mapping methods train through."""
+    return {"S_l1": metrics["test"][metrics["kind"]]["logmel_l1"]}
+
+
+def write_stage_metrics(metrics: dict, root: str | Path = ".") -> dict:
+    """reports/metrics/synth.json (everything) and reports/headline/synth.json; -> the headline."""
+    write_json(metrics, Path(root) / METRICS_FILE)
+    return write_headline(headline(metrics), Path(root) / HEADLINE_FILE)
+
+
 # ---------------------------------------------------------------- everything, without a notebook
 
 def run_stage(synth: dict, features: dict, root: str | Path = ".", progress: bool = False) -> dict:
@@ -256,13 +270,14 @@ def run_stage(synth: dict, features: dict, root: str | Path = ".", progress: boo
     pick = median_excerpt(models[cfg.kind], test)
     panels = spectrogram_panels(cfg, every, test, pick)
     close(plot_spectrograms(panels, root / SPECTROGRAMS_PLOT, title=f"{test.ids[pick]}"))
-    write_json(metrics, root / METRICS_FILE)
+    write_stage_metrics(metrics, root)
     return metrics
 
 
 __all__ = [
     "SynthStageConfig", "stage_config", "fit_settings", "kind_sections", "setup", "render_random_pairs",
     "render_summary", "excerpt_panels", "fit_all", "fit_summary", "fit_metrics", "evaluation_pairs", "evaluate_all",
-    "heldout_metrics", "gradient_checks", "speeds", "median_excerpt", "spectrogram_panels", "run_stage", "SYNTH_DIR",
-    "METRICS_FILE", "FIT_CURVES_PLOT", "SPECTROGRAMS_PLOT",
+    "heldout_metrics", "gradient_checks", "speeds", "median_excerpt", "spectrogram_panels", "headline",
+    "write_stage_metrics", "run_stage", "SYNTH_DIR", "METRICS_FILE", "HEADLINE_FILE", "FIT_CURVES_PLOT",
+    "SPECTROGRAMS_PLOT",
 ]

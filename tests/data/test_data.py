@@ -308,3 +308,14 @@ def test_triplets_and_odd_durations_engrave():
     ex.notes = [ScoreNote(60 + i, round(i * third, 4), third, 0) for i in range(6)] + [ScoreNote(72, 2.0, 1.25, 0)]
     png, boxes, _ = engrave(ex, EngraveConfig())
     assert sorted({b["note"] for b in boxes}) == list(range(len(ex.notes)))
+
+
+def test_data_card_headline_counts_excerpts_and_hours(tmp_path):
+    from lmm_utils.data import datacard
+
+    card = {"skipped_works": 3, "duplicates_dropped": 1, "pools": {
+        "U_V": {"pieces": 5, "excerpts": 10}, "U_A": {"pieces": 5, "excerpts": 12, "audio_hours": 0.5},
+        "P": {"pieces": 2, "excerpts": 4, "audio_hours": 0.25}, "T": {"pieces": 2, "excerpts": 4, "audio_hours": 0.25},
+        "T_timbre": {"audio_hours": 0.25}}}
+    assert datacard.headline(card) == {"excerpts": 30, "audio_h": 1.25}
+    assert datacard.write_headline(card, tmp_path / "data.json") == json.loads((tmp_path / "data.json").read_text())

@@ -439,3 +439,30 @@ def test_plot_predictions_reads_the_saved_midi(tmp_path):
     fig = plots.plot_predictions(run_dir, truth.ids, truth)
     assert len(fig.axes) == 8
     plt.close("all")
+
+
+# --- the evaluate stage's headline (dvc metrics show) ---------------------------------------------------------
+
+def test_headline_k_prefers_16_else_the_largest():
+    assert report.headline_k([0, 1, 4, 16, 64]) == 16 == report.HEADLINE_K
+    assert report.headline_k([0, 2]) == 2 and report.headline_k([]) is None
+
+
+def test_headline_multiplier_is_a_number_or_its_bound():
+    section = {"target_method": "lmm", "reference_method": "supervised"}
+    sup = _pts("supervised", [0.1, 0.2, 0.4, 0.6, 0.8])
+    # supervised reaches 0.7 halfway (in log2(K + 1)) from K=16 to K=64: K' = sqrt(17 * 65) - 1 = 32.2, 2.02x
+    assert report.headline({"h-note_f1-all": sup + _pts("lmm", [0.2, 0.4, 0.6, 0.7, 0.9])}, section) == {"mult_K16": 2.02}
+    # lmm at K=16 above anything supervised reaches: the bound, as text
+    assert report.headline({"h-note_f1-all": sup + _pts("lmm", [0.2, 0.4, 0.6, 0.9, 0.9])}, section) == {"mult_K16": "> 4x"}
+    # no K=16 in the sweep: the largest K; no target runs: nothing
+    tiny = _pts("supervised", [0.1, 0.3], Ks=(0, 2)) + _pts("lmm", [0.2, 0.2], Ks=(0, 2))
+    assert set(report.headline({"h-note_f1-all": tiny}, section)) == {"mult_K2"}
+    assert report.headline({"h-note_f1-all": sup}, section) == {}
+
+
+def test_plotted_curve_files_exist_even_without_points(tmp_path):
+    points = [{**p, "lo": p["mean"], "hi": p["mean"], "band": "minmax"} for p in _pts("lmm", [0.1, 0.2])]
+    files = report.write_curve_files({"h-note_f1-all": points}, {}, tmp_path / "curves")
+    assert {f.stem for f in files} == set(report.PLOTTED)
+    assert json.loads((tmp_path / "curves" / "g-note_f1-all.json").read_text()) == []

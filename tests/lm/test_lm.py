@@ -152,3 +152,13 @@ def test_lr_schedule_and_autocast():
         assert torch.get_autocast_dtype("cpu") is not None  # no error; fp32 is a no-op context
     with pytest.raises(ValueError):
         autocast("cpu", "fp8")
+
+
+def test_pretrain_headline_is_bits_per_token_on_T(tmp_path):
+    from lmm_utils.core.io import read_json
+    from lmm_utils.lm import report
+
+    metrics = {"modality": "A", "test": {"lm_bits_per_token": 1.8705, "bigram_bits_per_token": 2.1}, "train": {}}
+    assert report.headline(metrics) == {"A_bits": 1.8705}
+    report.write_headline_metrics(metrics, tmp_path)
+    assert read_json(tmp_path / "reports/headline/lm_A.json") == {"A_bits": 1.8705}

@@ -345,6 +345,23 @@ def test_summarize_mean_std_over_seeds():
     assert summary.summary_metrics(s)["a-K1"]["h"]["note F1"] == pytest.approx(0.3)
 
 
+def test_summary_headline_best_reference_and_the_lms_gains():
+    def fake(method, K, f1, g_f1=0.5):
+        return {"method": method, "K": K, "seed": 0, "train": {"seconds": 1.0}, "diagnostic": {},
+                "h": {"T": {"all": {"note_f1": f1}}}, "g": {"T": {"all": {"note_f1": g_f1}}}}
+
+    runs = [fake("supervised", 4, 0.5), fake("supervised", 16, 0.2), fake("lmm", 16, 0.3, 0.6),
+            fake("lmm-no_lmA", 16, 0.9, 0.9), fake("lmm-no_lmV", 16, 0.25, 0.4), fake("surface", 64, 0.8)]
+    head = summary.headline(summary.summarize(runs), [0, 4, 16, 64])
+    # at K=16; the ablations are not candidates for the best method; gains = lmm minus its ablation
+    assert head == pytest.approx({"h_f1_K16_best": 0.3, "best_K16": "lmm", "h_f1_K16_sup": 0.2,
+                                  "gain_lmA": 0.3 - 0.9, "gain_lmV": 0.6 - 0.4})
+    # without K=16 the sweep's largest K; a method without runs there is left out
+    assert summary.headline(summary.summarize(runs[:2]), [0, 4]) == {"h_f1_K4_best": 0.5, "best_K4": "supervised",
+                                                                      "h_f1_K4_sup": 0.5}
+    assert summary.headline(summary.summarize(runs), [64])["h_f1_K64_sup"] is None  # write_headline drops None
+
+
 def _fake_run(runs_dir: Path, name: str, f1s: list[float], collections: list[str]) -> None:
     """A run folder as the map stage leaves it: metrics.json (whose h block is stale on purpose) and rows."""
     d = runs_dir / name
@@ -373,6 +390,7 @@ def test_summary_stage_reads_the_runs_rows(tmp_path):
     assert row["h"]["note F1"]["mean"] == pytest.approx(0.5) and row["h"]["note F1 chorales"]["mean"] == pytest.approx(0.25)
     assert missing == ["a-K1-s2"] and "a-K1-s2" in (tmp_path / "reports/summary.md").read_text()
     assert json.loads((tmp_path / "reports/metrics/summary.json").read_text())["a-K1"]["h"]["note F1"] == pytest.approx(0.5)
+    assert json.loads((tmp_path / "reports/headline/map.json").read_text()) == {"h_f1_K1_best": 0.5, "best_K1": "a"}
 
 
 def test_metric_tables_and_flat_metrics():

@@ -399,3 +399,13 @@ def test_run_stage_writes_the_stage_outputs(tmp_path):
                 "reports/plots/synth_fit_curves.png", "reports/plots/synth_spectrograms.png"):
         assert (tmp_path / rel).stat().st_size > 0, rel
     assert load_synth(tmp_path / "data" / "synth" / "S.pt").kind == "neural"
+
+
+def test_headline_is_the_mapping_kinds_log_mel_l1(tmp_path):
+    from lmm_utils.core.io import read_json
+    from lmm_utils.synth import stage
+
+    metrics = {"kind": "neural", "test": {"baseline": {"logmel_l1": 1.9}, "neural": {"logmel_l1": 0.777777}}}
+    assert stage.headline(metrics) == {"S_l1": 0.777777}
+    assert stage.write_stage_metrics(metrics, tmp_path) == {"S_l1": 0.7778}
+    assert read_json(tmp_path / stage.METRICS_FILE) == metrics and read_json(tmp_path / stage.HEADLINE_FILE) == {"S_l1": 0.7778}
