@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from lmm_utils.core.io import jsonable
+
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
@@ -230,7 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         m.update({k: v for k, v in performance_scores(*perfs).items() if not k.startswith("note_")})
     if args.json:
-        print(json.dumps({k: (v if v == v else None) for k, v in m.items()}, indent=1))
+        print(json.dumps(jsonable(m), indent=1))
     else:
         print(format_table(m))
     return 0

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -49,9 +51,26 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+def jsonable(x):
+    """JSON-safe for metrics files: NaN/inf -> None, numpy scalars -> numbers, tuples -> lists, other objects
+    -> str (dvc metrics and strict JSON both choke on NaN)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(float(x)) else None
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    return str(x)
+
+
 def write_json(obj, path: str | Path) -> None:
+    """Atomically, as strict JSON (jsonable: NaN -> null, numpy -> numbers)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
 MAX_HEADLINE = 10  # numbers per headline file: `dvc metrics show` sets the keys of all files side by side, as columns

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmm_utils.data.corpus import FAMILIES
+
 CURVE_METRICS = {
     "h": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
     "h_timbre": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
     "g": ("note_f1", "aligned_note_f1", "tempo_log_error", "velocity_mae"),
 }
 LOWER_IS_BETTER = frozenset({"tempo_log_error", "velocity_mae"})
-SUBSETS = ("all", "folk", "chorales")
+SUBSETS = ("all", *FAMILIES)
 METRIC_LABELS = {
     "note_f1": "note F1", "note_offset_f1": "note F1 with offsets",
     "note_offset_velocity_f1": "note F1 with offsets + velocity", "frame_f1": "frame F1",

@@ -193,7 +193,8 @@ def aggregate(rows: list[dict], group_key: str = "collection") -> dict[str, dict
                        if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)})
         means = {}
         for k in keys:
-            vals = np.array([float(r[k]) for r in members if k in r], dtype=float)
+            # None: an undefined value as strict JSON stores it (core.io.jsonable writes NaN as null)
+            vals = np.array([np.nan if r[k] is None else float(r[k]) for r in members if k in r], dtype=float)
             vals = vals[np.isfinite(vals)]
             means[k] = float(vals.mean()) if len(vals) else float("nan")
         means["n"] = float(len(members))

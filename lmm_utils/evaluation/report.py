@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmm_utils.core.io import atomic_dir, write_headline
+from lmm_utils.core.io import atomic_dir, jsonable, write_headline
 from lmm_utils.core.paths import HEADLINE_DIR, RUNS_DIR
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
@@ -31,7 +31,6 @@ from lmm_utils.evaluation.scoring import (
     collect,
     discover_runs,
     in_sweep,
-    jsonable,
     predicted_ids,
     score_peers,
 )

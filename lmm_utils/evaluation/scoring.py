@@ -22,11 +22,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from lmm_utils.core.io import read_json, write_json
@@ -286,22 +284,6 @@ def peer_summary(peer_dir: str | Path, truth: Truth, pools: tuple[str, ...] = ("
     return out
 
 
-def jsonable(x):
-    """JSON-safe for metrics files: NaN/inf -> None, numpy scalars -> numbers, tuples -> lists, other objects
-    -> str (dvc metrics and strict JSON both choke on NaN)."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return x
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(float(x)) else None
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    return str(x)
-
-
 __all__ = ["Run", "SYSTEMS", "PEERS_DIR", "CACHE_DIR", "SCORES", "discover_runs", "in_sweep", "predicted_ids",
            "read_prediction", "score_folder", "folder_fingerprint", "read_rows", "cached_scores", "score_run_folder",
-           "saved_rows", "summarize", "nest", "score_run", "long_rows", "collect", "score_peers", "peer_summary", "jsonable"]
+           "saved_rows", "summarize", "nest", "score_run", "long_rows", "collect", "score_peers", "peer_summary"]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lmm_utils.core.io import atomic_path
+from lmm_utils.core.io import atomic_path, jsonable
 from lmm_utils.models.transformer import Transformer, TransformerConfig, autocast
 from lmm_utils.tokens import BOS, EOS, PAD, Tokenizer, tokenizer_from_dict
 from lmm_utils.training.distributed import is_main_process
@@ -98,10 +98,10 @@ class LanguageModel:
                 tmp,
             )
         with atomic_path(folder / INFO) as tmp:
-            tmp.write_text(json.dumps(
+            tmp.write_text(json.dumps(jsonable(
                 {"model_config": self.model.cfg.to_dict(), "tokenizer": {"modality": self.tokenizer.modality,
-                 "config": self.tokenizer.config(), "vocab_size": self.tokenizer.vocab_size}, **self.info},
-                indent=1, default=str))
+                 "config": self.tokenizer.config(), "vocab_size": self.tokenizer.vocab_size}, **self.info}),
+                indent=1))
         return folder
 
     @classmethod

@@ -32,14 +32,14 @@ import torch
 from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig
-from lmm_utils.core.io import atomic_dir, write_json
+from lmm_utils.core.io import atomic_dir, jsonable, write_json
 from lmm_utils.core.motion import write_midi
 from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, run_name
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.evaluation.metrics import aggregate, alignment_accuracy, transcription_scores
-from lmm_utils.evaluation.scoring import SYSTEMS, jsonable, nest, score_run_folder, summarize
+from lmm_utils.evaluation.scoring import SYSTEMS, nest, score_run_folder, summarize
 from lmm_utils.mapping.draws import draw_pairs, pair_pool, run_params
 from lmm_utils.methods import check_method, run_method
 from lmm_utils.methods.checkpoints import save_g, save_h

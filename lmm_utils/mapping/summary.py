@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lmm_utils.core.io import atomic_path, write_headline, write_json
+from lmm_utils.core.io import atomic_path, jsonable, write_headline, write_json
 from lmm_utils.core.paths import HEADLINE_DIR, METRICS_DIR, REPORTS, RUNS_DIR, run_name
 from lmm_utils.evaluation.report import headline_k
-from lmm_utils.evaluation.scoring import SCORES, jsonable, nest, saved_rows
+from lmm_utils.evaluation.scoring import SCORES, nest, saved_rows
 from lmm_utils.evaluation.scoring import summarize as summarize_rows
 from lmm_utils.mapping.draws import sweep
 

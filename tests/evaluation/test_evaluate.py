@@ -9,6 +9,7 @@ import factories
 import numpy as np
 import pytest
 
+from lmm_utils.core.io import jsonable
 from lmm_utils.core.motion import Performance, PerformedNote, write_midi
 from lmm_utils.core.paths import parse_run_name, run_name
 from lmm_utils.core.score import ScoreNote
@@ -40,7 +41,7 @@ def write_fake_runs(runs_dir: Path, truth: Truth, quality: dict, Ks=(0, 1, 4, 16
             for s in seeds:
                 rng = np.random.default_rng(hash((method, K, s)) % 2**32)
                 for system in ev.SYSTEMS:
-                    d = runs_dir / f"{method}-K{K}-s{s}" / "predictions" / system
+                    d = runs_dir / run_name(method, K, s) / "predictions" / system
                     d.mkdir(parents=True, exist_ok=True)
                     for i in truth.ids:
                         write_midi(_degrade(truth.perf[i], q(K), rng), d / f"{i}.mid")
@@ -345,7 +346,7 @@ def test_fingerprint_follows_contents_not_file_times(tmp_path):
 
 
 def test_jsonable():
-    out = ev.jsonable({"a": float("nan"), "b": np.float32(0.5), "c": (np.int64(3), None, True), 4: Path("x")})
+    out = jsonable({"a": float("nan"), "b": np.float32(0.5), "c": (np.int64(3), None, True), 4: Path("x")})
     assert out == {"a": None, "b": 0.5, "c": [3, None, True], "4": "x"}
 
 

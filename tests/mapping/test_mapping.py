@@ -11,7 +11,9 @@ import soundfile as sf
 import torch
 
 from lmm_utils.core.features import FeatureConfig, log_mel
+from lmm_utils.core.io import jsonable
 from lmm_utils.core.motion import Performance, PerformedNote
+from lmm_utils.core.paths import parse_run_name
 from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData
@@ -282,9 +284,9 @@ def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
     truth = EvaluationData(tiny_root).truth()
     run = scoring.discover_runs(tmp_path / "runs")[0]
     by_eval = scoring.score_run(run, truth, cache_dir=None)
-    assert scoring.jsonable(scoring.nest(by_eval)) == {k: on_disk[k] for k in ("h", "g")}
+    assert jsonable(scoring.nest(by_eval)) == {k: on_disk[k] for k in ("h", "g")}
     by_summary = summary.read_run(d)
-    assert scoring.jsonable({k: by_summary[k] for k in ("h", "g")}) == {k: on_disk[k] for k in ("h", "g")}
+    assert jsonable({k: by_summary[k] for k in ("h", "g")}) == {k: on_disk[k] for k in ("h", "g")}
     # checkpoints come back and predict the same
     mel = log_mel(sf.read(tiny_root / "data/audio/T" / f"{t_ids[0]}.flac", dtype="float32")[0], FEAT)
     h = load_h(d / "h.pt", lm_root=tiny_root)
@@ -366,7 +368,7 @@ def _fake_run(runs_dir: Path, name: str, f1s: list[float], collections: list[str
     """A run folder as the map stage leaves it: metrics.json (whose h block is stale on purpose) and rows."""
     d = runs_dir / name
     (d / "scores").mkdir(parents=True)
-    method, K, seed = name.rsplit("-K", 1)[0], int(name.split("-K")[1].split("-s")[0]), int(name.split("-s")[-1])
+    method, K, seed = parse_run_name(name)
     (d / "metrics.json").write_text(json.dumps({"run": name, "method": method, "K": K, "seed": seed,
                                                 "train": {"seconds": 2.0}, "h": {"T": {"all": {"note_f1": 9.9}}},
                                                 "diagnostic": {}}))
