@@ -50,8 +50,9 @@ def wait_for_queue(repo: Path, seconds: float) -> str:
 
 
 def toy_repo(root: Path, runs_log: Path) -> Path:
-    """git + dvc repo with one stage: reads params n, writes out.txt (cached) and metrics.json, and
-    appends a line to runs_log (outside the repo) each time it actually runs."""
+    """git + dvc repo with one stage laid out like the project's: reads params n, writes out.txt (cached), a
+    headline metrics.json (the only DVC metric) and details.json (the full numbers, a plain output), and appends a
+    line to runs_log (outside the repo) each time it actually runs."""
     repo = root / "repo"
     repo.mkdir()
     git("init", "-q", "-b", "main", cwd=repo)
@@ -60,13 +61,31 @@ def toy_repo(root: Path, runs_log: Path) -> Path:
     dvc("config", "core.check_update", "false", cwd=repo)
     (repo / "params.yaml").write_text("n: 3\n")
     code = ("import json, yaml; n = yaml.safe_load(open('params.yaml'))['n']; open('out.txt', 'w').write('x' * n); "
-            f"json.dump({{'n': n}}, open('metrics.json', 'w')); open({str(runs_log)!r}, 'a').write(str(n) + '\\n')")
-    stage = {"cmd": f'python -c "{code}"', "params": ["n"], "outs": ["out.txt"],
+            "json.dump({'n': n, 'n2': n * n}, open('metrics.json', 'w')); "
+            "json.dump({'per_item': {str(i): i * n for i in range(3)}}, open('details.json', 'w')); "
+            f"open({str(runs_log)!r}, 'a').write(str(n) + '\\n')")
+    stage = {"cmd": f'python -c "{code}"', "params": ["n"], "outs": ["out.txt", {"details.json": {"cache": False}}],
              "metrics": [{"metrics.json": {"cache": False}}]}
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"make": stage}}, sort_keys=False))
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "toy pipeline", cwd=repo)
     return repo
+
+
+def experiments(shown: list[dict]) -> dict[str, dict]:
+    """{experiment name: its data} from `dvc exp show --json` (baselines and their experiments, any depth)."""
+    out: dict[str, dict] = {}
+
+    def walk(state: dict) -> None:
+        if state.get("name") and state.get("data"):
+            out[state["name"]] = state["data"]
+        for exp_range in state.get("experiments") or []:
+            for rev in exp_range.get("revs", []):
+                walk(rev)
+
+    for baseline in shown:
+        walk(baseline)
+    return out
 
 
 def test_push_clone_pull_reuses_cache(tmp_path):
@@ -103,9 +122,11 @@ def test_queued_experiments_see_only_tracked_files(tmp_path):
     dvc("queue", "start", "-j", "2", cwd=repo)
     status = wait_for_queue(repo, 240)
     assert "Success" in status and "Failed" not in status, status
-    shown = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
-    names = json.dumps(shown)
-    assert '"n4"' in names and '"n5"' in names
+    exps = experiments(json.loads(dvc("exp", "show", "--json", cwd=repo).stdout))
+    assert {"n4", "n5"} <= set(exps), sorted(exps)
+    for n in (4, 5):  # each with its headline metrics, and nothing else as metrics (details.json is a plain output)
+        assert exps[f"n{n}"]["metrics"] == {"metrics.json": {"data": {"n": n, "n2": n * n}}}, exps[f"n{n}"]["metrics"]
+        assert exps[f"n{n}"]["params"]["params.yaml"]["data"] == {"n": n}
     assert sorted(runs.read_text().split()) == ["3", "4", "5"]
     assert (repo / "out.txt").read_text() == "xxx"  # queued runs happen in temp copies, not the workspace
 

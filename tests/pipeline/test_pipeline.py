@@ -13,11 +13,12 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
-def _run(cmd, cwd):
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+def _run(cmd, cwd, env: dict | None = None, stderr: bool = True):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout + proc.stderr
+    return proc.stdout + (proc.stderr if stderr else "")
 
 
 def _stages_run(log: str) -> set[str]:
@@ -112,6 +113,43 @@ def test_editing_the_code_a_stage_runs_reruns_it(project):
     assert "perform" in stale and "modified:" in stale and str(module.parent) in stale, stale
 
 
+# --- the dashboard: dvc metrics show, dvc plots show -----------------------------------------------------
+
+def test_metrics_show_lists_the_headlines_in_160_columns(project):
+    dst, _ = project
+    out = _run(["dvc", "metrics", "show"], dst, {"COLUMNS": "160"}, stderr=False)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert max(map(len, lines)) <= 160, out
+    rows = [ln.split()[0] for ln in lines[1:]]
+    headlines = [f"reports/headline/{n}.json" for n in ("data", "synth", "lm_V", "lm_A", "map", "eval")]
+    assert sorted(rows) == sorted(headlines), out
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dst, stderr=False))
+    data = shown[""]["data"]
+    for path, v in data.items():  # flat and small
+        assert len(v["data"]) <= 10 and not any(isinstance(x, dict) for x in v["data"].values()), path
+    assert {"excerpts", "audio_h"} == set(data["reports/headline/data.json"]["data"])
+    assert {"h_f1_K2_best", "best_K2", "h_f1_K2_sup"} <= set(data["reports/headline/map.json"]["data"])
+
+
+def test_plots_show_renders_the_curated_plots_in_order(project):
+    dst, _ = project
+    plots = [next(iter(e.items())) for e in yaml.safe_load((dst / "dvc.yaml").read_text())["plots"]]
+    declared = [name for name, _ in plots]
+    files = [f for name, props in plots for f in (props["y"] if isinstance(props.get("y"), dict) else [name])]
+    assert len(files) == 11  # 4 curves, 2 x (train, val) LM losses, 3 histograms
+    for f in files:
+        assert (dst / f).is_file(), f"declared plot file {f} was not written by the tiny pipeline"
+    shown = json.loads(_run(["dvc", "plots", "show", "--json"], dst, stderr=False))
+    assert not shown.get("errors"), shown.get("errors")
+    assert list(shown["data"]) == declared
+    for name, rendered in shown["data"].items():
+        assert rendered and rendered[0]["type"] == "vega", name
+        assert "<DVC_METRIC" not in json.dumps(rendered[0]["content"]), name
+    curve = shown["data"]["reports/plots/evaluate/curves/h-note_f1-all.json"][0]["content"]
+    assert {r["method"] for r in curve["data"]["values"]} >= {"supervised", "lmm"}
+    assert curve["encoding"]["x"]["scale"]["type"] == "symlog"
+
+
 # --- determinism and interrupted stages ------------------------------------------------------------------
 
 def _is_timing(key: str) -> bool:
@@ -149,7 +187,8 @@ def _untimed(obj):
 RERUN = ["perform", "synth", "pretrain@A", "map@lmm-2-0"]
 RERUN_OUTS = ["data/audio", "data/motion", "data/synth", "data/lm/A", "data/runs/lmm-K2-s0"]
 RERUN_METRICS = ["reports/metrics/data.json", "reports/metrics/synth.json", "reports/metrics/pretrain_A.json",
-                 "reports/metrics/map/lmm-K2-s0.json"]
+                 "reports/metrics/map/lmm-K2-s0.json", "reports/headline/data.json", "reports/headline/synth.json",
+                 "reports/headline/lm_A.json"]
 
 
 def test_rerunning_stages_gives_identical_data_checkpoints_and_metrics(project):
