@@ -48,7 +48,7 @@ def dataclass_from(cls: type[T], section: dict | None, where: str | None = None)
     for key, value in section.items():
         if key not in fields:
             raise unknown_key_error(key, fields, where)
-        default = _default(fields[key])
+        default = field_default(fields[key])
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
             value = dataclass_from(type(default), value, f"{where}.{key}")
         elif isinstance(value, list) and not isinstance(default, list):
@@ -57,7 +57,7 @@ def dataclass_from(cls: type[T], section: dict | None, where: str | None = None)
     return cls(**kw)
 
 
-def _default(field: dataclasses.Field):
+def field_default(field: dataclasses.Field):
     if field.default is not dataclasses.MISSING:
         return field.default
     if field.default_factory is not dataclasses.MISSING:

@@ -42,7 +42,7 @@ class Class:
     def defaults(self) -> dict:
         cls = self.resolve()
         if dataclasses.is_dataclass(cls):
-            return {f.name: core._default(f) for f in dataclasses.fields(cls) if f.init}
+            return {f.name: core.field_default(f) for f in dataclasses.fields(cls) if f.init}
         params = inspect.signature(cls.__init__).parameters.values()
         return {p.name: p.default for p in params if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
