@@ -2,7 +2,7 @@
 
 Everything downstream (the synthesizer S, LM^A's tokenizer, the transcriber h) uses log-mel frames
 computed here, so S(m) and a recording are compared in the same space. The torch path uses the same
-mel filterbank as the numpy path (librosa's), so the two agree to float precision.
+mel filterbank as the numpy path (Slaney's, as librosa's default), so the two agree to float precision.
 """
 from __future__ import annotations
 
@@ -37,13 +37,45 @@ class FeatureConfig:
         return dataclass_from(cls, section, "features")
 
 
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above. Written out here so
+# that a mapping run never imports librosa just for a filterbank (its import compiles with numba: ~1.8 s a process).
+_MEL_F_SP = 200.0 / 3  # Hz per mel below the break
+_MEL_BREAK_HZ = 1000.0
+_MEL_BREAK = _MEL_BREAK_HZ / _MEL_F_SP  # 15 mels
+_MEL_LOGSTEP = np.log(6.4) / 27.0  # log-spaced steps above the break
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / _MEL_F_SP
+    high = hz >= _MEL_BREAK_HZ
+    return np.where(high, _MEL_BREAK + np.log(np.maximum(hz, 1e-10) / _MEL_BREAK_HZ) / _MEL_LOGSTEP, mel)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    high = mel >= _MEL_BREAK
+    return np.where(high, _MEL_BREAK_HZ * np.exp(_MEL_LOGSTEP * (mel - _MEL_BREAK)), _MEL_F_SP * mel)
+
+
+def _mel_edges(cfg: FeatureConfig) -> np.ndarray:
+    """n_mels + 2 band edges in Hz, equally spaced in mel between fmin and fmax."""
+    return mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax), cfg.n_mels + 2))
+
+
 @lru_cache(maxsize=8)
 def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
-    import librosa  # deferred: librosa's first import compiles with numba (seconds); only this path needs it
-
-    return librosa.filters.mel(
-        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
-    ).astype(np.float32)
+    """(n_mels, n_fft // 2 + 1) triangular filters, area-normalized (Slaney): equal to librosa.filters.mel's
+    defaults to float32 precision (tests/core compares them)."""
+    edges = _mel_edges(cfg)
+    fft_hz = np.linspace(0.0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 def log_mel(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -66,6 +98,5 @@ def log_mel_torch(audio: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
 
 
 def mel_frequencies(cfg: FeatureConfig) -> np.ndarray:
-    import librosa  # deferred: librosa's first import compiles with numba (seconds); only this path needs it
-
-    return librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=cfg.fmin, fmax=cfg.fmax)[1:-1]
+    """Centre frequency (Hz) of each mel band."""
+    return _mel_edges(cfg)[1:-1]

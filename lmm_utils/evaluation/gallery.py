@@ -16,7 +16,7 @@ from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
-from lmm_utils.evaluation.scoring import read_prediction
+from lmm_utils.evaluation.predictions import run_sources
 
 SYNTH_PATH = Path("data/synth/S.pt")
 
@@ -46,9 +46,10 @@ def gallery_items(data: EvaluationData, truth: Truth, ids: list[str], run_dir: P
     """Per excerpt: id, collection, engraving (path or None), recording path, truth, and h(a) / g(v) read back
     from the run's predictions (None without a run)."""
     out = []
+    sources = run_sources(run_dir) if run_dir else {}
     for i in ids:
         png = data.engraving_path(i)
-        preds = {k: read_prediction(Path(run_dir) / "predictions" / k / f"{i}.mid")[0] if run_dir else None
+        preds = {k: (sources[k].get(i)[0] if k in sources else Performance(notes=[])) if run_dir else None
                  for k in ("h", "g")}
         out.append({"id": i, "collection": truth.collection[i], "engraving": png if png.is_file() else None,
                     "recording": data.audio_path("T", i), "truth": truth.perf[i], **preds})

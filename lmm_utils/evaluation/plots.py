@@ -16,7 +16,7 @@ from lmm_utils.core.io import atomic_path
 from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.data.evaluation import Truth
 from lmm_utils.evaluation.curves import Curve, by_method
-from lmm_utils.evaluation.scoring import read_prediction
+from lmm_utils.evaluation.predictions import run_sources
 
 BASE_COLOURS = {"supervised": "C0", "surface": "C1", "cycle": "C2", "synth_pairs": "C4", "lmm": "C3"}
 
@@ -118,13 +118,14 @@ def piano_roll(ax: plt.Axes, truth: Performance, est: Performance | None = None,
 
 def plot_predictions(run_dir: str | Path, ids: list[str], truth: Truth, seconds: float | None = None) -> plt.Figure:
     """Piano rolls (onsets darker) per excerpt: truth, h(a) on T, h(a) on T_timbre, g(v), the last three read
-    back from the run's predictions/ (what its scores were computed from)."""
+    back from the run's saved predictions (what its scores were computed from)."""
     run_dir = Path(run_dir)
+    sources = run_sources(run_dir)
     panels = [("truth", None), ("h(a), T", "h"), ("h(a), T_timbre", "h_timbre"), ("g(v)", "g")]
     fig, axes = plt.subplots(len(ids), len(panels), figsize=(4 * len(panels), 2.4 * len(ids)), squeeze=False)
     for r, i in enumerate(ids):
         ref = truth.perf[i]
-        perfs = [ref] + [read_prediction(run_dir / "predictions" / k / f"{i}.mid")[0] for _, k in panels[1:]]
+        perfs = [ref] + [sources[k].get(i)[0] if k in sources else Performance(notes=[]) for _, k in panels[1:]]
         dur = seconds or max((p.duration for p in perfs if p.notes), default=1.0) + 0.2
         n = int(dur * 50) + 1
         lo = min((x.pitch for x in ref.notes), default=60) - 21 - 6

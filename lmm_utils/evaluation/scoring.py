@@ -1,15 +1,15 @@
-"""The one scoring path: predictions saved as MIDI, scored against T's true motion, one row per excerpt.
+"""The one scoring path: a run's saved predictions, scored against T's true motion, one row per excerpt.
 
     truth = EvaluationData(root).truth(ids)               # T's true performances (lmm_utils.data.evaluation)
-    rows = score_run_folder(run_dir, truth)               # stage map: scores a run's predictions/<system>/*.mid
-                                                          #   and writes run_dir/scores/<system>.json
+    rows = score_run_folder(run_dir, truth)               # stage map: scores a run's predictions.json.gz
+                                                          #   (evaluation.predictions) into run_dir/scores/<system>.json
     nested = nest({s: summarize(r) for s, r in rows.items()})   # metrics.json's h/g blocks
     runs = discover_runs(RUNS_DIR)                        # stages summary and evaluate read those rows back:
     table = collect(runs, truth, cache_dir)               #   one row per run x system x subset x metric
 
 A mapping run scores its own predictions right after writing them (`score_run_folder`), so its metrics.json,
 the summary stage (08) and the evaluate stage (10) all rest on the same per-excerpt rows. Rows carry a
-fingerprint of the prediction files' contents, the truth and the metric code; evaluation recomputes a run's
+fingerprint of the predictions' contents, the truth and the metric code; evaluation recomputes a run's
 rows (into its cache, data/evaluate/scores) only when they are missing or the fingerprint differs -- e.g. it
 scores the union of the runs' excerpts and a run predicted fewer. Peers (Basic Pitch) go through the same code.
 
@@ -28,11 +28,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lmm_utils.core.io import read_json, write_json
-from lmm_utils.core.motion import Performance, read_midi
+from lmm_utils.core.motion import Performance
 from lmm_utils.core.paths import DATA, RUNS_DIR, parse_run_name
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import Truth
 from lmm_utils.evaluation import metrics as metrics_mod
+from lmm_utils.evaluation.predictions import MidiFolder, PredictionSource, run_sources
 
 PEERS_DIR = DATA / "peers"
 CACHE_DIR = DATA / "evaluate" / "scores"
@@ -82,10 +83,8 @@ def predicted_ids(runs: list[Run]) -> list[str]:
     (mapping.eval.max_items), and evaluation (runs and peers alike) uses the same subset."""
     ids: set[str] = set()
     for r in runs:
-        for system in SYSTEMS:
-            d = r.path / "predictions" / system
-            if d.is_dir():
-                ids |= {f.stem for f in d.glob("*.mid")}
+        for src in run_sources(r.path, tuple(SYSTEMS)).values():
+            ids |= set(src.ids())
     return sorted(ids)
 
 
@@ -96,27 +95,28 @@ def _scorer(kind: str):
 
 
 def read_prediction(path: Path) -> tuple[Performance, str]:
-    """(performance, status): status is ok / missing / unreadable; the last two give an empty one."""
-    if not path.is_file():
-        return Performance(notes=[]), "missing"
-    try:
-        return read_midi(path), "ok"
-    except ValueError:
-        return Performance(notes=[]), "unreadable"
+    """One MIDI file as (performance, status): status is ok / missing / unreadable; the last two give an empty one."""
+    path = Path(path)
+    return MidiFolder(path.parent).get(path.stem)
 
 
-def score_folder(pred_dir: str | Path, truth: Truth, kind: str, progress: bool = False,
+def score_source(source: PredictionSource, truth: Truth, kind: str, progress: bool = False,
                  desc: str = "") -> list[dict]:
     """One row per excerpt of `truth`: id, collection, family, status, and every metric of `kind`."""
-    pred_dir = Path(pred_dir)
     scorer = _scorer(kind)
     rows = []
-    for i in tqdm(truth.ids, desc=desc or pred_dir.name, disable=not progress, mininterval=2.0, leave=False):
-        est, status = read_prediction(pred_dir / f"{i}.mid")
+    for i in tqdm(truth.ids, desc=desc, disable=not progress, mininterval=2.0, leave=False):
+        est, status = source.get(i)
         row = {"id": i, "collection": truth.collection[i], "family": family(truth.collection[i]), "status": status}
         row.update(scorer(truth.perf[i], est))
         rows.append(row)
     return rows
+
+
+def score_folder(pred_dir: str | Path, truth: Truth, kind: str, progress: bool = False,
+                 desc: str = "") -> list[dict]:
+    """score_source on a folder of <id>.mid files (peers)."""
+    return score_source(MidiFolder(pred_dir), truth, kind, progress, desc or Path(pred_dir).name)
 
 
 def _metric_code_hash() -> str:
@@ -125,12 +125,13 @@ def _metric_code_hash() -> str:
     return hashlib.sha1(src.encode()).hexdigest()[:12]
 
 
+def source_fingerprint(source: PredictionSource, truth_fp: str, kind: str) -> str:
+    """Of the predictions' contents, the truth, the scorer and the metric code."""
+    return hashlib.sha1("|".join([truth_fp, kind, _metric_code_hash(), source.fingerprint()]).encode()).hexdigest()[:16]
+
+
 def folder_fingerprint(pred_dir: Path, truth_fp: str, kind: str) -> str:
-    """Of the prediction files' names and contents (not their times: DVC restores files with new ones), the
-    truth, the scorer and the metric code."""
-    files = sorted(pred_dir.glob("*.mid")) if pred_dir.is_dir() else []
-    parts = [f"{f.name}:{hashlib.sha1(f.read_bytes()).hexdigest()}" for f in files]
-    return hashlib.sha1("|".join([truth_fp, kind, _metric_code_hash(), *parts]).encode()).hexdigest()[:16]
+    return source_fingerprint(MidiFolder(pred_dir), truth_fp, kind)
 
 
 def read_rows(path: Path, fingerprint: str | None = None) -> list[dict] | None:
@@ -144,34 +145,36 @@ def read_rows(path: Path, fingerprint: str | None = None) -> list[dict] | None:
     return None
 
 
-def cached_scores(name: str, pred_dir: Path, truth: Truth, kind: str, cache_dir: Path | None,
+def cached_scores(name: str, source: PredictionSource | Path, truth: Truth, kind: str, cache_dir: Path | None,
                   truth_fp: str | None = None, progress: bool = False, saved: Path | None = None) -> list[dict]:
-    """score_folder, reusing `saved` (a run's own scores file) or cache_dir/<name>.json when the prediction
-    files, the truth and the code are unchanged; fresh scores go to the cache."""
-    fp = folder_fingerprint(pred_dir, truth_fp or truth.fingerprint(), kind)
+    """score_source, reusing `saved` (a run's own scores file) or cache_dir/<name>.json when the predictions,
+    the truth and the code are unchanged; fresh scores go to the cache. A path means a folder of MIDI files."""
+    if not isinstance(source, PredictionSource):
+        source = MidiFolder(source)
+    fp = source_fingerprint(source, truth_fp or truth.fingerprint(), kind)
     cache = cache_dir / f"{name}.json" if cache_dir is not None else None
     for path in (saved, cache):
         rows = read_rows(path, fp) if path is not None else None
         if rows is not None:
             return rows
-    rows = score_folder(pred_dir, truth, kind, progress, desc=name)
+    rows = score_source(source, truth, kind, progress, desc=name)
     if cache is not None:
         write_json({"fingerprint": fp, "rows": rows}, cache)
     return rows
 
 
 def score_run_folder(run_dir: str | Path, truth: Truth, progress: bool = False) -> dict[str, list[dict]]:
-    """Stage map: score every predictions/<system> folder of a run against `truth` (the excerpts it was
-    asked to predict) and write the rows to run_dir/scores/<system>.json. -> {system: rows}."""
+    """Stage map: score each system of a run's saved predictions against `truth` (the excerpts it was asked to
+    predict) and write the rows to run_dir/scores/<system>.json. -> {system: rows}."""
     run_dir = Path(run_dir)
     truth_fp = truth.fingerprint()
+    sources = run_sources(run_dir, tuple(SYSTEMS))
     out = {}
     for system, (_, kind) in SYSTEMS.items():
-        pred_dir = run_dir / "predictions" / system
-        if pred_dir.is_dir():
-            rows = score_folder(pred_dir, truth, kind, progress, desc=system)
-            write_json({"fingerprint": folder_fingerprint(pred_dir, truth_fp, kind), "system": system, "kind": kind,
-                        "rows": rows}, run_dir / SCORES / f"{system}.json")
+        if system in sources:
+            rows = score_source(sources[system], truth, kind, progress, desc=system)
+            write_json({"fingerprint": source_fingerprint(sources[system], truth_fp, kind), "system": system,
+                        "kind": kind, "rows": rows}, run_dir / SCORES / f"{system}.json")
             out[system] = rows
     return out
 
@@ -208,12 +211,12 @@ def nest(summaries: dict[str, dict]) -> dict[str, dict[str, dict]]:
 
 def score_run(run: Run, truth: Truth, cache_dir: Path | None = CACHE_DIR, progress: bool = False,
               truth_fp: str | None = None) -> dict[str, dict]:
-    """{system: summary} for each predictions/<system> folder the run has (its own rows when they fit)."""
+    """{system: summary} for each system the run predicted (its own rows when they fit)."""
     out = {}
+    sources = run_sources(run.path, tuple(SYSTEMS))
     for system, (_, kind) in SYSTEMS.items():
-        pred_dir = run.path / "predictions" / system
-        if pred_dir.is_dir():
-            rows = cached_scores(f"{run.name}__{system}", pred_dir, truth, kind, cache_dir, truth_fp, progress,
+        if system in sources:
+            rows = cached_scores(f"{run.name}__{system}", sources[system], truth, kind, cache_dir, truth_fp, progress,
                                  saved=run.path / SCORES / f"{system}.json")
             out[system] = summarize(rows)
     return out
@@ -285,5 +288,5 @@ def peer_summary(peer_dir: str | Path, truth: Truth, pools: tuple[str, ...] = ("
 
 
 __all__ = ["Run", "SYSTEMS", "PEERS_DIR", "CACHE_DIR", "SCORES", "discover_runs", "in_sweep", "predicted_ids",
-           "read_prediction", "score_folder", "folder_fingerprint", "read_rows", "cached_scores", "score_run_folder",
+           "read_prediction", "score_source", "score_folder", "source_fingerprint", "folder_fingerprint", "read_rows", "cached_scores", "score_run_folder",
            "saved_rows", "summarize", "nest", "score_run", "long_rows", "collect", "score_peers", "peer_summary"]

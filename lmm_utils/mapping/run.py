@@ -10,15 +10,15 @@ A run has two parts that never mix:
               synthesizer S, and runs the method (lmm_utils.methods). Nothing of T, and no motion.
   evaluation  through `EvaluationData` (lmm_utils.data.evaluation), the only reader of T and of motion:
               `predict` transcribes T's and T_timbre's recordings with h and performs T's scores with g on the
-              fixed subset `eval_ids(mapping.eval.max_items)`; `save_run` writes the predictions as MIDI and
-              scores *those files* with lmm_utils.evaluation.scoring -- the code the evaluate stage uses --
+              fixed subset `eval_ids(mapping.eval.max_items)`; `save_run` writes the predictions as one compact
+              file (lmm_utils.evaluation.predictions) and scores *that file* with lmm_utils.evaluation.scoring -- the code the evaluate stage uses --
               into scores/<system>.json, one row per excerpt; metrics.json summarises those rows (all, folk,
               chorales, each collection). Diagnostics, clearly labelled and computed after training, never fed
               back: how good the run's pseudo-motion was (against P's ground truth, for the K pairs) and, for
               lmm, whether LM^M picked better self-training labels (against U_A's ground truth).
 
 Outputs (the folder is built under a temporary name and swapped in whole): data/runs/<method>-K<K>-s<seed>/
-{h.pt, g.pt, draw.json, predictions/{h,h_timbre,g}/<id>.mid, scores/{h,h_timbre,g}.json, metrics.json[, lmM/]}
+{h.pt, g.pt, draw.json, predictions.json.gz, scores/{h,h_timbre,g}.json, metrics.json[, lmM/]}
 and a flat copy of the headline numbers in reports/metrics/map/<run>.json (for `dvc metrics`).
 """
 from __future__ import annotations
@@ -33,12 +33,12 @@ from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.io import atomic_dir, jsonable, write_json
-from lmm_utils.core.motion import write_midi
 from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, run_name
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.evaluation.metrics import aggregate, alignment_accuracy, transcription_scores
+from lmm_utils.evaluation.predictions import PREDICTIONS_FILE, write_predictions
 from lmm_utils.evaluation.scoring import SYSTEMS, nest, score_run_folder, summarize
 from lmm_utils.mapping.draws import draw_pairs, pair_pool, run_params
 from lmm_utils.methods import check_method, run_method
@@ -201,7 +201,7 @@ def metric_tables(metrics: dict) -> dict[str, dict[str, dict]]:
 
 def save_run(result, head: dict, preds: dict, truth: Truth, diag: dict, out_dir: str | Path,
              eval_info: dict | None = None, progress: bool = False) -> dict:
-    """Write the run folder -- checkpoints, draw, MIDI predictions, LM^M -- score the MIDI files it wrote
+    """Write the run folder -- checkpoints, draw, the predictions file, LM^M -- score the file it wrote
     (scores/<system>.json) and summarise those rows in metrics.json. The folder is built under a temporary
     name and swapped in whole, so a half-written run never looks finished. -> metrics."""
     out_dir = Path(out_dir)
@@ -210,10 +210,7 @@ def save_run(result, head: dict, preds: dict, truth: Truth, diag: dict, out_dir:
         save_g(result.get("g"), tmp / "g.pt", {"run": out_dir.name})
         draw = {"K": result.get("K"), "seed": result.get("seed"), "pairs": result.get("draw")}
         (tmp / "draw.json").write_text(json.dumps(draw, indent=1) + "\n")
-        for system, perfs in preds.items():
-            (tmp / "predictions" / system).mkdir(parents=True, exist_ok=True)
-            for i, perf in perfs.items():
-                write_midi(perf, tmp / "predictions" / system / f"{i}.mid")
+        write_predictions(preds, tmp / PREDICTIONS_FILE)
         lmM = (result.get("info") or {}).get("lmM")
         if lmM is not None:
             lmM.save(tmp / "lmM")

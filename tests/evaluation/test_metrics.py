@@ -118,3 +118,42 @@ def test_undefined_timing_is_nan_not_an_error():
     s = performance_scores(one, one)
     assert s["aligned_note_f1"] == 1.0 and math.isnan(s["duration_ratio"])  # one onset: no span to compare
     assert math.isnan(performance_scores(_perf(), Performance(notes=[]))["duration_ratio"])
+
+
+def test_predictions_file_round_trip_is_deterministic_and_scored_like_midi(tmp_path):
+    """The compact predictions file gives the same performances back, the same bytes for the same predictions,
+    and the same scores as MIDI files of those performances (up to MIDI's tick rounding)."""
+    from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote, write_midi
+    from lmm_utils.evaluation.predictions import (
+        PREDICTIONS_FILE,
+        MidiFolder,
+        read_predictions,
+        run_sources,
+        write_predictions,
+    )
+    from lmm_utils.evaluation.scoring import score_source
+
+    perf = Performance([PerformedNote(60, 0.1, 0.6, 80), PerformedNote(64, 0.5, 1.2, 70)], [PedalEvent(0.2, True)])
+    preds = {"h": {"x1": perf, "x0": Performance(notes=[])}, "g": {"x1": perf}}
+    write_predictions(preds, tmp_path / "a.gz")
+    write_predictions(preds, tmp_path / "b.gz")
+    assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
+    back = read_predictions(tmp_path / "a.gz")
+    assert back["h"]["x1"] == perf and back["h"]["x0"].notes == []
+    write_predictions(preds, tmp_path / PREDICTIONS_FILE)
+    src = run_sources(tmp_path)
+    assert set(src) == {"h", "g"} and src["h"].ids() == ["x0", "x1"] and src["g"].get("x0")[1] == "missing"
+    (tmp_path / "midi").mkdir()
+    write_midi(perf, tmp_path / "midi" / "x1.mid")
+
+    class _Truth:
+        ids = ["x1"]
+        collection = {"x1": "essenFolksong"}
+        perf = {"x1": Performance([PerformedNote(60, 0.1, 0.6, 80), PerformedNote(67, 0.5, 1.0, 70)])}
+
+    a = score_source(src["h"], _Truth, "transcription")[0]
+    b = score_source(MidiFolder(tmp_path / "midi"), _Truth, "transcription")[0]
+    assert a["note_f1"] == b["note_f1"] == 0.5 and a["status"] == b["status"] == "ok"
+    (tmp_path / PREDICTIONS_FILE).write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="not a readable predictions file"):
+        run_sources(tmp_path)

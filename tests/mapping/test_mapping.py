@@ -19,6 +19,7 @@ from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData
 from lmm_utils.data.pools import LeakageError, TrainingData
 from lmm_utils.evaluation import scoring
+from lmm_utils.evaluation.predictions import PREDICTIONS_FILE, read_predictions
 from lmm_utils.mapping import draws, summary
 from lmm_utils.mapping import run as mapping
 from lmm_utils.models.performer import plain_performance
@@ -262,9 +263,11 @@ def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
     t_ids = sorted(json.loads(line)["id"] for line in (tiny_root / "data/scores/T.jsonl").read_text().splitlines())
     for f in ("h.pt", "g.pt", "metrics.json", "draw.json"):
         assert (d / f).is_file(), f
+    saved = read_predictions(d / PREDICTIONS_FILE)  # one compact file, not a MIDI file per excerpt
+    assert not (d / "predictions").exists()
     for key in ("h", "h_timbre", "g"):
-        assert sorted(p.stem for p in (d / "predictions" / key).glob("*.mid")) == t_ids
-        rows = json.loads((d / "scores" / f"{key}.json").read_text())["rows"]  # scored from the MIDI files
+        assert sorted(saved[key]) == t_ids
+        rows = json.loads((d / "scores" / f"{key}.json").read_text())["rows"]  # scored from that file
         assert [r["id"] for r in rows] == t_ids and {r["status"] for r in rows} == {"ok"}
     assert (d / "lmM" / "lm.pt").is_file()  # LM^M learned by lmm
     assert not list(tmp_path.glob("runs/.*"))  # no temporary folder left behind
