@@ -61,3 +61,35 @@ def tone(sr: int, seconds: float, *, amplitude: float = 0.3, start: float = 0.2,
     t = np.arange(int(sr * seconds)) / sr
     x = amplitude * np.sin(2 * np.pi * freq * t) * ((t >= start) & (t < (stop or seconds)))
     return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+
+
+def trained_run(runs_dir, method: str, K: int, seed: int, *, h_note_f1: float | None = None,
+                g_note_f1: float | None = None, checkpoints: tuple[str, ...] = ("h", "g"), torch_seed: int = 0):
+    """A run folder as the mapping stage leaves it, minus predictions: tiny untrained h.pt / g.pt and a metrics.json
+    with h note F1 on T and T_timbre (T_timbre = 0.9 x T) and g note F1 on T, "all" subset (None: not scored).
+    The one place tests build a run folder's path, so a change of the run layout is made here."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from lmm_utils.core.features import FeatureConfig
+    from lmm_utils.core.paths import run_name
+    from lmm_utils.methods.checkpoints import save_g, save_h
+    from lmm_utils.methods.wrappers import make_g, make_h
+    from lmm_utils.models.performer import PerformerConfig
+    from lmm_utils.models.transcriber import TranscriberConfig
+
+    d = Path(runs_dir) / run_name(method, K, seed)
+    d.mkdir(parents=True)
+    torch.manual_seed(torch_seed)
+    if "h" in checkpoints:
+        save_h(make_h(TranscriberConfig.tiny(), FeatureConfig()), d / "h.pt", {"run": d.name})
+    if "g" in checkpoints:
+        save_g(make_g(PerformerConfig.tiny()), d / "g.pt", {"run": d.name})
+    h_rows = {"T": {"all": {"note_f1": h_note_f1, "frame_f1": h_note_f1, "n": 4}},
+              "T_timbre": {"all": {"note_f1": None if h_note_f1 is None else 0.9 * h_note_f1, "n": 4}}}
+    g_rows = {"T": {"all": {"note_f1": g_note_f1, "aligned_note_f1": g_note_f1, "velocity_mae": 9.0, "n": 4}}}
+    metrics = {"run": d.name, "method": method, "K": K, "seed": seed, "h": h_rows, "g": g_rows}
+    (d / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return d

@@ -4,8 +4,10 @@
     lmm perform SCORE -o OUT.mid [--wav OUT.wav]   g: a score (MusicXML / MIDI / ABC / kern) -> performance
     lmm evaluate REF EST [--json]         note metrics of an estimate against a reference (MIDI or TSV)
 
---run picks the checkpoint folder (a data/runs/<run> name or any folder with h.pt / g.pt); by default the
-best `lmm` run of the last `dvc repro` (highest mean h note F1 on T), and the command says which it used.
+Which model: --run picks a checkpoint folder (a run name under data/runs or any folder with h.pt / g.pt);
+--shipped the model shipped inside the package (lmm_utils/app/shipped). Without either: the best `lmm` run
+of the last `dvc repro` (highest mean h note F1 on T), else the best lmm run under data/runs, else -- outside
+a project, or before its first sweep -- the shipped model. The command always says which it used.
 A bad input file is reported and the batch goes on; the exit status is 1 if any input failed, 2 for a
 usage error.
 """
@@ -23,6 +25,10 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 
 class CLIError(RuntimeError):
     """A failure that ends the command (no usable run, unreadable checkpoint ...)."""
+
+
+class NoTrainedRun(CLIError):
+    """The project has no trained run to default to (then the shipped model is the default)."""
 
 
 def _say(msg: str) -> None:
@@ -50,6 +56,14 @@ def _h_note_f1(metrics_file: Path) -> float | None:
         return None
 
 
+def _run_by_name(name: str, root: Path) -> Path | None:
+    """A run folder by its name, wherever discover_runs finds it (the run-folder layout is scoring's to know)."""
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
+    from lmm_utils.evaluation.scoring import RUNS_DIR, discover_runs
+
+    return next((r.path for r in discover_runs(root / RUNS_DIR) if r.name == name), None)
+
+
 def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> tuple[Path, str]:
     """(run folder, why it was chosen). `need` = "h" or "g" (its checkpoint must exist)."""
     # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
@@ -57,8 +71,8 @@ def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> 
 
     ck = f"{need}.pt"
     if arg:
-        for cand in (Path(arg), root / RUNS_DIR / arg):
-            if cand.is_dir():
+        for cand in (Path(arg), root / RUNS_DIR / arg, _run_by_name(arg, root)):
+            if cand is not None and cand.is_dir():
                 if not (cand / ck).is_file():
                     raise CLIError(f"run {cand} has no {ck}")
                 return cand, "given with --run"
@@ -66,15 +80,15 @@ def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> 
     report = root / "reports/metrics/evaluate.json"
     try:
         best = json.loads(report.read_text())["best_runs"][method]
-        cand = root / RUNS_DIR / best["run"]
+        cand = _run_by_name(best["run"], root) or root / RUNS_DIR / best["run"]
         if (cand / ck).is_file():
             return cand, f"best {method} run of the last evaluation (mean h note F1 on T = {best['h_note_f1']:.3f}, {report.relative_to(root)})"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     runs = [r for r in discover_runs(root / RUNS_DIR) if r.method == method and (r.path / ck).is_file()]
     if not runs:
-        raise CLIError(f"no trained {method} run with {ck} under {root / RUNS_DIR}: run `dvc repro` (stage map) "
-                       "or pass --run DIR")
+        raise NoTrainedRun(f"no trained {method} run with {ck} under {root / RUNS_DIR}: run `dvc repro` (stage map) "
+                           "or pass --run DIR")
     scored = [(f, r) for r in runs if (f := _h_note_f1(r.path / "metrics.json")) is not None]
     if scored:
         f, r = max(scored, key=lambda t: (t[0], -t[1].seed))
@@ -83,12 +97,36 @@ def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> 
     return r.path, f"no scores found: the {method} run with the most pairs"
 
 
-def _load(kind: str, run: Path, root: Path):
+def choose_model(args: argparse.Namespace, need: str, root: Path) -> tuple[Path, Path]:
+    """(checkpoint folder, LM root) for h or g: --run, --shipped, the project's best run, else the shipped model.
+    Prints which it used (stderr)."""
+    # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
+    from lmm_utils.app import shipping
+
+    why_shipped, no_run = "given with --shipped", ""
+    if not args.shipped:
+        try:
+            run, why = resolve_run(args.run, need, root)
+            _say(f"{need}: {run} ({why})")
+            return run, root
+        except NoTrainedRun as exc:
+            why_shipped = f"no trained lmm run in {root}"
+            no_run = str(exc)
+    try:
+        ck, prov = shipping.shipped_model(need, shipping.SHIPPED_DIR)
+    except shipping.ShippingError as exc:
+        raise CLIError(str(exc) if args.shipped else f"{no_run}; and {exc}") from None
+    # the shipped folder is its own LM root: ship() re-saved LM-reading checkpoints to name shipped/lm/<A|V>
+    _say(f"{need}: the shipped model {ck} ({why_shipped}): {shipping.describe(prov, need)}")
+    return ck.parent, ck.parent
+
+
+def _load(kind: str, run: Path, lm_root: Path):
     # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.methods.checkpoints import load_g, load_h
 
     try:
-        return (load_h if kind == "h" else load_g)(run / f"{kind}.pt", lm_root=root)
+        return (load_h if kind == "h" else load_g)(run / f"{kind}.pt", lm_root=lm_root)
     except FileNotFoundError as exc:
         raise CLIError(f"{run / (kind + '.pt')}: needs {exc.filename} (a frozen LM; run `dvc repro pretrain`)") from None
     except Exception as exc:  # torch raises many types on a corrupt or foreign checkpoint
@@ -112,10 +150,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from lmm_utils.core.motion import write_midi
 
     torch.set_num_threads(args.threads)
-    root = _root()
-    run, why = resolve_run(args.run, "h", root)
-    _say(f"h: {run} ({why})")
-    h = _load("h", run, root)
+    run, lm_root = choose_model(args, "h", _root())
+    h = _load("h", run, lm_root)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     cfg = ChunkConfig(args.chunk, args.margin)
@@ -161,10 +197,8 @@ def cmd_perform(args: argparse.Namespace) -> int:
         perf = plain_performance(score)
         _say("g: the plain performer (metronome timing, dynamics-mark velocities)")
     else:
-        root = _root()
-        run, why = resolve_run(args.run, "g", root)
-        _say(f"g: {run} ({why})")
-        perf = _load("g", run, root).perform([score])[0]
+        run, lm_root = choose_model(args, "g", _root())
+        perf = _load("g", run, lm_root).perform([score])[0]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
@@ -252,15 +286,20 @@ def _report(failed: dict[str, str], total: int) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lmm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run_help = ("checkpoint folder: a run name under data/runs (e.g. lmm-K16-s0) or a path; default: the best "
-                "lmm run of the last evaluation")
+    run_help = ("checkpoint folder: a run name under data/runs (e.g. lmm-K16-s0) or a path. Default: the best "
+                "lmm run of the last evaluation, else the best lmm run under data/runs, else (no trained run here) "
+                "the shipped model")
+    shipped_help = ("the model shipped inside the package (lmm_utils/app/shipped; its provenance is printed), even "
+                    "in a project with trained runs")
 
     t = sub.add_parser("transcribe", help="h: audio -> performance MIDI",
                        description="Transcribe recordings (any sample rate, mono or stereo, any length) with h. "
                                    "Writes DIR/<stem>.mid per input; a bad file is reported and skipped.")
     t.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3 ...)")
     t.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    t.add_argument("--run", help=run_help)
+    which = t.add_mutually_exclusive_group()
+    which.add_argument("--run", help=run_help)
+    which.add_argument("--shipped", action="store_true", help=shipped_help)
     t.add_argument("--chunk", type=float, default=20.0, help="seconds per window (default 20)")
     t.add_argument("--margin", type=float, default=2.0, help="context seconds either side of a window (default 2)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -273,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("score", metavar="SCORE")
     f.add_argument("-o", "--output", required=True, metavar="OUT.mid")
     f.add_argument("--wav", metavar="OUT.wav", help="also render the performance with FluidSynth")
-    f.add_argument("--run", help=run_help)
+    which = f.add_mutually_exclusive_group()
+    which.add_argument("--run", help=run_help)
+    which.add_argument("--shipped", action="store_true", help=shipped_help)
     f.add_argument("--plain", action="store_true", help="the plain performer instead of a trained g (no checkpoint)")
     f.add_argument("--tempo", type=float, help="quarter notes per minute (overrides the score's mark)")
     f.add_argument("--default-tempo", type=float, default=100.0, help="when the score has no mark (default 100)")
