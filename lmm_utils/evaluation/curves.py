@@ -81,7 +81,8 @@ def band(values: Iterable[float], confidence: float = 0.95, kind: str = "t") -> 
 
 
 def curve_points(table: list[dict], curve: Curve, confidence: float = 0.95, kind: str = "t") -> list[dict]:
-    """[{method, K, x = log2(K + 1), n, mean, std, lo, hi, band, runs}] sorted by method then K."""
+    """[{method, K, x = log2(K + 1), n, mean, std, lo, hi, band, runs, seed_values = {seed: value}}] sorted by
+    method then K."""
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in table:
         if (r["system"], r["metric"], r["subset"]) == (curve.system, curve.metric, curve.subset) and r["K"] is not None:
@@ -89,7 +90,10 @@ def curve_points(table: list[dict], curve: Curve, confidence: float = 0.95, kind
     out = []
     for (method, K), rs in sorted(groups.items()):
         b = band([r["value"] for r in rs], confidence, kind)
-        out.append({"method": method, "K": K, "x": math.log2(K + 1), **b, "runs": len(rs)})
+        # each seed's own value: the multiplier's interval resamples seeds, which the band's summary cannot give back
+        seeds = {r.get("seed", r.get("run")): float(r["value"]) for r in rs
+                 if r["value"] is not None and np.isfinite(r["value"])}
+        out.append({"method": method, "K": K, "x": math.log2(K + 1), **b, "runs": len(rs), "seed_values": seeds})
     return out
 
 
@@ -132,11 +136,14 @@ def auc(points: list[dict], common_grid: bool = True) -> dict[str, dict]:
 
 # --- effective-data multiplier ----------------------------------------------------------------------------
 
-def equivalent_k(ref: list[dict], value: float, higher_is_better: bool = True) -> tuple[float | None, str]:
-    """How many pairs the reference method needs to reach `value`: the first crossing of its mean curve,
-    interpolated linearly in x = log2(K + 1). -> (K', bound) with bound "exact", "below_min" (reached
-    already at its smallest K; K' = that K is an upper bound) or "above_max" (never reached; K' = None)."""
-    pts = [(p["K"], p["mean"]) for p in sorted(ref, key=lambda p: p["K"]) if np.isfinite(p["mean"])]
+# The multiplier's interval: a percentile bootstrap over seeds. Fixed here rather than in params.yaml so that the
+# same runs always give the same interval (a new seed would only move it by bootstrap noise, not inform it).
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def _crossing(pts: list[tuple[int, float]], value: float, higher_is_better: bool) -> tuple[float | None, str]:
+    """equivalent_k on (K, mean) pairs sorted by K with finite means (shared by the point and every resample)."""
     if not pts:
         return None, "no_reference"
     sign = 1.0 if higher_is_better else -1.0
@@ -151,36 +158,134 @@ def equivalent_k(ref: list[dict], value: float, higher_is_better: bool = True) -
     return None, "above_max"
 
 
+def equivalent_k(ref: list[dict], value: float, higher_is_better: bool = True) -> tuple[float | None, str]:
+    """How many pairs the reference method needs to reach `value`: the first crossing of its mean curve,
+    interpolated linearly in x = log2(K + 1). -> (K', bound) with bound "exact", "below_min" (reached
+    already at its smallest K; K' = that K is an upper bound) or "above_max" (never reached; K' = None)."""
+    pts = [(p["K"], p["mean"]) for p in sorted(ref, key=lambda p: p["K"]) if np.isfinite(p["mean"])]
+    return _crossing(pts, value, higher_is_better)
+
+
+def _seed_matrix(ps: list[dict]) -> np.ndarray | None:
+    """values[seed, K] (NaN where a seed has no run at that K) of one method's points sorted by K; None when the
+    points carry no per-seed values (built by hand rather than by curve_points)."""
+    if not ps or any("seed_values" not in p for p in ps):
+        return None
+    seeds = sorted({s for p in ps for s in p["seed_values"]}, key=str)
+    m = np.full((len(seeds), len(ps)), np.nan)
+    for j, p in enumerate(ps):
+        for i, s in enumerate(seeds):
+            if s in p["seed_values"]:
+                m[i, j] = p["seed_values"][s]
+    return m
+
+
+def _resampled_means(m: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, K) mean curves, each over seeds drawn with replacement. A seed is drawn whole (all its K at once): one
+    seed's runs share its pair draws, so resampling K by K would understate how far the curves move together."""
+    idx = rng.integers(0, m.shape[0], size=(n, m.shape[0]))
+    sample = m[idx]
+    counts = np.isfinite(sample).sum(axis=1)
+    sums = np.where(np.isfinite(sample), sample, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a K no drawn seed has: NaN, skipped like a missing point
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _fmt_k(k: float, K: int) -> str:
+    """An interval end in the point's unit: the multiplier K'/K, or pairs K' at K = 0 (no ratio there)."""
+    return f"{k / K:.3g}" if K > 0 else f"{k:.3g}"
+
+
+def _interval(draws: list[tuple[float | None, str]], K: int, k_min: int, k_max: int, confidence: float) -> dict:
+    """Percentile interval of the resampled K' at the target's K. A resample the reference never matches counts as
+    K' = +inf (so the upper end is then only a bound, "> k_max"); one matched already at the reference's smallest K
+    sits at k_min, itself an upper bound, so a lower end there reads "<= ..."."""
+    vals = np.array([np.inf if b == "above_max" else (np.nan if k is None else k) for k, b in draws], float)
+    vals = vals[~np.isnan(vals)]
+    n_above = sum(b == "above_max" for _, b in draws)
+    n_below = sum(b == "below_min" for _, b in draws)
+    out: dict = {"n_resamples": len(draws), "n_above_max": n_above, "n_below_min": n_below}
+    if len(vals) == 0:
+        return {**out, "equivalent_K_lo": None, "equivalent_K_hi": None, "multiplier_lo": None, "multiplier_hi": None,
+                "interval_display": "no interval: the reference has no curve"}
+    alpha = 1.0 - confidence
+    # inverted_cdf: an order statistic, never an interpolation between a finite draw and +inf
+    lo, hi = (float(q) for q in np.quantile(vals, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"))
+    lo_bound = n_below > 0 and lo <= k_min
+    lo_text = ("<= " if lo_bound else "") + (_fmt_k(lo, K) if np.isfinite(lo) else f"> {_fmt_k(k_max, K)}")
+    hi_text = _fmt_k(hi, K) if np.isfinite(hi) else f"> {_fmt_k(k_max, K)}"
+    return {**out, "equivalent_K_lo": lo if np.isfinite(lo) else None, "equivalent_K_hi": hi if np.isfinite(hi) else None,
+            "multiplier_lo": lo / K if K > 0 and np.isfinite(lo) else None,
+            "multiplier_hi": hi / K if K > 0 and np.isfinite(hi) else None,
+            "interval_bound": {"lo": "below_min" if lo_bound else ("above_max" if not np.isfinite(lo) else "exact"),
+                               "hi": "above_max" if not np.isfinite(hi) else "exact"},
+            "interval_display": f"[{lo_text}, {hi_text}]"}
+
+
+def _point(k_eq: float | None, bound: str, K: int, k_max: int) -> dict:
+    """The point estimate's multiplier and its text, read off the mean curves."""
+    if bound == "above_max":
+        return {"multiplier": None, "point_display": f"> {k_max / K:.3g}x" if K > 0 else f"> {k_max} pairs",
+                "equivalent_K_display": f"> {k_max}"}
+    if bound == "no_reference" or k_eq is None:
+        return {"multiplier": None, "point_display": "no reference curve", "equivalent_K_display": "–"}
+    le = "<= " if bound == "below_min" else ""
+    if K == 0:
+        return {"multiplier": None, "point_display": f"{le}{k_eq:.3g} pairs", "equivalent_K_display": f"{le}{k_eq:.3g}"}
+    return {"multiplier": k_eq / K, "point_display": f"{le}{k_eq / K:.3g}x", "equivalent_K_display": f"{le}{k_eq:.3g}"}
+
+
 def multiplier(points: list[dict], target: str = "lmm", reference: str = "supervised",
-               higher_is_better: bool = True) -> list[dict]:
-    """For each K of `target`: the reference's equivalent number of pairs K' and the multiplier K'/K.
+               higher_is_better: bool = True, confidence: float = 0.95,
+               n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> list[dict]:
+    """For each K of `target`: the reference's equivalent number of pairs K' and the multiplier K'/K, with a
+    `confidence` interval over seeds.
 
     multiplier > 1: target with K pairs is worth K'/K times as many pairs for the reference; < 1: the target
-    is worse than the reference at the same K. display spells out bounds: "> 8x" when the reference never
+    is worse than the reference at the same K. point_display spells out bounds: "> 8x" when the reference never
     gets there within its largest K, "<= 0.5x" when the reference is already there at its smallest K.
+
+    The interval is a percentile bootstrap over seeds: the seeds of target and of reference are resampled
+    independently with replacement (n_resamples times, numpy's generator seeded with `seed`), both mean curves
+    recomputed, and K' read off again. It needs >= 2 seeds of each method with per-seed values (curve_points
+    gives them); otherwise it is absent and display says why. display = point_display + interval, e.g.
+    "3.2x [1.4, 6]"; n_above_max / n_below_min count the resamples whose K' fell outside the reference's K range.
     """
     methods = by_method(points)
     if target not in methods or reference not in methods:
         return []
-    ref = methods[reference]
-    k_max = max(p["K"] for p in ref)
+    ref, tgt = methods[reference], methods[target]
+    ref_ks = [p["K"] for p in ref]
+    k_min, k_max = min(ref_ks), max(ref_ks)
+    m_ref, m_tgt = _seed_matrix(ref), _seed_matrix(tgt)
+    n_ref = int(np.isfinite(m_ref).any(axis=1).sum()) if m_ref is not None else 0
+    draws: list[list[tuple[float | None, str]]] = [[] for _ in tgt]
+    if m_ref is not None and m_tgt is not None and n_ref >= 2 and m_tgt.shape[0] >= 2:
+        rng = np.random.default_rng(seed)
+        ref_means = _resampled_means(m_ref, rng, n_resamples)
+        tgt_means = _resampled_means(m_tgt, rng, n_resamples)
+        for b in range(n_resamples):
+            pts = [(k, y) for k, y in zip(ref_ks, ref_means[b]) if np.isfinite(y)]
+            for j in range(len(tgt)):
+                y = tgt_means[b, j]
+                draws[j].append(_crossing(pts, float(y), higher_is_better) if np.isfinite(y) else (None, "no_target"))
     out = []
-    for p in methods[target]:
+    for j, p in enumerate(tgt):
         K, y = p["K"], p["mean"]
         k_eq, bound = equivalent_k(ref, y, higher_is_better)
-        row = {"K": K, target: y, "equivalent_K": k_eq, "bound": bound, "multiplier": None}
         ref_same = [q["mean"] for q in ref if q["K"] == K]
-        row[f"{reference}_at_K"] = ref_same[0] if ref_same else None
-        if bound == "above_max":
-            row["display"] = f"> {k_max / K:.3g}x" if K > 0 else f"> {k_max} pairs"
-            row["equivalent_K_display"] = f"> {k_max}"
-        elif K == 0:
-            row["display"] = ("<= " if bound == "below_min" else "") + f"{k_eq:.3g} pairs"
-            row["equivalent_K_display"] = row["display"].replace(" pairs", "")
+        n_tgt = len(p.get("seed_values", {}))
+        row = {"K": K, target: y, "equivalent_K": k_eq, "bound": bound, f"{reference}_at_K": ref_same[0] if ref_same else None,
+               **_point(k_eq, bound, K, k_max), "confidence": confidence,
+               "n_seeds": min(n_tgt, n_ref), "n_seeds_target": n_tgt, "n_seeds_reference": n_ref}
+        if draws[j]:
+            row.update(_interval(draws[j], K, k_min, k_max, confidence))
         else:
-            row["multiplier"] = k_eq / K
-            row["display"] = ("<= " if bound == "below_min" else "") + f"{k_eq / K:.3g}x"
-            row["equivalent_K_display"] = ("<= " if bound == "below_min" else "") + f"{k_eq:.3g}"
+            why = "no per-seed values" if m_ref is None or m_tgt is None else "fewer than 2 seeds"
+            row.update({"equivalent_K_lo": None, "equivalent_K_hi": None, "multiplier_lo": None, "multiplier_hi": None,
+                        "interval_display": f"no interval: {why}"})
+        iv = row["interval_display"]
+        row["display"] = f"{row['point_display']} ({iv})" if iv.startswith("no interval") else f"{row['point_display']} {iv}"
         out.append(row)
     return out
 

@@ -75,27 +75,43 @@ def plot_curve_grid(points_by_curve: dict[str, list[dict]], curves: list[Curve],
 
 
 def plot_multiplier(rows_by_curve: dict[str, dict | list], target: str = "lmm", reference: str = "supervised") -> plt.Figure:
-    """Equivalent pairs K' the reference needs against the target's K (log-log; the diagonal = no gain).
+    """Equivalent pairs K' the reference needs against the target's K (log-log; the diagonal = no gain), with the
+    interval over seeds as error bars (an end outside the reference's K range runs to the plot's edge: a bound).
     rows_by_curve: {curve key: multiplier rows}, as a list or keyed "K=k" (evaluate.json's form)."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    top = 1
-    for i, (key, rows) in enumerate(rows_by_curve.items()):
+    series = []
+    for key, rows in rows_by_curve.items():
         rows = rows.values() if isinstance(rows, dict) else rows
-        rows = [r for r in rows if isinstance(r, dict) and "K" in r and r["K"] > 0]
+        series.append((key, [r for r in rows if isinstance(r, dict) and "K" in r and r["K"] > 0]))
+    # the plot's top edge first: "never reached" markers and open interval ends are drawn there
+    finite = [v for _, rows in series for r in rows
+              for v in (r["K"], r.get("equivalent_K"), r.get("equivalent_K_lo"), r.get("equivalent_K_hi")) if v]
+    top = max([1, *finite])
+    edge = top * 1.5
+    floor = 0.5  # K' = 0 (reached with no pairs) has no place on a log axis: its interval end is drawn here
+    for i, (key, rows) in enumerate(series):
         if not rows:
             continue
-        ks = [r["K"] for r in rows]
-        top = max(top, *ks)
         exact = [(r["K"], r["equivalent_K"]) for r in rows if r["equivalent_K"] is not None]
         if exact:
             ax.plot(*zip(*exact), "o-", color=f"C{i}", label=key)
-            top = max(top, *[e for _, e in exact])
         above = [r["K"] for r in rows if r["bound"] == "above_max"]
         if above:
-            ax.scatter(above, [top * 1.5] * len(above), marker="^", color=f"C{i}")
+            ax.scatter(above, [edge] * len(above), marker="^", color=f"C{i}")
+        with_ci = [r for r in rows if "interval_bound" in r]
+        if with_ci:
+            x = [r["K"] for r in with_ci]
+            y = [max(r["equivalent_K"], floor) if r["equivalent_K"] is not None else edge for r in with_ci]
+            lo = [max(r["equivalent_K_lo"], floor) if r["equivalent_K_lo"] is not None else edge for r in with_ci]
+            hi = [r["equivalent_K_hi"] if r["equivalent_K_hi"] is not None else edge for r in with_ci]
+            yerr = np.array([[max(c - a, 0.0) for c, a in zip(y, lo)], [max(b - c, 0.0) for c, b in zip(y, hi)]])
+            ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=f"C{i}", elinewidth=1.2, capsize=3, alpha=0.8)
+    conf = next((r.get("confidence") for _, rows in series for r in rows if "interval_bound" in r), None)
     ax.plot([1, top], [1, top], color="0.6", ls="--", lw=1, label="no gain (K' = K)")
+    bars = f"; bars: {conf:.0%} interval over seeds" if conf is not None else ""
     ax.set(xscale="log", yscale="log", xlabel=f"K ({target})", ylabel=f"pairs {reference} needs for the same quality",
-           title="effective-data multiplier (triangles: never reached)")
+           title=f"effective-data multiplier (triangles: never reached{bars})")
+    ax.title.set_fontsize(9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -144,9 +144,11 @@ def test_multiplier_exact_bounds_and_direction():
     rows = {r["K"]: r for r in curves.multiplier(sup + lmm)}
     assert rows[1]["equivalent_K"] == pytest.approx(4.0) and rows[1]["multiplier"] == pytest.approx(4.0)
     assert rows[4]["multiplier"] == pytest.approx(4.0)
-    assert rows[0]["multiplier"] is None and rows[0]["display"] == "1 pairs"
-    assert rows[16]["bound"] == "above_max" and rows[16]["display"] == "> 4x"
-    assert rows[64]["bound"] == "below_min" and rows[64]["display"].startswith("<=")
+    assert rows[0]["multiplier"] is None and rows[0]["point_display"] == "1 pairs"
+    assert rows[16]["bound"] == "above_max" and rows[16]["point_display"] == "> 4x"
+    assert rows[64]["bound"] == "below_min" and rows[64]["point_display"].startswith("<=")
+    # hand-made points carry no per-seed values: no interval, and the display says so
+    assert rows[4]["multiplier_lo"] is None and rows[4]["display"] == "4x (no interval: no per-seed values)"
     # interpolation is linear in log2(K + 1): halfway between K=4 and K=16 is K = 2^((log2 5 + log2 17)/2) - 1
     half = curves.equivalent_k(sup, 0.5)[0]
     assert half == pytest.approx(2 ** ((math.log2(5) + math.log2(17)) / 2) - 1)
@@ -170,13 +172,15 @@ def test_best_runs_and_outputs(sweep, tmp_path):
     rows = json.loads((tmp_path / "curves" / "h-note_f1-all.json").read_text())
     assert {"method", "K", "mean", "lo", "hi"} <= set(rows[0])
     assert {r["method"] for r in rows} == {"lmm", "supervised", "basic_pitch (peer)"}
-    section = {"multiplier_curves": ["h-note_f1-all", "g-aligned_note_f1-all"]}
+    section = {"multiplier_curves": ["h-note_f1-all", "g-note_f1-all"]}
     m = report.build_metrics(table, runs, pts, peers, {"basic_pitch": {"available": True}}, section,
                          extra={"lmM": {"note": "none"}, "weird": float("nan")})
     text = json.dumps(m, allow_nan=False)  # no NaN may reach dvc metrics
     assert "NaN" not in text and m["weird"] is None
     assert m["best_runs"]["lmm"]["run"].startswith("lmm-K16")
     assert set(m["multiplier"]["h-note_f1-all"]) == {"K=0", "K=1", "K=4", "K=16"}
+    k4 = m["multiplier"]["h-note_f1-all"]["K=4"]  # three seeds each: the interval over seeds reaches evaluate.json
+    assert k4["n_seeds"] == 3 and k4["interval_display"].startswith("[") and "bootstrap" in m["multiplier_method"]
     assert m["peers"]["basic_pitch"]["h-note_f1-all"] == 0.7
     assert m["runs"]["methods"]["lmm"] == {"K": [0, 1, 4, 16], "seeds": [0, 1, 2], "n_runs": 12}
 

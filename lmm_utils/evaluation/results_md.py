@@ -1,0 +1,298 @@
+"""The README's Results section, generated from a committed results folder (e.g. reports/paper/):
+
+    params.yaml     the params the sweep ran with (a copy)
+    summary.json    the summary stage's reports/metrics/summary.json ({"<method>-K<K>": {"n_seeds", "h", "h_std", ...}})
+    evaluate.json   the evaluate stage's reports/metrics/evaluate.json (runs, multiplier rows with their interval, ...)
+    *.png / *.svg   figures (the evaluate stage's curves_*.png, multiplier.png, ...), at any depth
+
+    section = render(load_results("reports/paper"), readme_dir=Path("."))
+    write_readme("reports/paper", "README.md")   # replaces the text between MARK_START and MARK_END
+
+Every number and every sentence of the verdict is computed from the files: the section never states a result that
+the folder does not hold. Only json/yaml reading and formatting here; nothing is re-scored.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lmm_utils.core.io import atomic_path
+from lmm_utils.data.corpus import FAMILIES
+
+MARK_START = "<!-- results:start -->"
+MARK_END = "<!-- results:end -->"
+SCRIPT = "scripts/write_results.py"
+MULTIPLIER_CURVE = "h-note_f1-all"
+MULTIPLIER_KS = (4, 16)
+# summary.json's h labels (mapping.summary.H_COLUMNS; that stage comes later in the package, so not imported here):
+# the table's columns, T first, then T_timbre, then each family.
+F1_COLUMNS = [("T", "note F1"), ("T_timbre", "T_timbre note F1"), *((f"T {f}", f"note F1 {f}") for f in FAMILIES)]
+F1_LABEL = "note F1"  # the column the verdict compares on: h note F1 on all of T
+
+
+class ResultsError(Exception):
+    """The results folder or the README cannot be used; the message says what to do. Nothing was written."""
+
+
+@dataclass(frozen=True)
+class Results:
+    folder: Path
+    params: dict
+    summary: dict
+    evaluate: dict
+    figures: list[Path]  # relative to folder, sorted: curve figures first
+
+    @property
+    def target(self) -> str:
+        return self.params.get("evaluation", {}).get("target_method", "lmm")
+
+    @property
+    def reference(self) -> str:
+        return self.params.get("evaluation", {}).get("reference_method", "supervised")
+
+    @property
+    def confidence(self) -> float:
+        return float(self.params.get("evaluation", {}).get("confidence", 0.95))
+
+    @property
+    def band_kind(self) -> str:
+        return self.params.get("evaluation", {}).get("band", "t")
+
+
+def load_results(folder: str | Path) -> Results:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultsError(f"results folder {folder} does not exist: commit a results folder (params.yaml, "
+                           "summary.json, evaluate.json, figures) first")
+    missing = [n for n in ("params.yaml", "summary.json", "evaluate.json") if not (folder / n).is_file()]
+    if missing:
+        raise ResultsError(f"results folder {folder} lacks {', '.join(missing)} (copy params.yaml, "
+                           "reports/metrics/summary.json and reports/metrics/evaluate.json there)")
+    try:
+        params = yaml.safe_load((folder / "params.yaml").read_text()) or {}
+        summary = json.loads((folder / "summary.json").read_text())
+        evaluate = json.loads((folder / "evaluate.json").read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ResultsError(f"results folder {folder}: unreadable file: {e}") from e
+    figs = sorted((p.relative_to(folder) for p in folder.rglob("*") if p.suffix in (".png", ".svg") and p.is_file()),
+                  key=lambda p: (not p.stem.startswith("curves"), p.stem != "multiplier", str(p)))
+    return Results(folder, params, summary, evaluate, figs)
+
+
+# --- the summary's cells ----------------------------------------------------------------------------------------
+
+def cells(summary: dict) -> dict[tuple[str, int], dict]:
+    """{(method, K): summary cell}; keys are "<method>-K<K>" and a method may itself hold dashes (lmm-no_lmA)."""
+    out = {}
+    for key, cell in summary.items():
+        method, _, k = key.rpartition("-K")
+        if method and k.isdigit():
+            out[(method, int(k))] = cell
+    return out
+
+
+def mean_sd(cell: dict, label: str) -> tuple[float | None, float | None, int]:
+    mean, sd = cell.get("h", {}).get(label), cell.get("h_std", {}).get(label)
+    return mean, sd, int(cell.get("n_seeds", 0))
+
+
+def fmt_mean_sd(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+
+
+def seed_band(mean: float, sd: float | None, n: int, confidence: float = 0.95, kind: str = "t") -> tuple[float, float] | None:
+    """The curves' band (curves.band) rebuilt from summary.json's mean, sample sd and n, so that the verdict speaks of
+    the band the figures draw: n >= 3: mean +- q sd / sqrt(n); n = 2: the min-max range, which is mean +- sd / sqrt(2)
+    for two values; n < 2: no band (None)."""
+    from scipy import stats  # deferred: ~1.3 s to import, and only the verdict needs it
+
+    if n < 2 or sd is None or not math.isfinite(sd):
+        return None
+    if n == 2:
+        half = sd / math.sqrt(2)
+    else:
+        p = 1.0 - (1.0 - confidence) / 2.0
+        q = float(stats.t.ppf(p, n - 1)) if kind == "t" else float(stats.norm.ppf(p))
+        half = q * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+# --- the section's parts ----------------------------------------------------------------------------------------
+
+def _relative(path: Path, readme_dir: Path) -> str:
+    """path as the README links it: relative to the README's folder, with forward slashes (Markdown on any OS)."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(readme_dir).resolve())).as_posix()
+
+
+def profile(res: Results) -> list[str]:
+    """The sweep's size, from params.yaml and evaluate.json's run count."""
+    mp = res.params.get("mapping", {})
+    ev = res.evaluate
+    methods, Ks, seeds = mp.get("methods", []), mp.get("Ks", []), mp.get("seeds", [])
+    steps = (mp.get("method") or {}).get("steps")
+    n_T, n_scored = ev.get("n_T"), ev.get("n_T_scored")
+    t_size = f"{n_scored} of T's {n_T} excerpts" if n_T is not None and n_scored is not None else "T size not recorded"
+    return [f"- methods ({len(methods)}): {', '.join(f'`{m}`' for m in methods)}",
+            f"- K (pairs): {', '.join(str(k) for k in Ks)}; seeds: {len(seeds)} ({', '.join(str(s) for s in seeds)})",
+            f"- {steps} optimizer steps per run (h, and again for g); {ev.get('runs', {}).get('n', '?')} runs scored",
+            f"- scored on {t_size} (and the same excerpts on T_timbre, an unheard piano)"]
+
+
+def f1_table(res: Results) -> list[str]:
+    """method x K rows of h note F1, mean ± sd over seeds, on T, T_timbre and each family."""
+    by = cells(res.summary)
+    order = list(dict.fromkeys([*res.params.get("mapping", {}).get("methods", []), *(m for m, _ in by)]))
+    out = ["| method | K | seeds | " + " | ".join(c for c, _ in F1_COLUMNS) + " |",
+           "|---|---:|---:|" + "---:|" * len(F1_COLUMNS)]
+    for method in order:
+        for K in sorted(k for m, k in by if m == method):
+            c = by[(method, K)]
+            out.append(f"| {method} | {K} | {c.get('n_seeds', '?')} | "
+                       + " | ".join(fmt_mean_sd(*mean_sd(c, lab)[:2]) for _, lab in F1_COLUMNS) + " |")
+    return out
+
+
+def figure_lines(res: Results, readme_dir: Path) -> list[str]:
+    """Each PNG as an image (GitHub renders it), its SVG linked beside it; paths relative to the README."""
+    out = []
+    rel = lambda p: _relative(res.folder / p, readme_dir)  # noqa: E731
+    svgs = {p.with_suffix("") for p in res.figures if p.suffix == ".svg"}
+    for p in res.figures:
+        if p.suffix == ".png":
+            svg = f" ([svg]({rel(p.with_suffix('.svg'))}))" if p.with_suffix("") in svgs else ""
+            out += [f"![{p.stem}]({rel(p)})", f"*{p.stem}*{svg}", ""]
+    for p in res.figures:  # an SVG without its PNG still gets a link
+        if p.suffix == ".svg" and not (res.folder / p.with_suffix(".png")).is_file():
+            out.append(f"- [{p.stem}]({rel(p)})")
+    return out or ["(no figures in the results folder)"]
+
+
+def multiplier_row(res: Results, K: int, curve: str = MULTIPLIER_CURVE) -> dict | None:
+    rows = res.evaluate.get("multiplier", {}).get(curve) or {}
+    row = rows.get(f"K={K}") if isinstance(rows, dict) else None
+    return row if isinstance(row, dict) and "K" in row else None
+
+
+def interval_reading(row: dict, target: str = "lmm", reference: str = "supervised") -> str:
+    """Where the multiplier's interval sits against 1 (no gain), from its ends and their bounds."""
+    lo, hi = row.get("multiplier_lo"), row.get("multiplier_hi")
+    lo_bound = (row.get("interval_bound") or {}).get("lo")
+    if "interval_bound" not in row:
+        return row.get("interval_display", "no interval")
+    K = row["K"]
+    # an upper end "> k_max" (above_max) is open: only the lower end can place the interval above 1
+    if (lo is not None and lo > 1 and lo_bound == "exact") or lo_bound == "above_max":
+        return f"the interval lies above 1: `{target}`'s {K} pairs are worth more than {K} of `{reference}`'s"
+    if hi is not None and hi < 1:
+        return f"the interval lies below 1: `{target}`'s {K} pairs are worth fewer than {K} of `{reference}`'s"
+    return "the interval contains 1: no gain shown either way"
+
+
+def multiplier_lines(res: Results) -> list[str]:
+    out = []
+    for K in MULTIPLIER_KS:
+        row = multiplier_row(res, K)
+        if row is None:
+            out.append(f"- K = {K}: not in the sweep (or no `{res.target}` / `{res.reference}` runs)")
+            continue
+        head = (f"- K = {K}: `{res.reference}` needs {row.get('equivalent_K_display', '?')} pairs to match "
+                f"`{res.target}` with {K}: ")
+        if "interval_display" not in row:  # an evaluate.json written before the multiplier had an interval
+            out.append(head + f"**{row.get('display', '?')}** (no interval: this evaluate.json predates it)")
+        elif "interval_bound" not in row:  # too few seeds: the display already says why
+            out.append(head + f"**{row['display']}**")
+        else:
+            out.append(head + f"**{row['display']}** ({row.get('confidence', res.confidence):.0%} interval over "
+                       f"{row.get('n_seeds', '?')} seeds; {interval_reading(row, res.target, res.reference)})")
+    return out
+
+
+def verdict(res: Results, label: str = F1_LABEL) -> str:
+    """One sentence comparing target and reference at each K of both on h note F1 (T), judged on the curves' band
+    over seeds: "beyond the seed band" = the bands do not overlap."""
+    by = cells(res.summary)
+    t, r = res.target, res.reference
+    ks = sorted(k for m, k in by if m == t and (r, k) in by)
+    if not ks:
+        return f"No K has runs of both `{t}` and `{r}`: nothing to compare."
+    above, below, within, unbanded = [], [], [], []
+    for K in ks:
+        mt, sdt, nt = mean_sd(by[(t, K)], label)
+        mr, sdr, nr = mean_sd(by[(r, K)], label)
+        if mt is None or mr is None:
+            continue
+        bt, br = seed_band(mt, sdt, nt, res.confidence, res.band_kind), seed_band(mr, sdr, nr, res.confidence, res.band_kind)
+        if bt is None or br is None:
+            unbanded.append(K)
+        elif bt[0] > br[1]:
+            above.append(K)
+        elif bt[1] < br[0]:
+            below.append(K)
+        else:
+            within.append(K)
+    ks_text = lambda ks: ", ".join(str(k) for k in ks)  # noqa: E731
+    head = (f"`{t}` beats `{r}` on h note F1 (T) beyond the seed band at K = {ks_text(above)}" if above else
+            f"`{t}` does not beat `{r}` on h note F1 (T) beyond the seed band at any K")
+    parts = []
+    if within:
+        parts.append(f"the bands overlap at K = {ks_text(within)}")
+    if below:
+        parts.append(f"`{t}` is below `{r}` beyond the band at K = {ks_text(below)}")
+    if unbanded:
+        parts.append(f"fewer than 2 seeds (no band) at K = {ks_text(unbanded)}")
+    return head + ("; " + "; ".join(parts) if parts else "") + "."
+
+
+def band_note(res: Results) -> str:
+    kind = "Student t(n-1)" if res.band_kind == "t" else "normal"
+    return (f"Seed band: the curves' band, mean ± q·sd/√n with q the {kind} quantile at {res.confidence:g} for "
+            "n ≥ 3 seeds, the min-max range for 2; the multiplier's interval is a percentile bootstrap over seeds.")
+
+
+def render(res: Results, readme_dir: Path = Path(".")) -> str:
+    """The Markdown between the markers (without them)."""
+    source = _relative(res.folder, readme_dir)
+    lines = [f"<!-- generated by {SCRIPT} from {source}; edits here are overwritten -->", "",
+             f"From the results in [`{source}`]({source}).", "", "**Profile**", "", *profile(res), "",
+             "**h note F1** (mean ± sd over seeds; T = the held-out test recordings, T_timbre = the same on an "
+             "unheard piano, then per family of T)", "", *f1_table(res), "",
+             f"**Effective-data multiplier** of `{res.target}` over `{res.reference}` on h note F1 (T)", "",
+             *multiplier_lines(res), "", f"**Reading.** {verdict(res)} {band_note(res)}", "",
+             "**Figures**", "", *figure_lines(res, readme_dir)]
+    while lines and lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines)
+
+
+def replace_section(text: str, section: str) -> str:
+    """text with everything between the markers replaced by section (the markers stay)."""
+    start, end = text.find(MARK_START), text.find(MARK_END)
+    if start < 0 or end < 0 or end < start or text.count(MARK_START) != 1 or text.count(MARK_END) != 1:
+        raise ResultsError(f"the README needs exactly one {MARK_START} followed by one {MARK_END}")
+    return text[:start + len(MARK_START)] + "\n" + section + "\n" + text[end:]
+
+
+def write_readme(results: str | Path, readme: str | Path) -> str:
+    """Render the results folder into the README between the markers; -> the section. Raises ResultsError (and
+    writes nothing) when the folder, its files or the markers are missing."""
+    readme = Path(readme)
+    if not readme.is_file():
+        raise ResultsError(f"README {readme} does not exist")
+    res = load_results(results)
+    section = render(res, readme.parent)
+    text = replace_section(readme.read_text(), section)
+    with atomic_path(readme) as tmp:
+        tmp.write_text(text)
+    return section
+
+
+__all__ = ["MARK_START", "MARK_END", "ResultsError", "Results", "load_results", "cells", "seed_band", "profile",
+           "f1_table", "figure_lines", "multiplier_row", "interval_reading", "multiplier_lines", "verdict", "render",
+           "replace_section", "write_readme"]
