@@ -69,18 +69,17 @@ def trained_run(runs_dir, method: str, K: int, seed: int, *, h_note_f1: float | 
     with h note F1 on T and T_timbre (T_timbre = 0.9 x T) and g note F1 on T, "all" subset (None: not scored).
     The one place tests build a run folder's path, so a change of the run layout is made here."""
     import json
-    from pathlib import Path
 
     import torch
 
     from lmm_utils.core.features import FeatureConfig
-    from lmm_utils.core.paths import run_name
+    from lmm_utils.core.paths import run_path
     from lmm_utils.methods.checkpoints import save_g, save_h
     from lmm_utils.methods.wrappers import make_g, make_h
     from lmm_utils.models.performer import PerformerConfig
     from lmm_utils.models.transcriber import TranscriberConfig
 
-    d = Path(runs_dir) / run_name(method, K, seed)
+    d = run_path(runs_dir, method, K, seed)
     d.mkdir(parents=True)
     torch.manual_seed(torch_seed)
     if "h" in checkpoints:

@@ -34,7 +34,7 @@ MOTION_DIR = DATA / "motion"
 AUDIO_DIR = DATA / "audio"
 METRICS_DIR = REPORTS / "metrics"
 PLOTS_DIR = REPORTS / "plots"
-RUNS_DIR = DATA / "runs"  # one folder per mapping run, named by `run_name`
+RUNS_DIR = DATA / "runs"  # data/runs/<method>/<run_name>: one folder per mapping run, grouped by method
 RUN_METRICS_DIR = METRICS_DIR / "map"  # a flat copy of each run's numbers (a plain output, not a DVC metric)
 HEADLINE_DIR = REPORTS / "headline"  # the few numbers per stage that `dvc metrics show` / `dvc exp show` compare
 
@@ -51,7 +51,7 @@ def audio_path(pool: str, excerpt_id: str) -> Path:
     return AUDIO_DIR / pool / f"{excerpt_id}.flac"
 
 
-# --- mapping runs: data/runs/<method>-K<K>-s<seed> ---------------------------------------------------------
+# --- mapping runs: data/runs/<method>/<method>-K<K>-s<seed> -----------------------------------------------
 
 _RUN_NAME = re.compile(r"^(?P<method>.+?)-K(?P<K>\d+)-s(?P<seed>\d+)$")
 
@@ -59,6 +59,16 @@ _RUN_NAME = re.compile(r"^(?P<method>.+?)-K(?P<K>\d+)-s(?P<seed>\d+)$")
 def run_name(method: str, K: int, seed: int) -> str:
     """The folder name of one run of the mapping sweep (an ablation `lmm-no_lmM` keeps its dashes)."""
     return f"{method}-K{int(K)}-s{int(seed)}"
+
+
+def run_path(runs_dir: str | Path, method: str, K: int, seed: int) -> Path:
+    """A run's folder: grouped by method, because one pipeline stage (map@<method>) owns each method's runs."""
+    return Path(runs_dir) / method / run_name(method, K, seed)
+
+
+def run_metrics_path(metrics_dir: str | Path, method: str, K: int, seed: int) -> Path:
+    """The flat copy of a run's numbers (reports/metrics/map/<method>/<run>.json)."""
+    return Path(metrics_dir) / method / f"{run_name(method, K, seed)}.json"
 
 
 def parse_run_name(name: str) -> tuple[str, int, int] | None:

@@ -56,15 +56,23 @@ class Run:
 
 
 def discover_runs(runs_dir: str | Path = RUNS_DIR) -> list[Run]:
-    """Every <method>-K<K>-s<seed> folder (others, e.g. temporary ones, are ignored), sorted."""
+    """Every run folder <method>/<method>-K<K>-s<seed> (and, from older layouts, <method>-K<K>-s<seed> directly
+    under runs_dir); others, e.g. temporary ones, are ignored. Sorted by method, K, seed."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     out = []
     for d in sorted(runs_dir.iterdir()):
-        parsed = parse_run_name(d.name) if d.is_dir() and not d.name.startswith(".") else None
+        if not d.is_dir() or d.name.startswith("."):
+            continue
+        parsed = parse_run_name(d.name)
         if parsed:
             out.append(Run(d.name, *parsed, d))
+            continue
+        for sub in sorted(d.iterdir()):
+            parsed = parse_run_name(sub.name) if sub.is_dir() and not sub.name.startswith(".") else None
+            if parsed and parsed[0] == d.name:
+                out.append(Run(sub.name, *parsed, sub))
     return sorted(out, key=lambda r: (r.method, r.K, r.seed))
 
 

@@ -17,9 +17,10 @@ A run has two parts that never mix:
               back: how good the run's pseudo-motion was (against P's ground truth, for the K pairs) and, for
               lmm, whether LM^M picked better self-training labels (against U_A's ground truth).
 
-Outputs (the folder is built under a temporary name and swapped in whole): data/runs/<method>-K<K>-s<seed>/
+Outputs (the folder is built under a temporary name and swapped in whole): data/runs/<method>/<method>-K<K>-s<seed>/
 {h.pt, g.pt, draw.json, predictions.json.gz, scores/{h,h_timbre,g}.json, metrics.json[, lmM/]}
-and a flat copy of the headline numbers in reports/metrics/map/<run>.json (for `dvc metrics`).
+and a flat copy of the headline numbers in reports/metrics/map/<method>/<run>.json. Several runs share one process
+through lmm_utils.mapping.grid (S and the LMs loaded once, finished runs reused by fingerprint).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.io import atomic_dir, jsonable, write_json
-from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, run_name
+from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, run_metrics_path, run_name, run_path
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.data.pools import TrainingData
@@ -226,22 +227,25 @@ def save_run(result, head: dict, preds: dict, truth: Truth, diag: dict, out_dir:
 
 
 def run(method: str, K: int, seed: int, map_params: dict, features: dict | None = None, root: str | Path = ".",
-        progress: bool = False, runs_dir: str | Path | None = None, metrics_dir: str | Path | None = None) -> dict:
-    """Train, predict, save, score one run; returns its metrics (as metrics.json holds them)."""
+        progress: bool = False, runs_dir: str | Path | None = None, metrics_dir: str | Path | None = None,
+        synth=None, extra: dict | None = None) -> dict:
+    """Train, predict, save, score one run; returns its metrics (as metrics.json holds them). `synth`: S already
+    loaded (a process running several runs loads it once); `extra`: keys added to metrics.json (the grid's
+    fingerprint)."""
     root = Path(root)
     name = run_name(method, K, seed)
-    result = train_run(method, K, seed, map_params, features, root, progress)
+    result = train_run(method, K, seed, map_params, features, root, progress, synth=synth)
     data = EvaluationData(root)
     ep = (map_params or {}).get("eval") or {}
     t0 = time.perf_counter()
     preds, ids = predict(result, data, ep, features, progress)
     eval_info = {"n_T": len(ids), "max_items": ep.get("max_items"), "predict_seconds": time.perf_counter() - t0}
     head = {"run": name, "method": method, "K": int(K), "seed": int(seed), "pairs": result.get("draw"),
-            "train": train_summary(result)}
+            "train": train_summary(result), **(extra or {})}
     diag = diagnostics(result, data)
-    metrics = save_run(result, head, preds, data.truth(ids), diag, Path(runs_dir or root / RUNS_DIR) / name,
+    metrics = save_run(result, head, preds, data.truth(ids), diag, run_path(runs_dir or root / RUNS_DIR, method, K, seed),
                        eval_info, progress)
-    write_json(flat_metrics(metrics), Path(metrics_dir or root / RUN_METRICS_DIR) / f"{name}.json")
+    write_json(flat_metrics(metrics), run_metrics_path(metrics_dir or root / RUN_METRICS_DIR, method, K, seed))
     return metrics
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lmm_utils.core.io import atomic_path, jsonable, write_headline, write_json
-from lmm_utils.core.paths import HEADLINE_DIR, METRICS_DIR, REPORTS, RUNS_DIR, run_name
+from lmm_utils.core.paths import HEADLINE_DIR, METRICS_DIR, REPORTS, RUNS_DIR, run_name, run_path
 from lmm_utils.evaluation.report import headline_k
 from lmm_utils.evaluation.scoring import SCORES, nest, saved_rows
 from lmm_utils.evaluation.scoring import summarize as summarize_rows
@@ -49,14 +49,14 @@ def read_run(run_dir: str | Path) -> dict | None:
 def collect(map_params: dict, root: str | Path = ".", runs_dir: str | Path | None = None) -> list[dict]:
     """Every run of the sweep that exists (missing runs are listed by missing_runs)."""
     base = Path(runs_dir or Path(root) / RUNS_DIR)
-    runs = (read_run(base / run_name(m, k, s)) for m, k, s in sweep(map_params))
+    runs = (read_run(run_path(base, m, k, s)) for m, k, s in sweep(map_params))
     return [r for r in runs if r is not None]
 
 
 def missing_runs(map_params: dict, root: str | Path = ".", runs_dir: str | Path | None = None) -> list[str]:
     """Runs of the sweep without metrics.json or scores (those collect leaves out)."""
     base = Path(runs_dir or Path(root) / RUNS_DIR)
-    return [run_name(m, k, s) for m, k, s in sweep(map_params) if not _finished(base / run_name(m, k, s))]
+    return [run_name(m, k, s) for m, k, s in sweep(map_params) if not _finished(run_path(base, m, k, s))]
 
 
 def _finished(run_dir: Path) -> bool:

@@ -40,7 +40,7 @@ def test_pick_best_per_model_and_criterion(sweep):
     runs = discover_runs(sweep)
     h = shipping.pick_best(runs, shipping.H_CRITERION)
     g = shipping.pick_best(runs, shipping.G_CRITERION)
-    assert (h.run.name, h.score) == ("lmm-K4-s0", 0.7) and h.run.path == sweep / "lmm-K4-s0"
+    assert (h.run.name, h.score) == ("lmm-K4-s0", 0.7) and h.run.path == sweep / "lmm" / "lmm-K4-s0"
     assert (g.run.name, g.score) == ("supervised-K1-s0", 0.6)
     assert shipping.pick_best(runs, shipping.G_CRITERION, ("lmm",)).run.name == "lmm-K4-s0"
     lower = shipping.Criterion("g", "T", "all", "velocity_mae", higher_is_better=False)  # ties: discover_runs order
@@ -57,7 +57,7 @@ def test_ship_writes_checkpoints_and_provenance(sweep, shipped):
         e = prov[kind]
         assert {"run", "method", "K", "seed", "criterion", "metrics", "sha256", "lm"} <= set(e)
         assert e["run"] == run and e["lm"] is None
-        assert (shipped / f"{kind}.pt").read_bytes() == (sweep / run / f"{kind}.pt").read_bytes()
+        assert (shipped / f"{kind}.pt").read_bytes() == (sweep / run.split("-K")[0] / run / f"{kind}.pt").read_bytes()
         assert e["sha256"] == hashlib.sha256((shipped / f"{kind}.pt").read_bytes()).hexdigest()
     assert prov["h"]["criterion"] == {"model": "h", "pool": "T", "subset": "all", "key": "note_f1", "value": 0.7}
     assert prov["h"]["metrics"]["T"]["note_f1"] == 0.7 and prov["h"]["metrics"]["T_timbre"]["note_f1"] == pytest.approx(0.63)
@@ -124,7 +124,7 @@ def test_cli_shipped_flag_wins_over_the_project_runs(shipped, sweep, outside_pro
     factories.trained_run(project / "data/runs", "lmm", 1, 0, h_note_f1=0.2)
     monkeypatch.setattr(cli, "_root", lambda: project)
     assert cli.main(["transcribe", "a.wav", "-o", "midi", "-q"]) == 0
-    assert f"h: {project / 'data/runs/lmm-K1-s0'} (best lmm run" in capsys.readouterr().err
+    assert f"h: {project / 'data/runs/lmm/lmm-K1-s0'} (best lmm run" in capsys.readouterr().err
     assert cli.main(["transcribe", "a.wav", "-o", "midi", "-q", "--shipped"]) == 0
     assert f"h: the shipped model {shipped / 'h.pt'} (given with --shipped)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --run and --shipped exclude each other

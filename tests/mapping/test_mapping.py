@@ -259,7 +259,7 @@ def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
     from lmm_utils.methods.checkpoints import load_g, load_h
 
     m = _run(tiny_root, tmp_path)
-    d = tmp_path / "runs" / "lmm-K2-s0"
+    d = tmp_path / "runs" / "lmm" / "lmm-K2-s0"
     t_ids = sorted(json.loads(line)["id"] for line in (tiny_root / "data/scores/T.jsonl").read_text().splitlines())
     for f in ("h.pt", "g.pt", "metrics.json", "draw.json"):
         assert (d / f).is_file(), f
@@ -270,7 +270,7 @@ def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
         rows = json.loads((d / "scores" / f"{key}.json").read_text())["rows"]  # scored from that file
         assert [r["id"] for r in rows] == t_ids and {r["status"] for r in rows} == {"ok"}
     assert (d / "lmM" / "lm.pt").is_file()  # LM^M learned by lmm
-    assert not list(tmp_path.glob("runs/.*"))  # no temporary folder left behind
+    assert not list(tmp_path.glob("runs/lmm/.*"))  # no temporary folder left behind
     on_disk = json.loads((d / "metrics.json").read_text())
     assert on_disk["run"] == "lmm-K2-s0" and on_disk["K"] == 2 and len(on_disk["pairs"]) == 2
     for pool in ("T", "T_timbre"):
@@ -280,7 +280,7 @@ def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
     assert "pseudo_motion" in on_disk["diagnostic"] and "lmM_selection" in on_disk["diagnostic"]
     assert "diagnostic" in on_disk["diagnostic"]["note"]
     assert on_disk["eval"]["n_T"] == len(t_ids) and on_disk["eval"]["seconds"] > 0
-    flat = json.loads((tmp_path / "metrics" / "lmm-K2-s0.json").read_text())
+    flat = json.loads((tmp_path / "metrics" / "lmm" / "lmm-K2-s0.json").read_text())
     assert flat["h"]["T"]["all"]["note_f1"] == pytest.approx(m["h"]["T"]["all"]["note_f1"])
     assert set(flat["h"]["T"]) == {"all", "folk", "chorales"}  # families, not collections
     # one scoring path: metrics.json, the summary stage and the evaluate stage read the same rows
@@ -369,9 +369,9 @@ def test_summary_headline_best_reference_and_the_lms_gains():
 
 def _fake_run(runs_dir: Path, name: str, f1s: list[float], collections: list[str]) -> None:
     """A run folder as the map stage leaves it: metrics.json (whose h block is stale on purpose) and rows."""
-    d = runs_dir / name
-    (d / "scores").mkdir(parents=True)
     method, K, seed = parse_run_name(name)
+    d = runs_dir / method / name
+    (d / "scores").mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps({"run": name, "method": method, "K": K, "seed": seed,
                                                 "train": {"seconds": 2.0}, "h": {"T": {"all": {"note_f1": 9.9}}},
                                                 "diagnostic": {}}))
@@ -384,7 +384,7 @@ def test_summary_stage_reads_the_runs_rows(tmp_path):
     colls = ["essenFolksong", "bachChorales", "oneills1850"]
     _fake_run(tmp_path / "data/runs", "a-K1-s0", [1.0, 0.0, 0.5], colls)
     _fake_run(tmp_path / "data/runs", "a-K1-s1", [0.5, 0.5, 0.5], colls)
-    (tmp_path / "data/runs/a-K1-s2").mkdir()  # unfinished: no metrics.json, no scores
+    (tmp_path / "data/runs/a/a-K1-s2").mkdir()  # unfinished: no metrics.json, no scores
     sweep = {"methods": ["a"], "Ks": [1], "seeds": [0, 1, 2]}
     runs = summary.collect(sweep, tmp_path)
     assert [r["seed"] for r in runs] == [0, 1] and runs[0]["h"]["T"]["all"]["note_f1"] == pytest.approx(0.5)
@@ -435,3 +435,25 @@ def test_score_lm_features_follow_score_order(tiny_root):
     for i, n in enumerate(s.notes):
         rows = [j for j in range(len(ids)) if np.allclose(h[j], feats[i], atol=1e-5)]
         assert rows and names[rows[0] - 1] == f"p:{n.pitch}"
+
+
+def test_grid_runs_each_run_once_and_reuses_it_by_fingerprint(tiny_root, tmp_path):
+    """One process runs a method's K x seed grid; a finished run with the same fingerprint is reused, a new K runs
+    alone, and a change of the run's params (not of the sweep lists) runs it again."""
+    from lmm_utils.mapping import grid
+
+    kw = dict(root=tiny_root, runs_dir=tmp_path / "runs", metrics_dir=tmp_path / "metrics", log=None)
+    first = grid.run_grid("supervised", [0], [0, 1], TINY_MAP, {}, **kw)
+    assert [(r.name, r.reused) for r in first] == [("supervised-K0-s0", False), ("supervised-K0-s1", False)]
+    assert first[0].metrics[grid.FINGERPRINT_KEY]
+    wider = {**TINY_MAP, "Ks": [0, 2], "methods": ["supervised", "lmm"]}  # the sweep lists are not a run's inputs
+    second = grid.run_grid("supervised", [0, 2], [0, 1], wider, {}, **kw)
+    assert [r.reused for r in second] == [True, True, False, False]
+    assert second[0].metrics == first[0].metrics
+    changed = {**TINY_MAP, "method": {**TINY_MAP["method"], "lr": TINY_MAP["method"].get("lr", 0.003) * 2}}
+    third = grid.run_grid("supervised", [0], [0], changed, {}, **kw)
+    assert [r.reused for r in third] == [False]
+    table = grid.grid_table(second)
+    assert set(table) == {"supervised-K0-s0", "supervised-K0-s1", "supervised-K2-s0", "supervised-K2-s1"}
+    assert table["supervised-K2-s0"]["reused"] is False and table["supervised-K0-s0"]["h T"] is not None
+    assert [r.name for r in scoring.discover_runs(tmp_path / "runs")] == sorted(table)

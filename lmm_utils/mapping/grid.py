@@ -1,0 +1,134 @@
+"""One method's K x seed grid in one process, with a cache entry per run.
+
+    from lmm_utils.mapping import grid
+    done = grid.run_grid("lmm", Ks=[0, 1, 4], seeds=[0, 1, 2], map_params=params["mapping"],
+                         features=params["features"])          # -> [GridRun(name, K, seed, reused, metrics)]
+
+Why a grid and not one process per run: a run's fixed cost -- starting Python and a kernel, importing torch (and
+its compiler, which the first optimizer pulls in), loading S -- was ~6 s of every run, as much as a short run's
+learning. The pipeline runs one stage per method (map@<method>) whose process runs that method's grid.
+
+Each run keeps its own folder (data/runs/<method>/<run>/) and its own cache entry: metrics.json records a
+fingerprint of everything the run depends on -- the method, K, seed, the run's params (the mapping section less
+the sweep lists, and the features), the source of every lmm_utils module loaded to run it, and the contents of
+the data it reads (S, the LMs, the splits, scores, audio and the motion evaluation reads). A run whose folder holds
+a finished run with the same fingerprint is reused, not re-run; so adding a K, a seed or a method to params.yaml
+runs only the new runs, although DVC re-runs the whole map@<method> stage (its outputs are `persist`ed).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmm_utils.core.paths import AUDIO_DIR, MOTION_DIR, RUNS_DIR, SCORES_DIR, SPLITS, run_name, run_path
+from lmm_utils.mapping import run as runner
+from lmm_utils.methods import check_method
+
+SWEEP_KEYS = ("methods", "Ks", "seeds")  # the sweep's lists: which runs exist, not how one run behaves
+FINGERPRINT_KEY = "fingerprint"
+
+
+@dataclass
+class GridRun:
+    name: str
+    K: int
+    seed: int
+    reused: bool
+    seconds: float
+    metrics: dict
+
+
+def code_fingerprint() -> str:
+    """Of the source of every lmm_utils module loaded in this process (call it after the run's code is imported:
+    the methods, S's model code)."""
+    h = hashlib.sha1()
+    for name in sorted(m for m in sys.modules if m == "lmm_utils" or m.startswith("lmm_utils.")):
+        f = getattr(sys.modules[name], "__file__", None)
+        if f and Path(f).is_file():
+            h.update(name.encode() + b"\0" + Path(f).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _hash_tree(h, path: Path, root: Path) -> None:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else ([path] if path.is_file() else [])
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+
+
+def data_fingerprint(map_params: dict, root: str | Path = ".") -> str:
+    """Of the contents (not the times: DVC restores files with new ones) of what a run reads."""
+    root = Path(root)
+    h = hashlib.sha1()
+    lm = map_params.get("lm") or {}
+    for rel in (map_params.get("synth", "data/synth/S.pt"), *sorted(lm.values()), SPLITS, SCORES_DIR, AUDIO_DIR,
+                MOTION_DIR):
+        _hash_tree(h, root / rel, root)
+    return h.hexdigest()[:16]
+
+
+def run_fingerprint(method: str, K: int, seed: int, map_params: dict, features: dict | None, code_fp: str,
+                    data_fp: str) -> str:
+    settings = {k: v for k, v in map_params.items() if k not in SWEEP_KEYS}
+    doc = {"method": method, "K": int(K), "seed": int(seed), "mapping": settings, "features": features or {},
+           "code": code_fp, "data": data_fp}
+    return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished_metrics(run_dir: Path, fingerprint: str) -> dict | None:
+    """The run's metrics when its folder holds a finished run made from the same inputs, else None."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if metrics.get(FINGERPRINT_KEY) != fingerprint or not any((run_dir / "scores").glob("*.json")):
+        return None
+    return metrics
+
+
+def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, features: dict | None = None,
+             root: str | Path = ".", runs_dir: str | Path | None = None, metrics_dir: str | Path | None = None,
+             progress: bool = False, log=print) -> list[GridRun]:
+    """Every (K, seed) run of `method`, reusing finished runs with the same fingerprint. S is loaded once."""
+    check_method(method)
+    root = Path(root)
+    runs_dir = Path(runs_dir or root / RUNS_DIR)
+    device = runner.default_device(map_params.get("device", "auto"))
+    synth = runner.load_frozen_synth(root / map_params.get("synth", "data/synth/S.pt"), str(device))
+    code_fp, data_fp = code_fingerprint(), data_fingerprint(map_params, root)
+    out = []
+    for K in Ks:
+        for seed in seeds:
+            name = run_name(method, K, seed)
+            fp = run_fingerprint(method, K, seed, map_params, features, code_fp, data_fp)
+            t0 = time.perf_counter()
+            metrics = finished_metrics(run_path(runs_dir, method, K, seed), fp)
+            reused = metrics is not None
+            if not reused:
+                metrics = runner.run(method, K, seed, map_params, features, root, progress, runs_dir, metrics_dir,
+                                     synth=synth, extra={FINGERPRINT_KEY: fp})
+            out.append(GridRun(name, int(K), int(seed), reused, time.perf_counter() - t0, metrics))
+            if log:
+                log(f"{name}: {'reused (same fingerprint)' if reused else 'ran'} in {out[-1].seconds:.1f} s")
+    return out
+
+
+def grid_table(done: list[GridRun]) -> dict[str, dict]:
+    """{run: h note F1 on T / T_timbre, g note F1, train / eval seconds, reused} for the stage's notebook."""
+    def get(m: dict, *keys):
+        for k in keys:
+            m = m.get(k, {}) if isinstance(m, dict) else {}
+        return m if isinstance(m, (int, float)) else None
+
+    return {r.name: {"K": r.K, "seed": r.seed, "h T": get(r.metrics, "h", "T", "all", "note_f1"),
+                     "h T_timbre": get(r.metrics, "h", "T_timbre", "all", "note_f1"),
+                     "g T": get(r.metrics, "g", "T", "all", "note_f1"),
+                     "train s": get(r.metrics, "train", "seconds"), "eval s": get(r.metrics, "eval", "seconds"),
+                     "reused": r.reused} for r in done}
+
+
+__all__ = ["GridRun", "run_grid", "grid_table", "code_fingerprint", "data_fingerprint", "run_fingerprint",
+           "finished_metrics", "SWEEP_KEYS"]
