@@ -73,9 +73,10 @@ def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
     ramps = edges[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
     upper = ramps[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return weights.astype(np.float32)
+    # Rounded to float32 before and after the normalization, as librosa does, so the two agree bit for bit (h's
+    # and S's numbers stay what they were when librosa made the filterbank).
+    weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
+    return (weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
 
 
 def log_mel(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

@@ -200,6 +200,11 @@ def check_split(sec: dict) -> dict:
 def check_engrave(sec: dict) -> dict:
     require(sec, "engrave", height=int)
     require_positive(sec, "engrave", "height")
+    pools = sec.get("pools", ["U_V", "P", "T"])
+    allowed = ("U_V", "P", "T")
+    if not isinstance(pools, list) or not pools or any(p not in allowed for p in pools):
+        raise ParamsError(f"params.yaml: engrave.pools must be a non-empty list of pools with scores {list(allowed)}, "
+                          f"got {pools!r}")
     return sec
 
 

@@ -61,6 +61,17 @@ def run_name(method: str, K: int, seed: int) -> str:
     return f"{method}-K{int(K)}-s{int(seed)}"
 
 
+def method_Ks(map_params: dict, method: str) -> list[int]:
+    """The Ks a method runs at: mapping.method_Ks[method] where given (a cheaper default may run an expensive
+    method at fewer Ks), else mapping.Ks."""
+    return [int(k) for k in ((map_params.get("method_Ks") or {}).get(method) or map_params["Ks"])]
+
+
+def sweep_runs(map_params: dict) -> list[tuple[str, int, int]]:
+    """(method, K, seed) of every run of the sweep params.yaml defines: each method x its Ks x mapping.seeds."""
+    return [(m, k, int(s)) for m in map_params["methods"] for k in method_Ks(map_params, m) for s in map_params["seeds"]]
+
+
 def run_path(runs_dir: str | Path, method: str, K: int, seed: int) -> Path:
     """A run's folder: grouped by method, because one pipeline stage (map@<method>) owns each method's runs."""
     return Path(runs_dir) / method / run_name(method, K, seed)

@@ -24,7 +24,8 @@ class EngraveConfig:
 
     @classmethod
     def from_params(cls, section: dict) -> EngraveConfig:
-        return dataclass_from(cls, {k: v for k, v in section.items() if k != "workers"}, "engrave")  # workers: the stage's pool size
+        # workers: the stage's pool size; pools: which pools it engraves -- neither changes an engraving
+        return dataclass_from(cls, {k: v for k, v in section.items() if k not in ("workers", "pools")}, "engrave")
 
 
 def _exact(beats: float) -> Fraction:

@@ -30,6 +30,7 @@ from lmm_utils.core import paths
 from lmm_utils.core.io import read_jsonl
 from lmm_utils.core.motion import Performance
 from lmm_utils.core.score import ScoreExcerpt
+from lmm_utils.data.corpus import family
 from lmm_utils.data.excerpts import stable_seed
 
 if TYPE_CHECKING:  # core.features imports torch; the data card reads T without it
@@ -154,12 +155,22 @@ class EvaluationData:
     # --- the excerpts evaluated ----------------------------------------------------------------------------
     def eval_ids(self, max_items: int | None = None) -> list[str]:
         """T's excerpts evaluated: every one with notes and both recordings (T and T_timbre); with max_items,
-        a fixed subset -- the first max_items in a seed-independent hash order, so every run and every method
-        is scored on the same ones -- returned sorted."""
-        ids = [i for i, s in self.scores(TEST_POOL).items() if s.notes
-               and all(self.audio_path(p, i).is_file() for p in RECORDING_POOLS)]
+        a fixed subset stratified by family -- each family (folk, chorales) gets its share of max_items (largest
+        remainder), taken in a seed-independent hash order, so every run and every method is scored on the same
+        ones and the families keep T's proportions -- returned sorted."""
+        scores = self.scores(TEST_POOL)
+        ids = [i for i, s in scores.items() if s.notes and all(self.audio_path(p, i).is_file() for p in RECORDING_POOLS)]
         ids.sort(key=lambda i: stable_seed("eval", i))
-        return sorted(ids[:max_items] if max_items else ids)
+        if not max_items or max_items >= len(ids):
+            return sorted(ids)
+        groups: dict[str, list[str]] = {}
+        for i in ids:
+            groups.setdefault(family(scores[i].collection), []).append(i)
+        share = {f: max_items * len(g) / len(ids) for f, g in groups.items()}
+        take = {f: int(np.floor(v)) for f, v in share.items()}
+        for f in sorted(share, key=lambda f: (take[f] - share[f], f))[:max_items - sum(take.values())]:
+            take[f] += 1
+        return sorted(i for f, g in groups.items() for i in g[:take[f]])
 
 
 __all__ = ["EvaluationData", "Truth", "TEST_POOL", "TIMBRE_POOL", "RECORDING_POOLS"]

@@ -134,7 +134,7 @@ def build_engravings(section: dict) -> dict:
     cfg = EngraveConfig.from_params(section)
     summary, failed = {}, []
     with atomic_dir(paths.ENGRAVINGS_DIR) as tmp:
-        for pool in ENGRAVED_POOLS:
+        for pool in section.get("pools", ENGRAVED_POOLS):
             (tmp / pool).mkdir()
             jobs = [_EngraveJob(e, tmp / pool, cfg) for e in load_scores(pool)]
             results = list(parallel_map(_engrave_one, jobs, section.get("workers", 0), f"engrave {pool}", "excerpt"))

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from lmm_utils.core.io import read_json, write_json
 from lmm_utils.core.motion import Performance
-from lmm_utils.core.paths import DATA, RUNS_DIR, parse_run_name
+from lmm_utils.core.paths import DATA, RUNS_DIR, parse_run_name, sweep_runs
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import Truth
 from lmm_utils.evaluation import metrics as metrics_mod
@@ -81,7 +81,7 @@ def in_sweep(runs: list[Run], map_params: dict | None) -> tuple[list[Run], list[
     folders of an older sweep stay on disk (DVC does not delete outputs of stages that are gone) and must not mix in."""
     if not map_params or not all(k in map_params for k in ("methods", "Ks", "seeds")):
         return list(runs), []
-    want = {(m, int(k), int(s)) for m in map_params["methods"] for k in map_params["Ks"] for s in map_params["seeds"]}
+    want = set(sweep_runs(map_params))
     kept = [r for r in runs if (r.method, r.K, r.seed) in want]
     return kept, [r for r in runs if (r.method, r.K, r.seed) not in want]
 

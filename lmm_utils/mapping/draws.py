@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from lmm_utils.core.paths import sweep_runs
 from lmm_utils.data.excerpts import stable_seed
 from lmm_utils.data.pools import TrainingData
 
 
 def sweep(map_params: dict) -> list[tuple[str, int, int]]:
-    """(method, K, seed) of every run of the sweep params.yaml defines (mapping.methods x Ks x seeds)."""
-    return [(m, int(k), int(s)) for m in map_params["methods"] for k in map_params["Ks"] for s in map_params["seeds"]]
+    """(method, K, seed) of every run of the sweep params.yaml defines (each method x its Ks x seeds)."""
+    return sweep_runs(map_params)
 
 
 def pair_pool(root: str | Path = ".") -> list[str]:

@@ -28,7 +28,7 @@ from lmm_utils.core.paths import AUDIO_DIR, MOTION_DIR, RUNS_DIR, SCORES_DIR, SP
 from lmm_utils.mapping import run as runner
 from lmm_utils.methods import check_method
 
-SWEEP_KEYS = ("methods", "Ks", "seeds")  # the sweep's lists: which runs exist, not how one run behaves
+SWEEP_KEYS = ("methods", "Ks", "seeds", "method_Ks")  # the sweep's lists: which runs exist, not how one run behaves
 FINGERPRINT_KEY = "fingerprint"
 
 

@@ -71,7 +71,7 @@ KNOWN: dict[str, Node] = {
                                 "max_performances_per_piece"]),
     "split": {"seed": None, "fractions": dict.fromkeys(["U_V", "U_A", "P", "T"]),
               "excerpts": Class("lmm_utils.data.excerpts:ExcerptConfig")},
-    "engrave": dict.fromkeys(["height", "workers"]),
+    "engrave": dict.fromkeys(["height", "workers", "pools"]),
     "perform": {"seed": None, "workers": None, "pianist": Class("lmm_utils.data.pianist:PianistConfig"),
                 "conditions": {"soundfonts": [dict.fromkeys(["file", "presets"])],
                                **dict.fromkeys(["reverb_room", "reverb_level", "gain_db", "eq_tilt_db", "noise_prob",
@@ -90,7 +90,7 @@ KNOWN: dict[str, Node] = {
               "baseline": dict.fromkeys(_FIT),
               "additive": Class("lmm_utils.models.synth:AdditiveConfig", _FIT),
               "neural": Class("lmm_utils.models.synth:NeuralConfig", _FIT)},
-    "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "device", "synth"]),
+    "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "method_Ks", "device", "synth"]),
                 "lm": dict.fromkeys(["A", "V"]), "eval": dict.fromkeys(["max_items"]),
                 "method": Class("lmm_utils.methods.base:MethodConfig"),
                 "transcriber": Class("lmm_utils.models.transcriber:TranscriberConfig"),
@@ -138,6 +138,19 @@ def check_mapping(sec: dict) -> dict:
             raise ParamsError(f"params.yaml: mapping.{key} must be a non-empty list of whole numbers >= 0, got {values!r}")
         if len(set(values)) != len(values):
             raise ParamsError(f"params.yaml: mapping.{key} lists a value twice: {values!r}")
+    per_method = sec.get("method_Ks") or {}
+    if not isinstance(per_method, dict):
+        raise ParamsError(f"params.yaml: mapping.method_Ks must map a method to its Ks, got {per_method!r}")
+    for name, values in per_method.items():
+        if values is None:  # null: the method runs at mapping.Ks (a profile undoing the default's entry)
+            continue
+        if name not in sec["methods"]:
+            raise ParamsError(f"params.yaml: mapping.method_Ks.{name} is not a known key: method_Ks gives methods of "
+                              f"mapping.methods {sec['methods']} their own Ks")
+        if (not isinstance(values, list) or not values or len(set(values)) != len(values)
+                or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values)):
+            raise ParamsError(f"params.yaml: mapping.method_Ks.{name} must be a non-empty list of distinct whole "
+                              f"numbers >= 0, got {values!r}")
     return sec
 
 
