@@ -98,6 +98,21 @@ def write_headline(values: dict, path: str | Path, digits: int = 4) -> dict:
     return out
 
 
+def is_timing_key(key: str) -> bool:
+    """Wall-clock measurements written beside results (*seconds*, *per_s, synth's `speed` block): they differ
+    between two runs of the same computation, so content fingerprints leave them out."""
+    return "seconds" in key or key.endswith("per_s") or key == "speed"
+
+
+def untimed(obj):
+    """A JSON value without its timing keys (at any depth)."""
+    if isinstance(obj, dict):
+        return {k: untimed(v) for k, v in obj.items() if not is_timing_key(k)}
+    if isinstance(obj, list):
+        return [untimed(v) for v in obj]
+    return obj
+
+
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
 

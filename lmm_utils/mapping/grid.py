@@ -11,7 +11,8 @@ learning. The pipeline runs one stage per method (map@<method>) whose process ru
 Each run keeps its own folder (data/runs/<method>/<run>/) and its own cache entry: metrics.json records a
 fingerprint of everything the run depends on -- the method, K, seed, the run's params (the mapping section less
 the sweep lists, and the features), the source of every lmm_utils module loaded to run it, and the contents of
-the data it reads (S, the LMs, the splits, scores, audio and the motion evaluation reads). A run whose folder holds
+the data it reads (S, the LMs, the splits, scores, audio and the motion evaluation reads; JSON files without their
+timings). A run whose folder holds
 a finished run with the same fingerprint is reused, not re-run; so adding a K, a seed or a method to params.yaml
 runs only the new runs, although DVC re-runs the whole map@<method> stage (its outputs are `persist`ed).
 """
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmm_utils.core.io import untimed
 from lmm_utils.core.paths import AUDIO_DIR, MOTION_DIR, RUNS_DIR, SCORES_DIR, SPLITS, run_name, run_path
 from lmm_utils.mapping import run as runner
 from lmm_utils.methods import check_method
@@ -53,10 +55,21 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def _content(f: Path) -> bytes:
+    """A file's bytes; a JSON file's content without its timings (a re-run writes other seconds, same data)."""
+    data = f.read_bytes()
+    if f.suffix == ".json":
+        try:
+            return json.dumps(untimed(json.loads(data)), sort_keys=True).encode()
+        except ValueError:
+            pass
+    return data
+
+
 def _hash_tree(h, path: Path, root: Path) -> None:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else ([path] if path.is_file() else [])
     for f in files:
-        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+        h.update(str(f.relative_to(root)).encode() + b"\0" + _content(f) + b"\0")
 
 
 def data_fingerprint(map_params: dict, root: str | Path = ".") -> str:

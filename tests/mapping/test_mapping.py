@@ -457,3 +457,17 @@ def test_grid_runs_each_run_once_and_reuses_it_by_fingerprint(tiny_root, tmp_pat
     assert set(table) == {"supervised-K0-s0", "supervised-K0-s1", "supervised-K2-s0", "supervised-K2-s1"}
     assert table["supervised-K2-s0"]["reused"] is False and table["supervised-K0-s0"]["h T"] is not None
     assert [r.name for r in scoring.discover_runs(tmp_path / "runs")] == sorted(table)
+
+
+def test_data_fingerprint_ignores_timings_but_not_data(tmp_path):
+    from lmm_utils.mapping import grid
+
+    (tmp_path / "data/lm/A").mkdir(parents=True)
+    info = tmp_path / "data/lm/A/info.json"
+    info.write_text(json.dumps({"steps": 10, "train_seconds": 1.5}))
+    mp = {"lm": {"A": "data/lm/A"}}
+    before = grid.data_fingerprint(mp, tmp_path)
+    info.write_text(json.dumps({"steps": 10, "train_seconds": 9.5}))  # a re-run: other seconds, same model
+    assert grid.data_fingerprint(mp, tmp_path) == before
+    info.write_text(json.dumps({"steps": 11, "train_seconds": 9.5}))
+    assert grid.data_fingerprint(mp, tmp_path) != before

@@ -1,0 +1,87 @@
+"""A sweep's results as one committed folder: what the README's Results section is written from.
+
+    collect_results(root=".", out="reports/default", profile="default")
+
+copies, from a project after `dvc repro`: params.yaml (the exact params), reports/metrics/summary.json and
+summary.md, reports/metrics/evaluate.json, the evaluation's figures (PNG + SVG), and each run of the sweep's
+predictions file as predictions/<run>.json.gz (the note lists of h, h_timbre and g on every T excerpt scored), so that
+anyone can recompute every number with mir_eval without re-running. Only runs of the sweep params.yaml defines are
+taken (run folders of older sweeps stay on disk). A manifest.json lists the files with their sizes and the total.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from lmm_utils.core.io import write_json
+from lmm_utils.core.paths import METRICS_DIR, PLOTS_DIR, REPORTS, RUNS_DIR
+from lmm_utils.evaluation.predictions import PREDICTIONS_FILE
+from lmm_utils.evaluation.scoring import discover_runs, in_sweep
+
+FIGURE_SUFFIXES = (".png", ".svg")
+MAX_TOTAL_MB = 50.0  # the issue's budget for a committed results folder
+
+
+class CollectError(RuntimeError):
+    pass
+
+
+def collect_results(root: str | Path = ".", out: str | Path = "reports/default", profile: str = "default") -> dict:
+    """Copy a finished sweep's results into `out` (replacing what was there). -> the manifest."""
+    root, out = Path(root), Path(out)
+    need = [root / "params.yaml", root / METRICS_DIR / "summary.json", root / METRICS_DIR / "evaluate.json"]
+    missing = [str(p) for p in need if not p.is_file()]
+    if missing:
+        raise CollectError(f"not a finished sweep (run `dvc repro` first): missing {missing}")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    runs, _ = in_sweep(discover_runs(root / RUNS_DIR), params.get("mapping"))
+    without = [r.name for r in runs if not (r.path / PREDICTIONS_FILE).is_file()]
+    if without:
+        raise CollectError(f"runs without {PREDICTIONS_FILE} (made before the compact file; re-run them): {without}")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "predictions").mkdir(parents=True)
+    shutil.copy2(root / "params.yaml", out / "params.yaml")
+    shutil.copy2(root / METRICS_DIR / "summary.json", out / "summary.json")
+    shutil.copy2(root / METRICS_DIR / "evaluate.json", out / "evaluate.json")
+    if (root / REPORTS / "summary.md").is_file():
+        shutil.copy2(root / REPORTS / "summary.md", out / "summary.md")
+    figures = root / PLOTS_DIR / "evaluate" / "figures"
+    for f in sorted(figures.rglob("*")) if figures.is_dir() else []:
+        if f.suffix in FIGURE_SUFFIXES:
+            dst = out / "figures" / f.relative_to(figures)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dst)
+    for r in runs:
+        shutil.copy2(r.path / PREDICTIONS_FILE, out / "predictions" / f"{r.name}.json.gz")
+    files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    total_mb = sum(files.values()) / 1e6
+    manifest = {"profile": profile, "runs": [r.name for r in runs], "n_runs": len(runs), "total_mb": round(total_mb, 2),
+                "files": files}
+    write_json(manifest, out / "manifest.json")
+    if total_mb > MAX_TOTAL_MB:
+        raise CollectError(f"{out} holds {total_mb:.1f} MB, over the {MAX_TOTAL_MB:.0f} MB budget for committed results")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse  # deferred: only the command line needs it
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=".", help="the project after dvc repro (default: .)")
+    ap.add_argument("--out", default="reports/default", help="the results folder (default: reports/default)")
+    ap.add_argument("--profile", default="default", help="the profile's name, recorded in manifest.json")
+    args = ap.parse_args(argv)
+    try:
+        m = collect_results(args.root, args.out, args.profile)
+    except CollectError as e:
+        print(f"collect_results: error: {e}")
+        return 2
+    print(json.dumps({k: v for k, v in m.items() if k != "files"}))
+    return 0
+
+
+__all__ = ["collect_results", "CollectError", "main"]
