@@ -89,3 +89,56 @@ def test_overfits_two_tiny_excerpts():
         s = transcription_scores(perf, transcribe(m, x[i]))
         assert s["note_f1"] >= 0.9, s
         assert s["frame_f1"] >= 0.8, s
+
+
+def _piano_like(seed: int, seconds: float = 4.0) -> tuple[np.ndarray, Performance]:
+    """A recording-like waveform (decaying harmonic tones) and its notes: no FluidSynth needed."""
+    from lmm_utils.core.motion import PerformedNote
+
+    rng = np.random.default_rng(seed)
+    sr = FEAT.sample_rate
+    t = np.arange(int(seconds * sr)) / sr
+    x, notes = np.zeros_like(t), []
+    for _ in range(8):
+        on, pitch, vel = round(rng.uniform(0.1, seconds - 1.0), 2), int(rng.integers(45, 85)), rng.uniform(0.3, 1.0)
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        env = np.where(t >= on, np.exp(-(t - on) * 2.5), 0.0) * (t < on + 0.6)
+        for k in range(1, 9):
+            x += vel * env * np.sin(2 * np.pi * k * f0 * t) / k ** 1.5
+        notes.append(PerformedNote(pitch, on, on + 0.6, int(40 + 80 * vel)))
+    return x.astype(np.float32), Performance(sorted(notes, key=lambda n: (n.onset, n.pitch)))
+
+
+def _at_rms_dbfs(x: np.ndarray, dbfs: float) -> np.ndarray:
+    return (x * (10 ** (dbfs / 20) / np.sqrt(np.mean(x ** 2)))).astype(np.float32)
+
+
+LEVELS_DBFS = (-45.0, -25.0, -6.0)  # a quiet benchmark take, an ordinary recording, a hot master
+
+
+def test_the_same_recording_at_three_levels_reads_the_same():
+    """h's front end sees the same input at -45, -25 and -6 dBFS RMS (its 40-dB window sits above the log-mel's
+    absolute floor at every ordinary level), so h writes the same notes at each level."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    m = Transcriber(TranscriberConfig())
+    x, perf = _piano_like(0, 3.0)
+    stacked = {db: m.frontend(torch.from_numpy(log_mel(_at_rms_dbfs(x, db), FEAT))[None]) for db in LEVELS_DBFS}
+    for a in LEVELS_DBFS:
+        assert float((stacked[a] - stacked[-25.0]).abs().max()) < 0.02, a
+    # trained on the -25 dBFS take only, h transcribes the other two levels the same way
+    train = [_piano_like(1, 3.0), (x, perf)]
+    inputs = torch.stack([torch.from_numpy(log_mel(_at_rms_dbfs(w, -25.0), FEAT)) for w, _ in train])
+    rolls = [to_roll(p, FEAT.fps, inputs.shape[-1]) for _, p in train]
+    y = {k: torch.stack([torch.from_numpy(r[k]) for r in rolls]) for k in ("onset", "frame", "velocity")}
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(120):
+        loss = transcription_loss(m(inputs), y)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    est = {db: transcribe(m, torch.from_numpy(log_mel(_at_rms_dbfs(x, db), FEAT))) for db in LEVELS_DBFS}
+    assert est[-25.0].notes, "h learned nothing: the comparison below would be empty"
+    for db in (-45.0, -6.0):
+        assert transcription_scores(est[-25.0], est[db])["note_f1"] >= 0.98, db
