@@ -44,3 +44,37 @@ def test_collect_refuses_an_unfinished_sweep_and_changes_nothing(tmp_path):
     with pytest.raises(CollectError, match="not a finished sweep"):
         collect_results(tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_robustness_levels_and_rows():
+    """Re-levelling hits the asked RMS; h's rows cover every condition and subset; a level-invariant h gets
+    level_spread 0 (a tiny untrained h: its front end already sees the same input at every level)."""
+    import numpy as np
+
+    from lmm_utils.core.features import FeatureConfig
+    from lmm_utils.data.evaluation import Truth
+    from lmm_utils.evaluation import robustness
+    from lmm_utils.methods.wrappers import make_h
+    from lmm_utils.models.transcriber import TranscriberConfig
+
+    rng = np.random.default_rng(0)
+    x = (0.01 * rng.standard_normal(16000)).astype(np.float32)
+    y = robustness.at_rms_dbfs(x, -6.0)
+    assert 20 * np.log10(np.sqrt(np.mean(y.astype(np.float64) ** 2))) == pytest.approx(-6.0, abs=1e-3)
+    assert robustness.at_rms_dbfs(np.zeros(10, np.float32), -6.0).max() == 0.0  # silence stays silence
+
+    class _Data:
+        def audio(self, pool, i):
+            t = np.arange(16000) / 16000
+            return (0.05 * np.sin(2 * np.pi * 220 * t) * np.exp(-2 * t)).astype(np.float32), 16000
+
+    perf = Performance([PerformedNote(57, 0.0, 0.8, 80)])
+    truth = Truth({"a": perf, "b": perf}, {"a": "essenFolksong", "b": "bachChorales"})
+    __import__("torch").manual_seed(0)
+    h = make_h(TranscriberConfig.tiny(), FeatureConfig())
+    rows = robustness.h_rows(h, _Data(), truth, FeatureConfig())
+    labels = [c[0] for c in robustness.conditions()]
+    assert sorted({r["recordings"] for r in rows}) == sorted(labels)
+    assert {r["subset"] for r in rows} == {"all", "folk", "chorales"}
+    at_levels = [r["note_f1"] for r in rows if r["subset"] == "all" and r["recordings"].startswith("T at")]
+    assert max(at_levels) - min(at_levels) < 0.01
