@@ -195,12 +195,24 @@ def interval_reading(row: dict, target: str = "lmm", reference: str = "supervise
     return "the interval contains 1: no gain shown either way"
 
 
+def multiplier_ks(res: Results, curve: str = MULTIPLIER_CURVE) -> list[int]:
+    """MULTIPLIER_KS and every other K the evaluation has a row for (K = 0: the target with no pairs at all)."""
+    rows = res.evaluate.get("multiplier", {}).get(curve) or {}
+    have = {int(r["K"]) for r in rows.values() if isinstance(r, dict) and "K" in r} if isinstance(rows, dict) else set()
+    return sorted(have | set(MULTIPLIER_KS))
+
+
 def multiplier_lines(res: Results) -> list[str]:
     out = []
-    for K in MULTIPLIER_KS:
+    for K in multiplier_ks(res):
         row = multiplier_row(res, K)
         if row is None:
             out.append(f"- K = {K}: not in the sweep (or no `{res.target}` / `{res.reference}` runs)")
+            continue
+        if K == 0:  # no ratio with 0 pairs: the equivalent number of the reference's pairs is the result
+            out.append(f"- K = 0: `{res.target}` with no pairs matches `{res.reference}` with **{row.get('display', '?')}**"
+                       + (f" ({row.get('confidence', res.confidence):.0%} interval over {row.get('n_seeds', '?')} seeds)"
+                          if "interval_bound" in row else ""))
             continue
         head = (f"- K = {K}: `{res.reference}` needs {row.get('equivalent_K_display', '?')} pairs to match "
                 f"`{res.target}` with {K}: ")
@@ -250,6 +262,28 @@ def verdict(res: Results, label: str = F1_LABEL) -> str:
     return head + ("; " + "; ".join(parts) if parts else "") + "."
 
 
+def peer_lines(res: Results) -> list[str]:
+    """The peers (Basic Pitch) on the same recordings, from evaluate.json."""
+    out = []
+    for name, p in sorted((res.evaluate.get("peers") or {}).items()):
+        if isinstance(p, dict) and p.get("available") and p.get("h-note_f1-all") is not None:
+            out.append(f"- `{name}` on the same T excerpts: note F1 {p['h-note_f1-all']:.3f} (folk "
+                       f"{p.get('h-note_f1-folk', float('nan')):.3f}, chorales {p.get('h-note_f1-chorales', float('nan')):.3f}); "
+                       f"T_timbre {p.get('h_timbre-note_f1-all', float('nan')):.3f}")
+    return out or ["- no peer was available to this run (`make basic-pitch` builds Basic Pitch)"]
+
+
+def robustness_lines(res: Results) -> list[str]:
+    """Each method's best h at three recording levels and on T_timbre (evaluate.json's robustness rows)."""
+    rows = [r for r in res.evaluate.get("robustness") or [] if r.get("subset") == "all"]
+    out = []
+    for method in sorted({r["method"] for r in rows}):
+        mine = [r for r in rows if r["method"] == method]
+        cells_ = ", ".join(f"{r['recordings']} {r['note_f1']:.3f}" for r in mine)
+        out.append(f"- `{method}` (best run {mine[0]['run']}): {cells_}; spread over levels {mine[0]['level_spread']:.3f}")
+    return out or ["- not in this evaluate.json"]
+
+
 def band_note(res: Results) -> str:
     kind = "Student t(n-1)" if res.band_kind == "t" else "normal"
     return (f"Seed band: the curves' band, mean ± q·sd/√n with q the {kind} quantile at {res.confidence:g} for "
@@ -264,7 +298,9 @@ def render(res: Results, readme_dir: Path = Path(".")) -> str:
              "**h note F1** (mean ± sd over seeds; T = the held-out test recordings, T_timbre = the same on an "
              "unheard piano, then per family of T)", "", *f1_table(res), "",
              f"**Effective-data multiplier** of `{res.target}` over `{res.reference}` on h note F1 (T)", "",
-             *multiplier_lines(res), "", f"**Reading.** {verdict(res)} {band_note(res)}", "",
+             *multiplier_lines(res), "", "**Peer** (a published transcriber on the same recordings)", "",
+             *peer_lines(res), "", "**Level and timbre** (h note F1 on T re-levelled to a given RMS, and on T_timbre)", "",
+             *robustness_lines(res), "", f"**Reading.** {verdict(res)} {band_note(res)}", "",
              "**Figures**", "", *figure_lines(res, readme_dir)]
     while lines and lines[-1] == "":
         lines.pop()

@@ -172,3 +172,23 @@ def test_the_script_writes_the_section(project):
     assert p.returncode == 0, p.stderr
     text = (project / "README.md").read_text()
     assert "from reports/paper" in text and "beyond the seed band at K = 1, 4, 16, 64" in text
+
+
+def test_zero_pair_line_peer_and_robustness_lines():
+    from pathlib import Path
+
+    from lmm_utils.evaluation import results_md
+
+    ev = {"multiplier": {"h-note_f1-all": {"K=0": {"K": 0, "display": "1.31 pairs [<= 1, 3.6]", "n_seeds": 3,
+                                                   "confidence": 0.95, "interval_bound": {"lo": "below_min"}}}},
+          "peers": {"basic_pitch": {"available": True, "h-note_f1-all": 0.9, "h-note_f1-folk": 0.92,
+                                    "h-note_f1-chorales": 0.81, "h_timbre-note_f1-all": 0.92}},
+          "robustness": [{"method": "supervised", "run": "supervised-K16-s1", "recordings": r, "subset": "all",
+                          "note_f1": 0.95, "level_spread": 0.0}
+                         for r in ("T as recorded", "T at -45 dBFS", "T_timbre as recorded")]}
+    res = results_md.Results(Path("r"), {}, {"rows": []}, ev, [])
+    lines = results_md.multiplier_lines(res)
+    assert lines[0].startswith("- K = 0: `lmm` with no pairs matches `supervised` with **1.31 pairs")
+    assert "0.900" in results_md.peer_lines(res)[0]
+    assert "spread over levels 0.000" in results_md.robustness_lines(res)[0]
+    assert "no peer" in results_md.peer_lines(results_md.Results(Path("r"), {}, {}, {}, []))[0]
