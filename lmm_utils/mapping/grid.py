@@ -14,7 +14,9 @@ the sweep lists, and the features), the source of every lmm_utils module loaded 
 the data it reads (S, the LMs, the splits, scores, audio and the motion evaluation reads; JSON files without their
 timings). A run whose folder holds
 a finished run with the same fingerprint is reused, not re-run; so adding a K, a seed or a method to params.yaml
-runs only the new runs, although DVC re-runs the whole map@<method> stage (its outputs are `persist`ed).
+runs only the new runs, although DVC re-runs the whole map@<method> stage (its outputs are `persist`ed). The
+scoring code (lmm_utils.evaluation) is not part of the fingerprint: when it changes, a reused run's saved
+predictions are re-scored (mapping.run.rescore) instead of the run being trained again.
 """
 from __future__ import annotations
 
@@ -26,7 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmm_utils.core.io import untimed
-from lmm_utils.core.paths import AUDIO_DIR, MOTION_DIR, RUNS_DIR, SCORES_DIR, SPLITS, run_name, run_path
+from lmm_utils.core.paths import (
+    AUDIO_DIR,
+    MOTION_DIR,
+    RUN_METRICS_DIR,
+    RUNS_DIR,
+    SCORES_DIR,
+    SPLITS,
+    run_name,
+    run_path,
+)
+from lmm_utils.data.evaluation import EvaluationData
 from lmm_utils.mapping import run as runner
 from lmm_utils.methods import check_method
 
@@ -44,11 +56,17 @@ class GridRun:
     metrics: dict
 
 
+# Code that scores or shows a run, not what it learns or predicts: a change re-scores the saved predictions
+# (mapping.run.rescore), it does not re-train.
+NOT_TRAINING_CODE = ("lmm_utils.evaluation", "lmm_utils.pipeline", "lmm_utils.app")
+
+
 def code_fingerprint() -> str:
     """Of the source of every lmm_utils module loaded in this process (call it after the run's code is imported:
-    the methods, S's model code)."""
+    the methods, S's model code), less the scoring and display code (NOT_TRAINING_CODE)."""
     h = hashlib.sha1()
-    for name in sorted(m for m in sys.modules if m == "lmm_utils" or m.startswith("lmm_utils.")):
+    for name in sorted(m for m in sys.modules if (m == "lmm_utils" or m.startswith("lmm_utils."))
+                       and not m.startswith(NOT_TRAINING_CODE)):
         f = getattr(sys.modules[name], "__file__", None)
         if f and Path(f).is_file():
             h.update(name.encode() + b"\0" + Path(f).read_bytes() + b"\0")
@@ -120,7 +138,10 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
             t0 = time.perf_counter()
             metrics = finished_metrics(run_path(runs_dir, method, K, seed), fp)
             reused = metrics is not None
-            if not reused:
+            if reused:  # the metric code may have changed since: re-score the saved predictions, do not re-train
+                metrics, _ = runner.rescore(run_path(runs_dir, method, K, seed), EvaluationData(root),
+                                            Path(metrics_dir or root / RUN_METRICS_DIR))
+            else:
                 metrics = runner.run(method, K, seed, map_params, features, root, progress, runs_dir, metrics_dir,
                                      synth=synth, extra={FINGERPRINT_KEY: fp})
             out.append(GridRun(name, int(K), int(seed), reused, time.perf_counter() - t0, metrics))

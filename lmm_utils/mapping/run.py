@@ -39,8 +39,8 @@ from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.evaluation.metrics import aggregate, alignment_accuracy, transcription_scores
-from lmm_utils.evaluation.predictions import PREDICTIONS_FILE, write_predictions
-from lmm_utils.evaluation.scoring import SYSTEMS, nest, score_run_folder, summarize
+from lmm_utils.evaluation.predictions import PREDICTIONS_FILE, run_sources, write_predictions
+from lmm_utils.evaluation.scoring import SCORES, SYSTEMS, nest, score_run_folder, source_fingerprint, summarize
 from lmm_utils.mapping.draws import draw_pairs, pair_pool, run_params
 from lmm_utils.methods import check_method, run_method
 from lmm_utils.methods.checkpoints import save_g, save_h
@@ -226,6 +226,35 @@ def save_run(result, head: dict, preds: dict, truth: Truth, diag: dict, out_dir:
     return metrics
 
 
+def rescore(run_dir: str | Path, data: EvaluationData, metrics_dir: str | Path | None = None) -> tuple[dict, bool]:
+    """A finished run's metrics, re-scored from its saved predictions when the metric code (or the truth) changed
+    since it was scored -- a new metric costs a re-score, never a re-training. -> (metrics, whether it re-scored)."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    sources = run_sources(run_dir, tuple(SYSTEMS))
+    ids = sorted({i for src in sources.values() for i in src.ids()})
+    truth = data.truth(ids)
+    truth_fp = truth.fingerprint()
+    saved = {s: read_json_or_none(run_dir / SCORES / f"{s}.json") for s in sources}
+    stale = [s for s, src in sources.items() if (saved[s] or {}).get("fingerprint")
+             != source_fingerprint(src, truth_fp, SYSTEMS[s][1])]
+    if not stale:
+        return metrics, False
+    rows = score_run_folder(run_dir, truth)
+    metrics.update(nest({s: summarize(r) for s, r in rows.items()}))
+    write_json(jsonable(metrics), run_dir / "metrics.json")
+    if metrics_dir is not None:
+        write_json(flat_metrics(metrics), run_metrics_path(metrics_dir, metrics["method"], metrics["K"], metrics["seed"]))
+    return metrics, True
+
+
+def read_json_or_none(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def run(method: str, K: int, seed: int, map_params: dict, features: dict | None = None, root: str | Path = ".",
         progress: bool = False, runs_dir: str | Path | None = None, metrics_dir: str | Path | None = None,
         synth=None, extra: dict | None = None) -> dict:
@@ -249,5 +278,5 @@ def run(method: str, K: int, seed: int, map_params: dict, features: dict | None 
     return metrics
 
 
-__all__ = ["train_run", "predict", "diagnostics", "save_run", "run", "flat_metrics", "metric_tables",
+__all__ = ["train_run", "predict", "diagnostics", "save_run", "run", "rescore", "flat_metrics", "metric_tables",
            "train_summary", "DeviceSynth", "load_frozen_synth", "draw_pairs", "pair_pool", "run_params"]

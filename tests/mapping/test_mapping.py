@@ -450,6 +450,14 @@ def test_grid_runs_each_run_once_and_reuses_it_by_fingerprint(tiny_root, tmp_pat
     second = grid.run_grid("supervised", [0, 2], [0, 1], wider, {}, **kw)
     assert [r.reused for r in second] == [True, True, False, False]
     assert second[0].metrics == first[0].metrics
+    # the metric code changed since a run was scored (here: its saved rows carry another fingerprint): the run is
+    # reused and re-scored from its saved predictions, not trained again
+    h_scores = tmp_path / "runs/supervised/supervised-K0-s0/scores/h.json"
+    saved = json.loads(h_scores.read_text())
+    h_scores.write_text(json.dumps({**saved, "fingerprint": "old-metric-code", "rows": []}))
+    again = grid.run_grid("supervised", [0], [0], TINY_MAP, {}, **kw)
+    assert again[0].reused and json.loads(h_scores.read_text())["fingerprint"] == saved["fingerprint"]
+    assert json.loads(h_scores.read_text())["rows"] == saved["rows"]
     changed = {**TINY_MAP, "method": {**TINY_MAP["method"], "lr": TINY_MAP["method"].get("lr", 0.003) * 2}}
     third = grid.run_grid("supervised", [0], [0], changed, {}, **kw)
     assert [r.reused for r in third] == [False]
