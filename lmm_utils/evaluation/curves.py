@@ -17,15 +17,18 @@ from lmm_utils.data.corpus import FAMILIES
 CURVE_METRICS = {
     "h": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
     "h_timbre": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
-    "g": ("note_f1", "aligned_note_f1", "tempo_log_error", "velocity_mae"),
+    "g": ("velocity_r", "log_ioi_r", "articulation_r", "onset_dev_ms", "note_f1", "aligned_note_f1", "tempo_log_error",
+          "velocity_mae"),
 }
-LOWER_IS_BETTER = frozenset({"tempo_log_error", "velocity_mae"})
+LOWER_IS_BETTER = frozenset({"tempo_log_error", "velocity_mae", "onset_dev_ms", "articulation_error"})
 SUBSETS = ("all", *FAMILIES)
 METRIC_LABELS = {
     "note_f1": "note F1", "note_offset_f1": "note F1 with offsets",
     "note_offset_velocity_f1": "note F1 with offsets + velocity", "frame_f1": "frame F1",
     "aligned_note_f1": "DTW-aligned note F1", "tempo_log_error": "tempo error |ln ratio|",
-    "velocity_mae": "velocity error (MIDI units)",
+    "velocity_mae": "velocity error (MIDI units)", "velocity_r": "velocity r (per note)",
+    "log_ioi_r": "log-IOI r (timing)", "articulation_r": "articulation r (log durations)",
+    "onset_dev_ms": "onset deviation after a tempo fit (ms)", "articulation_error": "articulation error |ln ratio|",
 }
 SYSTEM_LABELS = {"h": "h on T", "h_timbre": "h on T_timbre (unheard piano)", "g": "g on T"}
 

@@ -117,10 +117,15 @@ def dtw_align_onsets(ref: Performance, est: Performance, merge_tolerance: float 
     matching reference event (the event time otherwise) and keeps its own duration. Only the order and
     content of events then matter, not when they happen.
     """
+    return _dtw_aligned(ref, est, merge_tolerance)[0]
+
+
+def _dtw_aligned(ref: Performance, est: Performance, merge_tolerance: float) -> tuple[Performance, list[int]]:
+    """(dtw_align_onsets's result, for each of its notes the index of the estimated note it came from)."""
     import librosa  # deferred: its DTW compiles with numba on first use
 
     if not ref.notes or not est.notes:
-        return Performance(notes=list(est.notes))
+        return Performance(notes=list(est.notes)), list(range(len(est.notes)))
     rt, rf, rg = _onset_events(ref, merge_tolerance)
     et, ef, eg = _onset_events(est, merge_tolerance)
     cost = 1.0 - ef @ rf.T  # (E_est, E_ref)
@@ -137,8 +142,8 @@ def dtw_align_onsets(ref: Performance, est: Performance, merge_tolerance: float 
             n = est.notes[i]
             on = ref_onset_by_pitch.get(n.pitch, rt[j])
             notes[i] = PerformedNote(n.pitch, on, on + (n.offset - n.onset), n.velocity)
-    notes.sort(key=lambda n: (n.onset, n.pitch))
-    return Performance(notes=notes)
+    order = sorted(range(len(notes)), key=lambda i: (notes[i].onset, notes[i].pitch))
+    return Performance(notes=[notes[i] for i in order]), order
 
 
 def _median_ioi(perf: Performance, merge_tolerance: float) -> float:
@@ -151,16 +156,58 @@ def _onset_span(perf: Performance) -> float:
     return (max(n.onset for n in perf.notes) - min(n.onset for n in perf.notes)) if perf.notes else float("nan")
 
 
+def _pearson(ref: np.ndarray, est: np.ndarray) -> float:
+    """Pearson r; 0 when the estimate is constant (it predicts no structure), nan when the truth is or n < 3."""
+    if len(ref) < 3 or np.std(ref) == 0:
+        return float("nan")
+    if np.std(est) == 0:
+        return 0.0
+    return float(np.corrcoef(ref, est)[0, 1])
+
+
+def expressive_scores(ref: Performance, est: Performance, pairs: list[tuple[int, int]],
+                      merge_tolerance: float = 0.035) -> dict[str, float]:
+    """What a score can predict of a performance, per note, on (ref index, est index) correspondences -- the
+    measures of performance-rendering research (per-note velocity and timing correlations), which reward
+    structure rather than matching one reference's random drift:
+
+    velocity_r: Pearson r of velocities; log_ioi_r: of log inter-onset intervals between successive reference
+    onsets (chords merged within merge_tolerance); onset_dev_ms: RMS onset deviation after a global linear tempo
+    fit (est onset ~ a * ref onset + b); articulation_r / articulation_error: r and mean |difference| of log
+    played durations. A constant estimate (e.g. one velocity for every note) gets r = 0."""
+    nan = float("nan")
+    out = {"velocity_r": nan, "log_ioi_r": nan, "onset_dev_ms": nan, "articulation_r": nan, "articulation_error": nan}
+    if len(pairs) < 3:
+        return out
+    pairs = sorted(pairs, key=lambda p: (ref.notes[p[0]].onset, ref.notes[p[0]].pitch))
+    rn, en = [ref.notes[i] for i, _ in pairs], [est.notes[j] for _, j in pairs]
+    out["velocity_r"] = _pearson(np.array([n.velocity for n in rn], float), np.array([n.velocity for n in en], float))
+    r_on, e_on = np.array([n.onset for n in rn]), np.array([n.onset for n in en])
+    if np.ptp(r_on) > 0:
+        a, b = np.polyfit(r_on, e_on, 1)
+        out["onset_dev_ms"] = float(1000 * np.sqrt(np.mean((e_on - (a * r_on + b)) ** 2)))
+    step = np.diff(r_on) > merge_tolerance  # successive onsets that are not the same chord
+    if step.sum() >= 3:
+        r_ioi, e_ioi = np.diff(r_on)[step], np.maximum(np.diff(e_on)[step], 1e-3)
+        out["log_ioi_r"] = _pearson(np.log(r_ioi), np.log(e_ioi))
+    r_dur = np.log(np.maximum([n.offset - n.onset for n in rn], 1e-3))
+    e_dur = np.log(np.maximum([n.offset - n.onset for n in en], 1e-3))
+    out["articulation_r"] = _pearson(r_dur, e_dur)
+    out["articulation_error"] = float(np.mean(np.abs(e_dur - r_dur)))
+    return out
+
+
 def performance_scores(ref: Performance, est: Performance, merge_tolerance: float = 0.035) -> dict[str, float]:
     """Everything we report for g (score -> performance) against the true performance.
 
     note_f1: onsets within 50 ms of the truth (absolute timing); aligned_note_f1: the same after
     `dtw_align_onsets` (timing-invariant); duration_ratio: est/ref span first-to-last onset (>1: too slow);
     ioi_ratio: ratio of median inter-onset intervals; tempo_log_error: |ln duration_ratio|;
-    velocity_mae: mean |velocity difference| (MIDI units) on notes matched after alignment.
+    velocity_mae: mean |velocity difference| (MIDI units) on notes matched after alignment; and on those same
+    note pairs, `expressive_scores` (velocity_r, log_ioi_r, onset_dev_ms, articulation_r, articulation_error).
     """
     out = {k: v for k, v in note_scores(ref, est).items() if k in ("note_p", "note_r", "note_f1")}
-    aligned = dtw_align_onsets(ref, est, merge_tolerance)
+    aligned, source = _dtw_aligned(ref, est, merge_tolerance)
     m = match_notes(ref, aligned)
     out["aligned_note_p"], out["aligned_note_r"], out["aligned_note_f1"] = _prf(len(ref.notes), len(est.notes), len(m))
     ref_span, est_span = _onset_span(ref), _onset_span(est)
@@ -172,6 +219,8 @@ def performance_scores(ref: Performance, est: Performance, merge_tolerance: floa
         out["velocity_mae"] = float(np.mean([abs(ref.notes[i].velocity - aligned.notes[j].velocity) for i, j in m]))
     else:
         out["velocity_mae"] = float("nan")
+    # per-note correspondences (ref note, est note as played: the alignment only found the pairs)
+    out.update(expressive_scores(ref, est, [(i, source[j]) for i, j in m], merge_tolerance))
     return out
 
 
@@ -189,8 +238,9 @@ def aggregate(rows: list[dict], group_key: str = "collection") -> dict[str, dict
             groups[str(row[group_key])].append(row)
     out: dict[str, dict[str, float]] = {}
     for name, members in groups.items():
+        # None counts: a NaN read back from strict JSON (null) must give the same keys as the NaN it was
         keys = sorted({k for r in members for k, v in r.items()
-                       if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)})
+                       if v is None or (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool))})
         means = {}
         for k in keys:
             # None: an undefined value as strict JSON stores it (core.io.jsonable writes NaN as null)

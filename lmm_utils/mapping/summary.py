@@ -22,14 +22,14 @@ from lmm_utils.evaluation.scoring import SCORES, nest, saved_rows
 from lmm_utils.evaluation.scoring import summarize as summarize_rows
 from lmm_utils.mapping.draws import sweep
 
-# (label, pool, subset, metric); lower is better for the last two g columns
+# (label, pool, subset, metric); lower is better for onset dev ms, tempo log err and velocity MAE
 H_COLUMNS = [("note F1", "T", "all", "note_f1"), ("note+off F1", "T", "all", "note_offset_f1"),
              ("note+off+vel F1", "T", "all", "note_offset_velocity_f1"), ("frame F1", "T", "all", "frame_f1"),
              ("note F1 folk", "T", "folk", "note_f1"), ("note F1 chorales", "T", "chorales", "note_f1"),
              ("T_timbre note F1", "T_timbre", "all", "note_f1"), ("T_timbre frame F1", "T_timbre", "all", "frame_f1")]
-G_COLUMNS = [("note F1", "T", "all", "note_f1"), ("aligned F1", "T", "all", "aligned_note_f1"),
-             ("aligned F1 folk", "T", "folk", "aligned_note_f1"),
-             ("aligned F1 chorales", "T", "chorales", "aligned_note_f1"),
+G_COLUMNS = [("velocity r", "T", "all", "velocity_r"), ("log-IOI r", "T", "all", "log_ioi_r"),
+             ("articulation r", "T", "all", "articulation_r"), ("onset dev ms", "T", "all", "onset_dev_ms"),
+             ("note F1", "T", "all", "note_f1"), ("aligned F1", "T", "all", "aligned_note_f1"),
              ("tempo log err", "T", "all", "tempo_log_error"), ("velocity MAE", "T", "all", "velocity_mae")]
 
 
@@ -117,8 +117,11 @@ def markdown(summary: dict, missing: list[str] | None = None) -> str:
             out.append(f"| {row['method']} | {row['K']} | {row['n_seeds']} | "
                        + " | ".join(_cell(row[model][lab]) for lab in labels) + " |")
         out.append("")
-    out.append("mean ± sample std over seeds. g: tempo log err = |ln(performed span / true span)|, velocity MAE in MIDI "
-               "units (lower is better); aligned F1 = note F1 after DTW-aligning onsets (timing-invariant).")
+    out.append("mean ± sample std over seeds. g, per note on the notes matched after DTW alignment: velocity r and "
+               "log-IOI r = Pearson r with the true performance (0 for a constant estimate), articulation r = of log "
+               "durations, onset dev = RMS onset deviation after a global tempo fit (ms); tempo log err = |ln(performed "
+               "span / true span)|, velocity MAE in MIDI units (lower is better for these three); aligned F1 = note F1 "
+               "after DTW-aligning onsets (timing-invariant).")
     if missing:
         out.append(f"\nMissing runs ({len(missing)}): " + ", ".join(missing))
     return "\n".join(out) + "\n"

@@ -157,3 +157,24 @@ def test_predictions_file_round_trip_is_deterministic_and_scored_like_midi(tmp_p
     (tmp_path / PREDICTIONS_FILE).write_bytes(b"not gzip")
     with pytest.raises(ValueError, match="not a readable predictions file"):
         run_sources(tmp_path)
+
+
+def test_expressive_scores_reward_structure_not_one_drift():
+    """Per-note velocity / timing correlations: the truth itself scores r = 1; a constant velocity scores r = 0; a
+    uniformly slower rendition keeps log-IOI r = 1 and no onset deviation after the tempo fit."""
+    from lmm_utils.evaluation.metrics import performance_scores
+
+    rng = np.random.default_rng(0)
+    onsets = np.cumsum(rng.uniform(0.2, 0.6, 24))
+    vel = rng.integers(30, 110, 24)
+    ref = Performance([PerformedNote(60 + i % 12, float(t), float(t) + 0.3 + 0.1 * (i % 3), int(v))
+                       for i, (t, v) in enumerate(zip(onsets, vel))])
+    same = performance_scores(ref, ref)
+    assert same["velocity_r"] == pytest.approx(1.0) and same["log_ioi_r"] == pytest.approx(1.0)
+    assert same["articulation_r"] == pytest.approx(1.0) and same["onset_dev_ms"] == pytest.approx(0.0, abs=1e-6)
+    flat = Performance([PerformedNote(n.pitch, n.onset, n.offset, 64) for n in ref.notes])
+    assert performance_scores(ref, flat)["velocity_r"] == 0.0
+    slow = Performance([PerformedNote(n.pitch, 1.1 * n.onset, 1.1 * n.offset, n.velocity) for n in ref.notes])
+    s = performance_scores(ref, slow)
+    assert s["log_ioi_r"] == pytest.approx(1.0) and s["onset_dev_ms"] == pytest.approx(0.0, abs=1e-6)
+    assert s["tempo_log_error"] == pytest.approx(np.log(1.1))
