@@ -123,13 +123,19 @@ class EvaluationData:
         return audio, sr
 
     def logmel(self, pool: str, excerpt_id: str, feat: FeatureConfig) -> np.ndarray:
-        """Log-mel (n_mels, frames) of a recording, mixed to mono; its sample rate must be the features'."""
+        """Log-mel (n_mels, frames) of a recording, mixed to mono; its sample rate must be the features'.
+        Computed once per process and file version (_LOGMEL_CACHE): a grid of runs predicts the same recordings."""
         from lmm_utils.core.features import log_mel  # deferred: torch (see the TYPE_CHECKING import)
 
-        audio, sr = self.audio(pool, excerpt_id)
-        if sr != feat.sample_rate:
-            raise ValueError(f"{pool}/{excerpt_id}: {sr} Hz, features expect {feat.sample_rate} Hz")
-        return log_mel(audio.mean(1) if audio.ndim == 2 else audio, feat)
+        path = self.audio_path(pool, excerpt_id)
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size, feat)
+        if key not in _LOGMEL_CACHE:
+            audio, sr = self.audio(pool, excerpt_id)
+            if sr != feat.sample_rate:
+                raise ValueError(f"{pool}/{excerpt_id}: {sr} Hz, features expect {feat.sample_rate} Hz")
+            _LOGMEL_CACHE.put(key, log_mel(audio.mean(1) if audio.ndim == 2 else audio, feat))
+        return _LOGMEL_CACHE[key].copy()
 
     def logmels(self, pool: str, feat: FeatureConfig, ids: list[str] | None = None, limit: int | None = None,
                 progress: bool = False) -> dict[str, np.ndarray]:
@@ -171,6 +177,24 @@ class EvaluationData:
         for f in sorted(share, key=lambda f: (take[f] - share[f], f))[:max_items - sum(take.values())]:
             take[f] += 1
         return sorted(i for f, g in groups.items() for i in g[:take[f]])
+
+
+class _BoundedCache(dict):
+    """A dict that forgets its oldest entries past max_bytes (log-mels of T and T_timbre: ~65 MB at 128 excerpts)."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__()
+        self.max_bytes, self.nbytes = max_bytes, 0
+
+    def put(self, key, value: np.ndarray) -> None:
+        self[key] = value
+        self.nbytes += value.nbytes
+        while self.nbytes > self.max_bytes and len(self) > 1:
+            oldest = next(iter(self))
+            self.nbytes -= self.pop(oldest).nbytes
+
+
+_LOGMEL_CACHE = _BoundedCache(max_bytes=512 * 2**20)
 
 
 __all__ = ["EvaluationData", "Truth", "TEST_POOL", "TIMBRE_POOL", "RECORDING_POOLS"]

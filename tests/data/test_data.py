@@ -319,3 +319,30 @@ def test_data_card_headline_counts_excerpts_and_hours(tmp_path):
         "T_timbre": {"audio_hours": 0.25}}}
     assert datacard.headline(card) == {"excerpts": 30, "audio_h": 1.25}
     assert datacard.write_headline(card, tmp_path / "data.json") == json.loads((tmp_path / "data.json").read_text())
+
+
+def test_logmel_is_computed_once_per_file_version(tmp_path):
+    """EvaluationData.logmel caches per process (a grid of runs predicts the same recordings), keyed by the file's
+    version: a rewritten recording is read again; callers get copies, so they cannot change the cache."""
+    import numpy as np
+    import soundfile as sf
+
+    from lmm_utils.core.features import FeatureConfig
+    from lmm_utils.data.evaluation import EvaluationData
+
+    feat = FeatureConfig()
+    path = tmp_path / "data/audio/T/x.flac"
+    path.parent.mkdir(parents=True)
+    t = np.arange(feat.sample_rate) / feat.sample_rate
+    sf.write(path, (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), feat.sample_rate)
+    ev = EvaluationData(tmp_path)
+    a = ev.logmel("T", "x", feat)
+    a[:] = 0.0  # a caller's copy
+    b = ev.logmel("T", "x", feat)
+    assert b.max() > 0.0
+    import os
+
+    sf.write(path, (0.1 * np.sin(2 * np.pi * 880 * t)).astype(np.float32), feat.sample_rate)
+    os.utime(path, ns=(1, 1))  # a new version even on a coarse clock
+    c = ev.logmel("T", "x", feat)
+    assert not np.allclose(b, c)
