@@ -70,21 +70,26 @@ def test_gradients_reach_the_input():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def _fit(m: Transcriber, x: torch.Tensor, perfs: list[Performance], steps: int) -> Transcriber:
+    """`steps` Adam steps of h on log-mels x (B, n_mels, T) and their performances."""
+    rolls = [to_roll(p, FEAT.fps, x.shape[-1]) for p in perfs]
+    y = {k: torch.stack([torch.from_numpy(r[k]) for r in rolls]) for k in ("onset", "frame", "velocity")}
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = transcription_loss(m(x), y)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m
+
+
 def test_overfits_two_tiny_excerpts():
     torch.manual_seed(0)
     torch.set_num_threads(1)
     n_frames = 160
     perfs = [_tiny_performance(1), _tiny_performance(2)]
     x = torch.stack([_render(p, n_frames) for p in perfs])
-    rolls = [to_roll(p, FEAT.fps, n_frames) for p in perfs]
-    y = {k: torch.stack([torch.from_numpy(r[k]) for r in rolls]) for k in ("onset", "frame", "velocity")}
-    m = Transcriber(TranscriberConfig())
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(100):
-        loss = transcription_loss(m(x), y)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    m = _fit(Transcriber(TranscriberConfig()), x, perfs, 100)
     for i, perf in enumerate(perfs):
         s = transcription_scores(perf, transcribe(m, x[i]))
         assert s["note_f1"] >= 0.9, s
@@ -129,15 +134,7 @@ def test_the_same_recording_at_three_levels_reads_the_same():
     # trained on the -25 dBFS take only, h transcribes the other two levels the same way
     train = [_piano_like(1, 3.0), (x, perf)]
     inputs = torch.stack([torch.from_numpy(log_mel(_at_rms_dbfs(w, -25.0), FEAT)) for w, _ in train])
-    rolls = [to_roll(p, FEAT.fps, inputs.shape[-1]) for _, p in train]
-    y = {k: torch.stack([torch.from_numpy(r[k]) for r in rolls]) for k in ("onset", "frame", "velocity")}
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(120):
-        loss = transcription_loss(m(inputs), y)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    m.eval()
+    m = _fit(m, inputs, [p for _, p in train], 120).eval()
     est = {db: transcribe(m, torch.from_numpy(log_mel(_at_rms_dbfs(x, db), FEAT))) for db in LEVELS_DBFS}
     assert est[-25.0].notes, "h learned nothing: the comparison below would be empty"
     for db in (-45.0, -6.0):

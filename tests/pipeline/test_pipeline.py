@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lmm_utils.core.io import untimed as _untimed  # JSON without wall-clock figures
+
 pytestmark = pytest.mark.slow
 
 
@@ -152,11 +154,6 @@ def test_plots_show_renders_the_curated_plots_in_order(project):
 
 # --- determinism and interrupted stages ------------------------------------------------------------------
 
-def _is_timing(key: str) -> bool:
-    """Wall-clock measurements: *seconds*, *per_s, and synth's `speed` block (the only such keys written)."""
-    return "seconds" in key or key.endswith("per_s") or key == "speed"
-
-
 def _tree_md5(root: Path, rels: list[str]) -> dict[str, str]:
     """md5 of every file under the given outputs (directories walked); JSON files without their timings."""
     import hashlib
@@ -171,15 +168,6 @@ def _tree_md5(root: Path, rels: list[str]) -> dict[str, str]:
                 data = json.dumps(_untimed(json.loads(data)), sort_keys=True).encode()
             out[str(f.relative_to(root))] = hashlib.md5(data).hexdigest()
     return out
-
-
-def _untimed(obj):
-    """A metrics JSON without its wall-clock figures (timings are measurements, not results)."""
-    if isinstance(obj, dict):
-        return {k: _untimed(v) for k, v in obj.items() if not _is_timing(k)}
-    if isinstance(obj, list):
-        return [_untimed(v) for v in obj]
-    return obj
 
 
 # Every kind of stage that draws random numbers or trains: rendering (in worker processes), S, an LM (LM^V
