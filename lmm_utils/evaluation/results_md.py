@@ -159,6 +159,28 @@ def f1_table(res: Results) -> list[str]:
     return out
 
 
+G_COLUMNS = [("velocity r", "velocity_r"), ("log-IOI r", "log_ioi_r"), ("articulation r", "articulation_r"),
+             ("onset dev ms", "onset_dev_ms"), ("velocity MAE", "velocity_mae")]
+
+
+def g_table(res: Results) -> list[str]:
+    """method x K rows of g's per-note measures (mean ± sd over seeds), then its floor and ceiling on the same T."""
+    by = cells(res.summary)
+    order = list(dict.fromkeys([*res.params.get("mapping", {}).get("methods", []), *(m for m, _ in by)]))
+    out = ["| g | K | seeds | " + " | ".join(c for c, _ in G_COLUMNS) + " |", "|---|---:|---:|" + "---:|" * len(G_COLUMNS)]
+    for method in order:
+        for K in sorted(k for m, k in by if m == method):
+            c = by[(method, K)]
+            out.append(f"| {method} | {K} | {c.get('n_seeds', '?')} | " + " | ".join(
+                fmt_mean_sd(c.get("g", {}).get(label), c.get("g_std", {}).get(label)) for label, _ in G_COLUMNS) + " |")
+    for r in res.evaluate.get("g_bounds") or []:
+        if r.get("subset") == "all":
+            what = {"ceiling": "ceiling: the pianist again", "floor": "floor: the plain performer"}.get(r["g"], r["g"])
+            out.append(f"| *{what}* | – | – | " + " | ".join(
+                fmt_mean_sd(r.get(key), None) for _, key in G_COLUMNS) + " |")
+    return out
+
+
 def figure_lines(res: Results, readme_dir: Path) -> list[str]:
     """Each PNG as an image (GitHub renders it), its SVG linked beside it; paths relative to the README."""
     out = []
@@ -298,7 +320,10 @@ def render(res: Results, readme_dir: Path = Path(".")) -> str:
              "**h note F1** (mean ± sd over seeds; T = the held-out test recordings, T_timbre = the same on an "
              "unheard piano, then per family of T)", "", *f1_table(res), "",
              f"**Effective-data multiplier** of `{res.target}` over `{res.reference}` on h note F1 (T)", "",
-             *multiplier_lines(res), "", "**Peer** (a published transcriber on the same recordings)", "",
+             *multiplier_lines(res), "",
+             "**g: V → M** (per note on T, on the notes the DTW alignment pairs: Pearson r of velocities, of log "
+             "inter-onset intervals and of log durations; RMS onset deviation after a tempo fit; velocity MAE)", "",
+             *g_table(res), "", "**Peer** (a published transcriber on the same recordings)", "",
              *peer_lines(res), "", "**Level and timbre** (h note F1 on T re-levelled to a given RMS, and on T_timbre)", "",
              *robustness_lines(res), "", f"**Reading.** {verdict(res)} {band_note(res)}", "",
              "**Figures**", "", *figure_lines(res, readme_dir)]

@@ -78,3 +78,39 @@ def test_robustness_levels_and_rows():
     assert {r["subset"] for r in rows} == {"all", "folk", "chorales"}
     at_levels = [r["note_f1"] for r in rows if r["subset"] == "all" and r["recordings"].startswith("T at")]
     assert max(at_levels) - min(at_levels) < 0.01
+
+
+def test_g_bounds_ceiling_is_the_pianist_again_and_floor_the_plain_performer(monkeypatch):
+    """The ceiling re-plays each T score with the benchmark pianist (another seed); with the truth's own seed it
+    would be the truth (velocity r = 1); the floor is the plain performer, whose one velocity per mark gives r = 0
+    on a score with one mark."""
+    import factories
+    import numpy as np
+
+    from lmm_utils.data.evaluation import Truth
+    from lmm_utils.data.excerpts import stable_seed
+    from lmm_utils.data.pianist import PianistConfig, perform
+    from lmm_utils.evaluation import g_bounds
+
+    rng = np.random.default_rng(0)
+    scores = {}
+    for k, coll in enumerate(("essenFolksong", "bachChorales")):
+        notes = factories.voices(rng, 2, 16.0, [0.5, 1.0], lambda r, p, c: int(np.clip(p + r.integers(-3, 4), c - 8, c + 8)))
+        scores[f"x{k}"] = factories.excerpt(notes, id=f"x{k}", collection=coll, bpm=100.0)
+    section = {"seed": 3, "pianist": {}}
+    pianist = PianistConfig.from_params({})
+    truth = Truth({i: perform(s, pianist, np.random.default_rng(stable_seed(3, i))) for i, s in scores.items()},
+                  {i: s.collection for i, s in scores.items()})
+
+    class _Data:
+        def scores(self, pool):
+            return scores
+
+    rows = {(r["g"], r["subset"]): r for r in g_bounds.bounds_table(_Data(), truth, section)}
+    assert set(rows) == {(g, s) for g in ("ceiling", "floor") for s in ("all", "folk", "chorales")}
+    assert rows[("floor", "all")]["velocity_r"] == 0.0
+    assert 0.0 < rows[("ceiling", "all")]["velocity_r"] < 1.0  # the pianist's structure, not its noise
+    monkeypatch.setattr(g_bounds, "CEILING_SEED_OFFSET", 0)  # the truth's own draw: the ceiling is the truth
+    same = {(r["g"], r["subset"]): r for r in g_bounds.bounds_table(_Data(), truth, section)}
+    assert same[("ceiling", "all")]["velocity_r"] == pytest.approx(1.0)
+    assert same[("ceiling", "all")]["note_f1"] == pytest.approx(1.0)
