@@ -255,6 +255,11 @@ def verdict(res: Results, label: str = F1_LABEL) -> str:
     t, r = res.target, res.reference
     ks = sorted(k for m, k in by if m == t and (r, k) in by)
     if not ks:
+        zero = multiplier_row(res, 0)
+        if zero is not None and (t, 0) in by:  # the target without pairs, read against the reference's curve
+            m, sd, n = mean_sd(by[(t, 0)], label)
+            return (f"No K has runs of both `{t}` and `{r}`; `{t}` with no pairs scores {fmt_mean_sd(m, sd)} "
+                    f"({n} seeds): `{r}` matches it with {zero.get('display', '?')}.")
         return f"No K has runs of both `{t}` and `{r}`: nothing to compare."
     above, below, within, unbanded = [], [], [], []
     for K in ks:

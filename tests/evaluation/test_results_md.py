@@ -192,3 +192,15 @@ def test_zero_pair_line_peer_and_robustness_lines():
     assert "0.900" in results_md.peer_lines(res)[0]
     assert "spread over levels 0.000" in results_md.robustness_lines(res)[0]
     assert "no peer" in results_md.peer_lines(results_md.Results(Path("r"), {}, {}, {}, []))[0]
+
+
+def test_verdict_reads_the_zero_pair_run_against_the_reference():
+    from pathlib import Path
+
+    from lmm_utils.evaluation import results_md
+
+    summary = {"lmm-K0": {"n_seeds": 3, "h": {"note F1": 0.5}, "h_std": {"note F1": 0.1}},
+               "supervised-K4": {"n_seeds": 3, "h": {"note F1": 0.9}, "h_std": {"note F1": 0.01}}}
+    ev = {"multiplier": {"h-note_f1-all": {"K=0": {"K": 0, "display": "1.3 pairs [<= 1, 3.6]"}}}}
+    text = results_md.verdict(results_md.Results(Path("r"), {}, summary, ev, []))
+    assert "with no pairs scores 0.500 ± 0.100 (3 seeds): `supervised` matches it with 1.3 pairs [<= 1, 3.6]." in text
