@@ -131,11 +131,5 @@ def run_sources(run_dir: str | Path, systems: tuple[str, ...] | None = None) -> 
     return {s: src for s, src in out.items() if systems is None or s in systems}
 
 
-def run_prediction(run_dir: str | Path, system: str, excerpt_id: str) -> Performance:
-    """One performance of a run (empty when the run has no such prediction): for figures and the gallery."""
-    src = run_sources(run_dir).get(system)
-    return src.get(excerpt_id)[0] if src is not None else Performance(notes=[])
-
-
 __all__ = ["PREDICTIONS_FILE", "LEGACY_DIR", "write_predictions", "read_predictions", "read_predictions_doc",
-           "PredictionSource", "StoredSystem", "MidiFolder", "run_sources", "run_prediction"]
+           "PredictionSource", "StoredSystem", "MidiFolder", "run_sources"]

@@ -38,17 +38,23 @@ def conditions(levels: tuple[float, ...] = LEVELS_DBFS) -> list[tuple[str, str, 
 
 def h_rows(h, data: EvaluationData, truth: Truth, feat: FeatureConfig,
            levels: tuple[float, ...] = LEVELS_DBFS) -> list[dict]:
-    """One row per condition and subset (all, each family): note F1, note F1 with offsets, n."""
+    """One row per condition and subset (all, each family): note F1, note F1 with offsets, n. Each recording is
+    read once; the as-recorded log-mels come from EvaluationData's cache (the runs' predictions computed them)."""
+    conds = conditions(levels)
+    per_cond: list[list[dict]] = [[] for _ in conds]
+    for i in truth.ids:
+        t_audio = None
+        for rows, (_, pool, level) in zip(per_cond, conds):
+            if level is None:
+                logmel = data.logmel(pool, i, feat)
+            else:
+                if t_audio is None:
+                    t_audio, _ = data.audio(pool, i)
+                logmel = log_mel(at_rms_dbfs(t_audio, level), feat)
+            rows.append({"id": i, "collection": truth.collection[i], "family": family(truth.collection[i]),
+                         "status": "ok", **transcription_scores(truth.perf[i], h.transcribe(logmel))})
     out = []
-    for label, pool, level in conditions(levels):
-        rows = []
-        for i in truth.ids:
-            audio, _ = data.audio(pool, i)
-            if level is not None:
-                audio = at_rms_dbfs(audio, level)
-            est = h.transcribe(log_mel(audio, feat))
-            rows.append({"id": i, "collection": truth.collection[i], "family": family(truth.collection[i]), "status": "ok",
-                         **transcription_scores(truth.perf[i], est)})
+    for rows, (label, _, _) in zip(per_cond, conds):
         summary = summarize(rows)
         for subset in ("all", "folk", "chorales"):
             if subset in summary:

@@ -130,6 +130,7 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
     device = runner.default_device(map_params.get("device", "auto"))
     synth = runner.load_frozen_synth(root / map_params.get("synth", "data/synth/S.pt"), str(device))
     code_fp, data_fp = code_fingerprint(), data_fingerprint(map_params, root)
+    ev = EvaluationData(root)  # one evaluation door for the grid: T's scores and motion read once
     out = []
     for K in Ks:
         for seed in seeds:
@@ -139,11 +140,11 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
             metrics = finished_metrics(run_path(runs_dir, method, K, seed), fp)
             reused = metrics is not None
             if reused:  # the metric code may have changed since: re-score the saved predictions, do not re-train
-                metrics, _ = runner.rescore(run_path(runs_dir, method, K, seed), EvaluationData(root),
+                metrics, _ = runner.rescore(run_path(runs_dir, method, K, seed), ev,
                                             Path(metrics_dir or root / RUN_METRICS_DIR))
             else:
                 metrics = runner.run(method, K, seed, map_params, features, root, progress, runs_dir, metrics_dir,
-                                     synth=synth, extra={FINGERPRINT_KEY: fp})
+                                     synth=synth, extra={FINGERPRINT_KEY: fp}, data=ev)
             out.append(GridRun(name, int(K), int(seed), reused, time.perf_counter() - t0, metrics))
             if log:
                 log(f"{name}: {'reused (same fingerprint)' if reused else 'ran'} in {out[-1].seconds:.1f} s")

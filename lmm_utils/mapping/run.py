@@ -40,7 +40,15 @@ from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.evaluation.metrics import aggregate, alignment_accuracy, transcription_scores
 from lmm_utils.evaluation.predictions import PREDICTIONS_FILE, run_sources, write_predictions
-from lmm_utils.evaluation.scoring import SCORES, SYSTEMS, nest, score_run_folder, source_fingerprint, summarize
+from lmm_utils.evaluation.scoring import (
+    SCORES,
+    SYSTEMS,
+    nest,
+    read_rows,
+    score_run_folder,
+    source_fingerprint,
+    summarize,
+)
 from lmm_utils.mapping.draws import draw_pairs, pair_pool, run_params
 from lmm_utils.methods import check_method, run_method
 from lmm_utils.methods.checkpoints import save_g, save_h
@@ -236,9 +244,8 @@ def rescore(run_dir: str | Path, data: EvaluationData, metrics_dir: str | Path |
     ids = sorted({i for src in sources.values() for i in src.ids()})
     truth = data.truth(ids)
     truth_fp = truth.fingerprint()
-    saved = {s: read_json_or_none(run_dir / SCORES / f"{s}.json") for s in sources}
-    stale = [s for s, src in sources.items() if (saved[s] or {}).get("fingerprint")
-             != source_fingerprint(src, truth_fp, SYSTEMS[s][1])]
+    stale = [s for s, src in sources.items()
+             if read_rows(run_dir / SCORES / f"{s}.json", source_fingerprint(src, truth_fp, SYSTEMS[s][1])) is None]
     if not stale:
         return metrics, False
     rows = score_run_folder(run_dir, truth)
@@ -249,23 +256,16 @@ def rescore(run_dir: str | Path, data: EvaluationData, metrics_dir: str | Path |
     return metrics, True
 
 
-def read_json_or_none(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def run(method: str, K: int, seed: int, map_params: dict, features: dict | None = None, root: str | Path = ".",
         progress: bool = False, runs_dir: str | Path | None = None, metrics_dir: str | Path | None = None,
-        synth=None, extra: dict | None = None) -> dict:
+        synth=None, extra: dict | None = None, data: EvaluationData | None = None) -> dict:
     """Train, predict, save, score one run; returns its metrics (as metrics.json holds them). `synth`: S already
     loaded (a process running several runs loads it once); `extra`: keys added to metrics.json (the grid's
-    fingerprint)."""
+    fingerprint); `data`: the evaluation door, shared by a process's runs (it reads T's scores and motion once)."""
     root = Path(root)
     name = run_name(method, K, seed)
     result = train_run(method, K, seed, map_params, features, root, progress, synth=synth)
-    data = EvaluationData(root)
+    data = data or EvaluationData(root)
     ep = (map_params or {}).get("eval") or {}
     t0 = time.perf_counter()
     preds, ids = predict(result, data, ep, features, progress)

@@ -133,11 +133,7 @@ def check_mapping(sec: dict) -> dict:
         except ValueError as exc:
             raise ParamsError(f"params.yaml: mapping.methods: {exc}") from None
     for key in ("Ks", "seeds"):
-        values = sec[key]
-        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values):
-            raise ParamsError(f"params.yaml: mapping.{key} must be a non-empty list of whole numbers >= 0, got {values!r}")
-        if len(set(values)) != len(values):
-            raise ParamsError(f"params.yaml: mapping.{key} lists a value twice: {values!r}")
+        _check_whole_numbers(sec[key], f"mapping.{key}")
     per_method = sec.get("method_Ks") or {}
     if not isinstance(per_method, dict):
         raise ParamsError(f"params.yaml: mapping.method_Ks must map a method to its Ks, got {per_method!r}")
@@ -147,11 +143,17 @@ def check_mapping(sec: dict) -> dict:
         if name not in sec["methods"]:
             raise ParamsError(f"params.yaml: mapping.method_Ks.{name} is not a known key: method_Ks gives methods of "
                               f"mapping.methods {sec['methods']} their own Ks")
-        if (not isinstance(values, list) or not values or len(set(values)) != len(values)
-                or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values)):
-            raise ParamsError(f"params.yaml: mapping.method_Ks.{name} must be a non-empty list of distinct whole "
-                              f"numbers >= 0, got {values!r}")
+        _check_whole_numbers(values, f"mapping.method_Ks.{name}")
     return sec
+
+
+def _check_whole_numbers(values, where: str) -> None:
+    """A non-empty list of distinct whole numbers >= 0 (Ks, seeds)."""
+    if (not isinstance(values, list) or not values
+            or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values)):
+        raise ParamsError(f"params.yaml: {where} must be a non-empty list of whole numbers >= 0, got {values!r}")
+    if len(set(values)) != len(values):
+        raise ParamsError(f"params.yaml: {where} lists a value twice: {values!r}")
 
 
 def check_split(sec: dict) -> dict:

@@ -68,6 +68,11 @@ def test_robustness_levels_and_rows():
             t = np.arange(16000) / 16000
             return (0.05 * np.sin(2 * np.pi * 220 * t) * np.exp(-2 * t)).astype(np.float32), 16000
 
+        def logmel(self, pool, i, feat):
+            from lmm_utils.core.features import log_mel
+
+            return log_mel(self.audio(pool, i)[0], feat)
+
     perf = Performance([PerformedNote(57, 0.0, 0.8, 80)])
     truth = Truth({"a": perf, "b": perf}, {"a": "essenFolksong", "b": "bachChorales"})
     __import__("torch").manual_seed(0)
