@@ -22,6 +22,7 @@ from lmm_utils.evaluation.scoring import Run
 from lmm_utils.lm.model import LanguageModel
 
 ORACLE_BITS = Path("data/oracle_lmM/bits.json")  # written by lmm_utils.lm.oracle (stage references)
+MAPPED_BITS = Path("data/lm/M/bits.json")  # LM^M mapped from LM^V (stage pretrain_M)
 LM_DIRS = {"V": Path("data/lm/V"), "A": Path("data/lm/A")}
 
 
@@ -64,9 +65,22 @@ def read_oracle(path: str | Path = ORACLE_BITS) -> dict:
     return read_json(path) if path.is_file() else {"note": "oracle not trained (stage references)"}
 
 
-def lm_m_table(lmM: dict, oracle: dict, confidence: float = 0.95, kind: str = "t") -> list[dict]:
-    """One row per (method, K) -- bits per token over seeds, bits per note -- then the ORACLE and its bigram."""
+def read_mapped(path: str | Path = MAPPED_BITS) -> dict:
+    """Bits of the LM^M mapped from LM^V on T's true motion, as its stage measured them ({} before it ran)."""
+    path = Path(path)
+    return read_json(path) if path.is_file() else {}
+
+
+def lm_m_table(lmM: dict, oracle: dict, confidence: float = 0.95, kind: str = "t",
+               mapped: dict | None = None) -> list[dict]:
+    """One row per (method, K) -- bits per token over seeds, bits per note -- then the LM^M mapped from LM^V with
+    the bigram fitted on the same generic motion, then the ORACLE and its bigram."""
     rows = []
+    if mapped and "lm" in mapped:
+        rows.append({"LM^M": "mapped from LM^V (U_V x generic performer)", "K": "-", "seeds": 1,
+                     "bits/token": mapped["lm"], "std": 0.0, "bits/note": mapped.get("bits_per_note", float("nan"))})
+        rows.append({"LM^M": "bigram on the same generic motion", "K": "-", "seeds": 1,
+                     "bits/token": mapped["bigram"], "std": 0.0, "bits/note": float("nan")})
     groups: dict[tuple[str, int], list[dict]] = {}
     for v in (lmM.get("runs") or {}).values():
         groups.setdefault((v["method"], v["K"]), []).append(v)
@@ -82,10 +96,13 @@ def lm_m_table(lmM: dict, oracle: dict, confidence: float = 0.95, kind: str = "t
     return rows
 
 
-def lm_m_metrics(lmM: dict, oracle: dict) -> dict:
-    """evaluate.json's lmM block: the runs' bits and the labelled oracle upper bound."""
+def lm_m_metrics(lmM: dict, oracle: dict, mapped: dict | None = None) -> dict:
+    """evaluate.json's lmM block: the runs' bits, the LM^M mapped from LM^V and the labelled oracle upper bound."""
     keep = ("label", "lm", "bigram", "bits_per_note", "note")
-    return {**lmM, "oracle_upper_bound": {k: oracle.get(k) for k in keep if k in oracle}}
+    out = {**lmM, "oracle_upper_bound": {k: oracle.get(k) for k in keep if k in oracle}}
+    if mapped:
+        out["mapped_from_lmV"] = {k: mapped.get(k) for k in keep if k in mapped}
+    return out
 
 
 # --- LM^V vs LM^A on T's pairs ----------------------------------------------------------------------------
@@ -121,5 +138,5 @@ def alignment_table(align: dict) -> list[dict]:
                     "shuffled within folk / chorales": cka["shuffled_within_group"], "chance": None}]
 
 
-__all__ = ["find_lm_m", "lm_m_bits", "read_oracle", "lm_m_table", "lm_m_metrics", "lm_alignment", "alignment_table",
+__all__ = ["find_lm_m", "lm_m_bits", "read_mapped", "read_oracle", "lm_m_table", "lm_m_metrics", "lm_alignment", "alignment_table",
            "ORACLE_BITS", "LM_DIRS"]

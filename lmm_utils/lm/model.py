@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,6 +198,7 @@ def train_lm(
     live_dir: str | Path | None = None,
     info: dict | None = None,
     progress: bool = True,
+    init: Callable[[Transformer], object] | None = None,
 ) -> LanguageModel:
     """The modality-generic entry point: token sequences + their tokenizer -> a trained LanguageModel.
 
@@ -213,6 +214,8 @@ def train_lm(
         raise ValueError(f"model vocab {model_cfg.vocab_size} != tokenizer vocab {tokenizer.vocab_size}")
     torch.manual_seed(train_cfg.seed)  # the initial weights
     model = Transformer(model_cfg)
+    if init is not None:
+        init(model)
     streams = {"train": TokenStream(sequences, model_cfg.block_size)}
     if val_sequences:
         streams["val"] = TokenStream(val_sequences, model_cfg.block_size)

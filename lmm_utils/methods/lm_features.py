@@ -17,9 +17,9 @@ from lmm_utils.lm.model import LanguageModel
 
 
 def lm_paths(params: dict) -> dict[str, str]:
-    """The frozen LM^A / LM^V folders (params `mapping.lm`), relative to the project root."""
+    """The frozen LM^A / LM^V / LM^M folders (params `mapping.lm`), relative to the project root."""
     lm = params.get("lm") or {}
-    return {"A": lm.get("A", "data/lm/A"), "V": lm.get("V", "data/lm/V")}
+    return {"A": lm.get("A", "data/lm/A"), "V": lm.get("V", "data/lm/V"), "M": lm.get("M", "data/lm/M")}
 
 
 class AudioLMFeatures:

@@ -1,5 +1,5 @@
 """lmm: Language Model Mapping -- frozen LM^A / LM^V as feature extractors and as priors, reconstruction
-through S, the K pairs, and an LM^M learned on the way and used as a prior on motion.
+through S, the K pairs, and LM^M (mapped from LM^V) as a prior on motion.
 
 Three phases inside the shared step budget (method.steps optimizer steps for h, and again for g):
 
@@ -11,9 +11,9 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
             of real U_A audio (prior_mode typical; maximizing likelihood instead falls into the likelihood trap:
             slower, quieter, sparser audio is more predictable); a small pull toward plain (deviation_weight)
        h reads LM^A features (wrappers.LMTranscriber) [lmA]; g reads LM^V features (wrappers.make_g) [lmV].
-  B  LM^M: h transcribes the unpaired U_A recordings and g performs the unpaired U_V scores; those motions
-     (+ the pairs' pseudo-motion), tokenized with tokens/motion.py, train LM^M with the project's LM code
-     (lm.train_lm). [lmM]
+  B  LM^M: by default the LM^M mapped from LM^V (stage pretrain_M: U_V's scores played by a generic performer),
+     frozen [lmM]; with lmM_source run, one learned here on h's U_A transcriptions, g's U_V performances and the
+     pairs' pseudo-motion (lmm_labels.train_lmM) -- which learns h's own mistakes.
   C  the rest of the steps: A's terms + [selftrain] self-training, with LM^M as the prior that picks the
      labels (a REINFORCE-free proxy):
        h: its own U_A transcriptions, ranked by LM^M (mean log-prob per token); the top keep_fraction become
@@ -25,16 +25,15 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
 
 Each term has a switch in params (mapping.lmm) and the ablation `lmm-no_<term>` turns it off:
 pairs, recon, lmA (LM^A features and prior), lmV, lmA_prior, lmM, selftrain.
-LM^V is used as a feature extractor only (no LM^V prior: h's motion is not a score; see the report).
-
-The code follows the phases: `setup` builds the shared state (LMMState) -- models, data, batches -- then
-`warm_up` (A), `pick_labels` (B, with lmm_labels) and `self_train` (C) each read and extend it; `h_loss` /
-`g_loss` are one optimizer step's terms, read from the state (phase B's labels switch self-training on).
+LM^V gives g its features and LM^M its trunk (no LM^V prior: h's motion is not a score).
+Code: `setup` builds the shared LMMState; `warm_up` (A), `pick_labels` (B) and `self_train` (C) extend it;
+`h_loss` / `g_loss` are one optimizer step's terms (phase B's labels switch self-training on).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +44,7 @@ from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.lm import oracle
 from lmm_utils.lm.model import LanguageModel
+from lmm_utils.lm.motion_lm import load_lmM
 from lmm_utils.methods.alignment import Synth
 from lmm_utils.methods.base import (
     MethodConfig,
@@ -69,6 +69,7 @@ from lmm_utils.tokens.motion import MotionTokenizer
 from lmm_utils.training.distributed import default_device
 
 TERMS = ("pairs", "recon", "lmA", "lmV", "lmA_prior", "lmM", "selftrain")
+LMM_SOURCES = ("pretrained", "run")
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,15 @@ class LMMConfig:
     scales: tuple[int, ...] = (1, 4, 16)
     timing_grad: bool = False  # audio-level terms (recon, LM^A prior) may move g's onsets (losses.render_g)
     g_warp: bool = True  # g's reconstruction against the DTW-re-timed recording (cycle.warp_to)
+    lmM_source: str = "pretrained"  # pretrained: LM^M mapped from LM^V (stage pretrain_M); run: learned here
     lmM_tokens: dict = field(default_factory=lambda: dict(oracle.DEFAULT_TOKENS))
     lmM_model: dict = field(default_factory=lambda: dict(oracle.DEFAULT_MODEL))
     lmM_train: dict = field(default_factory=lambda: {"steps": 100, "batch_size": 16, "lr": 3e-3, "min_lr": 3e-4,
                                                      "warmup": 10, "weight_decay": 0.0, "precision": "fp32"})
+
+    def __post_init__(self):
+        if self.lmM_source not in LMM_SOURCES:
+            raise ValueError(f"mapping.lmm.lmM_source must be one of {LMM_SOURCES}, not {self.lmM_source!r}")
 
     def on(self, term: str, off: tuple[str, ...]) -> bool:
         if term not in TERMS:
@@ -115,9 +121,7 @@ class LMMConfig:
         return bool(getattr(self, term)) and term not in off
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The state the phases share
-# ---------------------------------------------------------------------------------------------------------
+# --- The state the phases share ----------------------------------------------------------------------------
 
 @dataclass(eq=False)
 class LMMState:
@@ -136,6 +140,8 @@ class LMMState:
     pairs: list[tuple[ScoreExcerpt, np.ndarray]]  # the K pairs: (score, recording log-mel)
     pseudo: list[Performance]  # their pseudo-motion
     info: dict  # what the run reports (MethodResult.info)
+    params: dict = field(default_factory=dict)  # the method's params (mapping section): where the frozen LMs are
+    root: str = "."  # the project root those folders are relative to
     # -- unpaired data and batches (setup) ----------------------------------------------------------------
     ua: list[tuple[str, np.ndarray]] = field(default_factory=list)  # U_A recordings (id, log-mel)
     ua_inputs: list[np.ndarray] = field(default_factory=list)  # h's inputs for them
@@ -196,7 +202,7 @@ def setup(data: TrainingData, synth: Synth, params: dict, feat: FeatureConfig, o
     pairs = load_pairs(data, feat)
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
     info: dict = {"terms": dict(on), "n_pairs": len(pairs)}
-    return LMMState(cfg, lc, on, dev, feat, synth, lmA, h, g, cc, pairs, pseudo, info)
+    return LMMState(cfg, lc, on, dev, feat, synth, lmA, h, g, cc, pairs, pseudo, info, params, str(data.root))
 
 
 def read_unpaired(st: LMMState, data: TrainingData) -> None:
@@ -331,14 +337,17 @@ def warm_up(st: LMMState) -> None:
 
 def learn_lmM(st: LMMState, tok: MotionTokenizer, decodes: list[Performance],
               g_perfs: list[Performance]) -> LanguageModel | None:
-    """LM^M on h's U_A transcriptions, g's U_V performances and the pairs' pseudo-motion (None with lmm-no_lmM)."""
+    """LM^M (None with lmm-no_lmM): mapped from LM^V (lmM_source pretrained, frozen) or learned here (run)."""
     lc, cfg = st.lc, st.cfg
     if not st.on["lmM"]:
         return None
+    if lc.lmM_source == "pretrained":
+        st.info["lmM_source"] = folder = lm_paths(st.params)["M"]
+        return load_lmM(Path(st.root) / folder, st.dev)
     train_cfg = {**lc.lmM_train, "seed": cfg.seed, "device": str(st.dev), "threads": cfg.threads,
                  "eval_every": 10 ** 9, "log_every": max(1, int(lc.lmM_train.get("steps", 100)) // 10)}
-    sources = {"h_U_A": len(decodes), "g_U_V": len(g_perfs), "pairs": len(st.pseudo)}
-    return train_lmM(decodes + g_perfs + list(st.pseudo), tok, lc.lmM_model, train_cfg, sources)
+    return train_lmM(decodes + g_perfs + list(st.pseudo), tok, lc.lmM_model, train_cfg,
+                     {"h_U_A": len(decodes), "g_U_V": len(g_perfs), "pairs": len(st.pseudo)})
 
 
 def pick_labels(st: LMMState) -> None:
@@ -349,7 +358,8 @@ def pick_labels(st: LMMState) -> None:
     decodes = [st.h.transcribe_inputs(x) for x in st.ua_inputs]
     g_perfs = st.g.perform(st.uv) if st.uv else []
     lmM = learn_lmM(st, tok, decodes, g_perfs)
-    st.info["lmM"] = lmM
+    tok = lmM.tokenizer if lmM is not None else tok  # a pretrained LM^M brings its own tokens
+    st.info["lmM"] = lmM if lc.lmM_source == "run" else None  # a run keeps only an LM^M it learned (saved: lmM/)
     rng = np.random.default_rng(st.cfg.seed + 99)
     if ua:
         scores = rank_scores(decodes, lmM, tok, rng)

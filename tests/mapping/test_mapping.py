@@ -29,7 +29,7 @@ SR = FEAT.sample_rate
 POOL_SIZES = {"U_V": 4, "U_A": 4, "P": 5, "T": 3}
 
 TINY_MAP = {
-    "device": "cpu", "synth": "data/synth/S.pt", "lm": {"A": "data/lm/A", "V": "data/lm/V"},
+    "device": "cpu", "synth": "data/synth/S.pt", "lm": {"A": "data/lm/A", "V": "data/lm/V", "M": "data/lm/M"},
     "eval": {"max_items": None},
     "method": {"steps": 2, "batch_size": 2, "crop_frames": 40, "warmup": 1, "threads": 1},
     "transcriber": {"harmonics": [0.5, 1.0, 2.0, 3.0], "contour_channels": 4, "contour_out_channels": 4,
@@ -82,6 +82,7 @@ def tiny_root(tmp_path_factory) -> Path:
     from lmm_utils.lm.model import train_lm
     from lmm_utils.models.synth import AdditiveConfig, make_synth, save_synth
     from lmm_utils.tokens.audio import AudioTokenizer
+    from lmm_utils.tokens.motion import MotionTokenizer
     from lmm_utils.tokens.score import ScoreTokenizer
 
     torch.set_num_threads(1)
@@ -114,6 +115,9 @@ def tiny_root(tmp_path_factory) -> Path:
     train_lm([atok.encode(m) for m in mels.values()], atok, model, train, out_dir=root / "data/lm/A", progress=False)
     stok = ScoreTokenizer()
     train_lm([stok.encode(s) for s in scores["U_V"]], stok, model, train, out_dir=root / "data/lm/V", progress=False)
+    mtok = MotionTokenizer(time_step=0.02, max_shift=50, velocity_bins=16)  # LM^M (stage pretrain_M: plain motion)
+    train_lm([mtok.encode(plain_performance(s)) for s in scores["U_V"]], mtok, model, train,
+             out_dir=root / "data/lm/M", progress=False)
     save_synth(make_synth("additive", AdditiveConfig.tiny(), FEAT), root / "data/synth/S.pt")
     return root
 
@@ -243,6 +247,18 @@ def test_lmm_ablation_turns_its_terms_off(tiny_root):
     assert r["h"].lm is None and r["g"].lm is not None
     with pytest.raises(ValueError):
         mapping.train_run("lmm-no_nonsense", 0, 0, TINY_MAP, {}, root=tiny_root)
+
+
+def test_lmm_ranks_labels_with_the_pretrained_lmM_unless_told_to_learn_one(tiny_root):
+    r = mapping.train_run("lmm", 2, 0, TINY_MAP, {}, root=tiny_root)
+    assert r["info"]["lmM_source"] == "data/lm/M" and r["info"]["lmM"] is None  # frozen, not saved per run
+    assert np.isfinite(r["info"]["selftrain"]["score"]).any()
+    own = {**TINY_MAP, "lmm": {**TINY_MAP["lmm"], "lmM_source": "run"}}
+    r = mapping.train_run("lmm", 2, 0, own, {}, root=tiny_root)
+    assert "lmM_source" not in r["info"] and r["info"]["lmM"].info["sources"]["h_U_A"] > 0
+    with pytest.raises(ValueError, match="lmM_source"):
+        mapping.train_run("lmm", 2, 0, {**TINY_MAP, "lmm": {**TINY_MAP["lmm"], "lmM_source": "oracle"}}, {},
+                          root=tiny_root)
 
 
 # --- a whole run: folder layout, metrics, determinism -----------------------------------------------------
