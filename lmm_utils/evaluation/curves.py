@@ -18,7 +18,7 @@ CURVE_METRICS = {
     "h": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
     "h_timbre": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
     "g": ("velocity_r", "log_ioi_r", "articulation_r", "onset_dev_ms", "note_f1", "aligned_note_f1", "tempo_log_error",
-          "velocity_mae"),
+          "velocity_mae", "pedal_f1"),
 }
 LOWER_IS_BETTER = frozenset({"tempo_log_error", "velocity_mae", "onset_dev_ms", "articulation_error"})
 SUBSETS = ("all", *FAMILIES)
@@ -29,6 +29,7 @@ METRIC_LABELS = {
     "velocity_mae": "velocity error (MIDI units)", "velocity_r": "velocity r (per note)",
     "log_ioi_r": "log-IOI r (timing)", "articulation_r": "articulation r (log durations)",
     "onset_dev_ms": "onset deviation after a tempo fit (ms)", "articulation_error": "articulation error |ln ratio|",
+    "pedal_f1": "pedal F1 (frames, pedalled excerpts)",
 }
 SYSTEM_LABELS = {"h": "h on T", "h_timbre": "h on T_timbre (unheard piano)", "g": "g on T"}
 

@@ -25,7 +25,8 @@ from lmm_utils.evaluation.scoring import summarize
 from lmm_utils.models.performer import plain_performance
 
 CEILING_SEED_OFFSET = 1  # T's truth was played with perform.seed; the ceiling's second rendition with seed + 1
-COLUMNS = ("velocity_r", "log_ioi_r", "articulation_r", "onset_dev_ms", "note_f1", "tempo_log_error", "velocity_mae")
+COLUMNS = ("velocity_r", "log_ioi_r", "articulation_r", "onset_dev_ms", "note_f1", "tempo_log_error", "velocity_mae",
+           "pedal_f1")
 
 
 def bound_performances(data: EvaluationData, truth: Truth, perform_section: dict) -> dict[str, dict]:

@@ -18,7 +18,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from lmm_utils.core.motion import N_KEYS, PIANO_LOW, Performance, PerformedNote, as_arrays, to_roll
+from lmm_utils.core.motion import (
+    N_KEYS,
+    PIANO_LOW,
+    Performance,
+    PerformedNote,
+    _pedal_intervals,
+    as_arrays,
+    to_roll,
+)
 
 ONSET_TOLERANCE = 0.05  # seconds; the MIREX / MAESTRO convention
 FPS = 50.0
@@ -197,6 +205,27 @@ def expressive_scores(ref: Performance, est: Performance, pairs: list[tuple[int,
     return out
 
 
+def pedal_down_frames(perf: Performance, fps: float, n_frames: int) -> np.ndarray:
+    """(n_frames,) bool: the sustain pedal is down at frame t (time t / fps); a press never released holds to the end."""
+    down = np.zeros(n_frames, bool)
+    times = np.arange(n_frames) / fps
+    for start, end in _pedal_intervals(perf.pedal, end=float("inf")):
+        down |= (times >= start) & (times < end)
+    return down
+
+
+def pedal_scores(ref: Performance, est: Performance, fps: float = FPS) -> dict[str, float]:
+    """pedal_f1: frame-level F1 of the sustain-pedal-down state at `fps` frames per second, on the time line of
+    each performance as played (frames up to the later of the two ends). Defined only where the truth pedals at
+    all: nan when `ref` never presses the pedal (aggregation skips it), so the mean is over pedalled excerpts. An
+    estimate without pedal scores 0 there."""
+    if not any(ev.down for ev in ref.pedal):
+        return {"pedal_f1": float("nan")}
+    n_frames = int(np.ceil(max(ref.duration, est.duration) * fps)) + 1
+    r, e = pedal_down_frames(ref, fps, n_frames), pedal_down_frames(est, fps, n_frames)
+    return {"pedal_f1": _prf(int(r.sum()), int(e.sum()), int((r & e).sum()))[2]}
+
+
 def performance_scores(ref: Performance, est: Performance, merge_tolerance: float = 0.035) -> dict[str, float]:
     """Everything we report for g (score -> performance) against the true performance.
 
@@ -204,7 +233,8 @@ def performance_scores(ref: Performance, est: Performance, merge_tolerance: floa
     `dtw_align_onsets` (timing-invariant); duration_ratio: est/ref span first-to-last onset (>1: too slow);
     ioi_ratio: ratio of median inter-onset intervals; tempo_log_error: |ln duration_ratio|;
     velocity_mae: mean |velocity difference| (MIDI units) on notes matched after alignment; and on those same
-    note pairs, `expressive_scores` (velocity_r, log_ioi_r, onset_dev_ms, articulation_r, articulation_error).
+    note pairs, `expressive_scores` (velocity_r, log_ioi_r, onset_dev_ms, articulation_r, articulation_error);
+    `pedal_scores` (pedal_f1, nan where the truth has no pedal).
     """
     out = {k: v for k, v in note_scores(ref, est).items() if k in ("note_p", "note_r", "note_f1")}
     aligned, source = _dtw_aligned(ref, est, merge_tolerance)
@@ -221,6 +251,7 @@ def performance_scores(ref: Performance, est: Performance, merge_tolerance: floa
         out["velocity_mae"] = float("nan")
     # per-note correspondences (ref note, est note as played: the alignment only found the pairs)
     out.update(expressive_scores(ref, est, [(i, source[j]) for i, j in m], merge_tolerance))
+    out.update(pedal_scores(ref, est))
     return out
 
 

@@ -160,7 +160,7 @@ def f1_table(res: Results) -> list[str]:
 
 
 G_COLUMNS = [("velocity r", "velocity_r"), ("log-IOI r", "log_ioi_r"), ("articulation r", "articulation_r"),
-             ("onset dev ms", "onset_dev_ms"), ("velocity MAE", "velocity_mae")]
+             ("onset dev ms", "onset_dev_ms"), ("velocity MAE", "velocity_mae"), ("pedal F1", "pedal_f1")]
 
 
 def g_table(res: Results) -> list[str]:

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmm_utils.core.io import untimed
+from lmm_utils.core.io import jsonable, untimed
 from lmm_utils.core.paths import (
     AUDIO_DIR,
     MOTION_DIR,
@@ -145,7 +145,8 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
             else:
                 metrics = runner.run(method, K, seed, map_params, features, root, progress, runs_dir, metrics_dir,
                                      synth=synth, extra={FINGERPRINT_KEY: fp}, data=ev)
-            out.append(GridRun(name, int(K), int(seed), reused, time.perf_counter() - t0, metrics))
+            # as the metrics file stores them (NaN -> None), so a fresh run and a reused one read the same
+            out.append(GridRun(name, int(K), int(seed), reused, time.perf_counter() - t0, jsonable(metrics)))
             if log:
                 log(f"{name}: {'reused (same fingerprint)' if reused else 'ran'} in {out[-1].seconds:.1f} s")
     return out

@@ -179,7 +179,7 @@ def train_summary(result) -> dict:
 
 H_KEYS = ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1", "note_p", "note_r")
 G_KEYS = ("velocity_r", "log_ioi_r", "articulation_r", "onset_dev_ms", "note_f1", "aligned_note_f1", "tempo_log_error",
-          "velocity_mae", "ioi_ratio")
+          "velocity_mae", "ioi_ratio", "pedal_f1")
 
 
 def flat_metrics(metrics: dict) -> dict:

@@ -30,7 +30,8 @@ H_COLUMNS = [("note F1", "T", "all", "note_f1"), ("note+off F1", "T", "all", "no
 G_COLUMNS = [("velocity r", "T", "all", "velocity_r"), ("log-IOI r", "T", "all", "log_ioi_r"),
              ("articulation r", "T", "all", "articulation_r"), ("onset dev ms", "T", "all", "onset_dev_ms"),
              ("note F1", "T", "all", "note_f1"), ("aligned F1", "T", "all", "aligned_note_f1"),
-             ("tempo log err", "T", "all", "tempo_log_error"), ("velocity MAE", "T", "all", "velocity_mae")]
+             ("tempo log err", "T", "all", "tempo_log_error"), ("velocity MAE", "T", "all", "velocity_mae"),
+             ("pedal F1", "T", "all", "pedal_f1")]
 
 
 def read_run(run_dir: str | Path) -> dict | None:

@@ -178,3 +178,19 @@ def test_expressive_scores_reward_structure_not_one_drift():
     s = performance_scores(ref, slow)
     assert s["log_ioi_r"] == pytest.approx(1.0) and s["onset_dev_ms"] == pytest.approx(0.0, abs=1e-6)
     assert s["tempo_log_error"] == pytest.approx(np.log(1.1))
+
+
+def test_pedal_f1_counts_pedal_down_frames_only_where_the_truth_pedals():
+    """pedal_f1: nan without pedal in the truth; 1 for the same pedalling; 0 for none; a half-overlap in between."""
+    from lmm_utils.core.motion import PedalEvent
+    from lmm_utils.evaluation.metrics import pedal_scores
+
+    notes = [PerformedNote(60, 0.0, 4.0, 64)]
+    ref = Performance(notes, pedal=[PedalEvent(0.0, True), PedalEvent(2.0, False)])
+    assert math.isnan(pedal_scores(Performance(notes), ref)["pedal_f1"])
+    assert pedal_scores(ref, ref)["pedal_f1"] == pytest.approx(1.0)
+    assert pedal_scores(ref, Performance(notes))["pedal_f1"] == 0.0
+    shifted = Performance(notes, pedal=[PedalEvent(1.0, True), PedalEvent(3.0, False)])
+    assert pedal_scores(ref, shifted)["pedal_f1"] == pytest.approx(0.5, abs=0.02)  # 1 s of 2 s overlap
+    assert math.isnan(performance_scores(Performance(notes), Performance(notes))["pedal_f1"])
+    assert performance_scores(ref, ref)["pedal_f1"] == pytest.approx(1.0)
