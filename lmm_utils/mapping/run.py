@@ -158,7 +158,8 @@ def diagnostics(result, data: EvaluationData) -> dict:
         diag["lmM_selection"] = {
             "kept_note_f1": float(np.mean(k_f1)) if k_f1 else float("nan"),
             "dropped_note_f1": float(np.mean(d_f1)) if d_f1 else float("nan"),
-            "spearman_score_vs_f1": _spearman(st["score"], f1), "n_kept": len(k_f1), "n": len(f1)}
+            "spearman_score_vs_f1": _spearman(st["score"], f1), "n_kept": len(k_f1), "n": len(f1),
+            **{f"spearman_{k}_vs_f1": _spearman(v, f1) for k, v in (st.get("criteria") or {}).items()}}
     return diag
 
 

@@ -45,6 +45,7 @@ from lmm_utils.data.pools import TrainingData
 from lmm_utils.lm import oracle
 from lmm_utils.lm.model import LanguageModel
 from lmm_utils.lm.motion_lm import load_lmM
+from lmm_utils.methods import lmm_labels as labels
 from lmm_utils.methods.alignment import Synth
 from lmm_utils.methods.base import (
     MethodConfig,
@@ -59,7 +60,6 @@ from lmm_utils.methods.base import (
 )
 from lmm_utils.methods.cycle import CycleConfig, g_recon_step, pair_recordings, unpaired_logmels
 from lmm_utils.methods.lm_features import AudioLMFeatures, lm_paths, load_lm_features
-from lmm_utils.methods.lmm_labels import choose_variants, keep_best, rank_scores, train_lmM
 from lmm_utils.methods.losses import deviation_pull, h_to_synth, recon_loss, render_g, weighted_transcription_loss
 from lmm_utils.methods.steps import Crops, batch_rows, optimize
 from lmm_utils.methods.wrappers import GModel, HModel, make_g, make_h
@@ -346,7 +346,7 @@ def learn_lmM(st: LMMState, tok: MotionTokenizer, decodes: list[Performance],
         return load_lmM(Path(st.root) / folder, st.dev)
     train_cfg = {**lc.lmM_train, "seed": cfg.seed, "device": str(st.dev), "threads": cfg.threads,
                  "eval_every": 10 ** 9, "log_every": max(1, int(lc.lmM_train.get("steps", 100)) // 10)}
-    return train_lmM(decodes + g_perfs + list(st.pseudo), tok, lc.lmM_model, train_cfg,
+    return labels.train_lmM(decodes + g_perfs + list(st.pseudo), tok, lc.lmM_model, train_cfg,
                      {"h_U_A": len(decodes), "g_U_V": len(g_perfs), "pairs": len(st.pseudo)})
 
 
@@ -362,16 +362,17 @@ def pick_labels(st: LMMState) -> None:
     st.info["lmM"] = lmM if lc.lmM_source == "run" else None  # a run keeps only an LM^M it learned (saved: lmM/)
     rng = np.random.default_rng(st.cfg.seed + 99)
     if ua:
-        scores = rank_scores(decodes, lmM, tok, rng)
-        kept = keep_best(scores, int(round(lc.keep_fraction * len(ua))))
-        st.info["selftrain"] = {"ids": [i for i, _ in ua], "score": [float(s) for s in scores],
+        scores, crit = labels.rank_transcriptions(decodes, [x for _, x in ua], lmM, tok, st.synth if st.on["recon"]
+                                                  else None, st.feat.fps, lc.scales, rng)
+        kept = labels.keep_best(scores, int(round(lc.keep_fraction * len(ua))))
+        st.info["selftrain"] = {"ids": [i for i, _ in ua], "score": [float(s) for s in scores], "criteria": crit,
                                 "kept": [ua[i][0] for i in kept], "decodes": {ua[i][0]: decodes[i] for i in range(len(ua))}}
         if kept:
             st.self_crops = Crops([st.ua_inputs[i] for i in kept], [decodes[i] for i in kept], st.cfg.crop_frames,
                                   st.feat.fps, st.feat.n_mels)
     if st.uv:
-        chosen, picks = choose_variants(g_perfs, lmM, tok, rng, lc.candidates, lc.tempo_jitter, lc.legato,
-                                        lc.velocity_shift)
+        chosen, picks = labels.choose_variants(g_perfs, lmM, tok, rng, lc.candidates, lc.tempo_jitter, lc.legato,
+                                               lc.velocity_shift)
         st.g_targets.update(note_targets(chosen, st.g_uv))
         st.info["g_choice"] = {"unchanged_fraction": float(np.mean([k == 0 for k in picks]))}
 

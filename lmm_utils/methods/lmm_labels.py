@@ -1,14 +1,20 @@
-"""lmm's phase B, the parts that need no lmm state: LM^M trained on the motion h and g produce, and LM^M as the
-prior that picks self-training labels -- h's transcriptions ranked by their mean log-prob per token, and for g,
-the most probable of a few variants of its own performance. Without LM^M (ablation lmm-no_lmM) the same picks
-are made at random, so that ablation measures the prior, not the extra data.
+"""lmm's phase B, the parts that need no lmm state: the label-cleaning criteria and LM^M's picks.
+
+h's U_A transcriptions are ranked by the z-scored sum of their criteria: LM^M's mean log-prob per token [lmM]
+and how well the transcription, played through S, explains its recording [recon]; with neither (ablations) the
+ranking is random, so each ablation measures its criterion, not the extra data. For g, LM^M picks the most
+probable of a few variants of its own performance (at random without LM^M). An LM^M may also be learned here on
+the motion h and g produce (`train_lmM`, lmm's lmM_source run).
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from lmm_utils.core.motion import Performance, PerformedNote
 from lmm_utils.lm.model import LanguageModel, train_lm
+from lmm_utils.methods.alignment import render_logmel
+from lmm_utils.methods.losses import recon_loss
 from lmm_utils.tokens.motion import MotionTokenizer
 
 
@@ -57,6 +63,46 @@ def rank_scores(perfs: list[Performance], lmM: LanguageModel | None, tok: Motion
     return [float(rng.random()) if p.notes else float("-inf") for p in perfs]
 
 
+def recon_errors(perfs: list[Performance], logmels: list[np.ndarray], synth, fps: float,
+                 scales: tuple[int, ...] = (1, 4, 16)) -> list[float]:
+    """How far each transcription, played through S, sounds from its recording (losses.recon_loss: gain-invariant,
+    multi-scale): a label that explains its recording is more likely right. inf for an empty transcription."""
+    out = []
+    for perf, x in zip(perfs, logmels):
+        if not perf.notes:
+            out.append(float("inf"))
+            continue
+        pred = torch.from_numpy(render_logmel(perf, synth, fps, x.shape[1]))[None]
+        out.append(float(recon_loss(pred, torch.from_numpy(np.asarray(x, np.float32))[None], scales=scales)))
+    return out
+
+
+def combine_criteria(criteria: dict[str, list[float]]) -> list[float]:
+    """Sum of the z-scored criteria (each: higher = better); -inf wherever one is not finite."""
+    cols = []
+    for vals in criteria.values():
+        v = np.asarray(vals, float)
+        ok = np.isfinite(v)
+        z = np.full_like(v, -np.inf)
+        if ok.any():
+            sd = v[ok].std()
+            z[ok] = (v[ok] - v[ok].mean()) / (sd if sd > 0 else 1.0)
+        cols.append(z)
+    return np.sum(cols, axis=0).tolist() if cols else []
+
+
+def rank_transcriptions(decodes: list[Performance], logmels: list[np.ndarray], lmM: LanguageModel | None,
+                        tok: MotionTokenizer, synth, fps: float, scales: tuple[int, ...],
+                        rng: np.random.Generator) -> tuple[list[float], dict[str, list[float]]]:
+    """Label cleaning: each transcription's score (higher = kept first) from LM^M's log-prob (lmM not None) and S's
+    reconstruction of its recording (synth not None), z-scored and summed; random with neither.
+    -> (scores, {criterion: raw values, higher = better})."""
+    crit = {"lmM": rank_scores(decodes, lmM, tok, rng)} if lmM is not None else {}
+    if synth is not None:
+        crit["recon"] = [-e for e in recon_errors(decodes, logmels, synth, fps, scales)]
+    return (combine_criteria(crit) if crit else rank_scores(decodes, None, tok, rng)), crit
+
+
 def keep_best(scores: list[float], n_keep: int) -> list[int]:
     """Indices of the n_keep best finite scores, in index order."""
     order = [i for i in np.argsort(scores)[::-1] if np.isfinite(scores[i])]
@@ -80,4 +126,5 @@ def choose_variants(perfs: list[Performance], lmM: LanguageModel | None, tok: Mo
     return chosen, picks
 
 
-__all__ = ["choose_variants", "keep_best", "lm_score", "rank_scores", "train_lmM", "vary"]
+__all__ = ["choose_variants", "combine_criteria", "keep_best", "lm_score", "rank_scores", "rank_transcriptions", "recon_errors", "train_lmM",
+           "vary"]

@@ -285,7 +285,7 @@ def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
         assert sorted(saved[key]) == t_ids
         rows = json.loads((d / "scores" / f"{key}.json").read_text())["rows"]  # scored from that file
         assert [r["id"] for r in rows] == t_ids and {r["status"] for r in rows} == {"ok"}
-    assert (d / "lmM" / "lm.pt").is_file()  # LM^M learned by lmm
+    assert not (d / "lmM").exists()  # lmm ranks with the pretrained LM^M: no copy per run
     assert not list(tmp_path.glob("runs/lmm/.*"))  # no temporary folder left behind
     on_disk = json.loads((d / "metrics.json").read_text())
     assert on_disk["run"] == "lmm-K2-s0" and on_disk["K"] == 2 and len(on_disk["pairs"]) == 2
@@ -294,6 +294,7 @@ def test_run_folder_layout_and_metrics_keys(tiny_root, tmp_path):
         assert H_KEYS <= set(on_disk["h"][pool]["all"])
     assert G_KEYS <= set(on_disk["g"]["T"]["all"]) and {"folk", "chorales"} <= set(on_disk["g"]["T"])
     assert "pseudo_motion" in on_disk["diagnostic"] and "lmM_selection" in on_disk["diagnostic"]
+    assert {"spearman_lmM_vs_f1", "spearman_recon_vs_f1"} <= set(on_disk["diagnostic"]["lmM_selection"])
     assert "diagnostic" in on_disk["diagnostic"]["note"]
     assert on_disk["eval"]["n_T"] == len(t_ids) and on_disk["eval"]["seconds"] > 0
     flat = json.loads((tmp_path / "metrics" / "lmm" / "lmm-K2-s0.json").read_text())
