@@ -10,6 +10,8 @@ Methods (same h and g architectures, same step budget mapping.method.steps, fixe
   surface      frozen LM^A / LM^V features + a small adapter head, on the K pairs only
   cycle        no LMs: h also reconstructs unpaired U_A audio through S; g matches S(g(v)) to its recording
   lmm          LM features + LM^A prior + reconstruction + pairs + an LM^M prior for self-training
+  basis        g = a ridge regression from score features to the pairs' deviations from the plain performance
+               (basis_lmV: on LM^V features, basis_both: on both); h as supervised's
 An ablation is '<method>-no_<term>' (e.g. lmm-no_lmA, lmm-no_recon, cycle-no_recon): that term switched off.
 Each method module's `run` has the one signature base.MethodRun and returns a base.MethodResult.
 
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.data.pools import TrainingData
-from lmm_utils.methods import cycle, lmm, supervised, surface, synth_pairs
+from lmm_utils.methods import basis, cycle, lmm, supervised, surface, synth_pairs
 from lmm_utils.methods.alignment import Synth
 from lmm_utils.methods.base import MethodResult, MethodRun, Switches
 
 RUNNERS: dict[str, MethodRun] = {"supervised": supervised.run, "synth_pairs": synth_pairs.run,
-                                 "surface": surface.run, "cycle": cycle.run, "lmm": lmm.run}
+                                 "surface": surface.run, "cycle": cycle.run, "lmm": lmm.run,
+                                 "basis": basis.run, "basis_lmV": basis.run_lmV, "basis_both": basis.run_both}
 METHODS = tuple(RUNNERS)
 
 

@@ -10,6 +10,7 @@ import torch
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.io import atomic_path
+from lmm_utils.methods.basis import BasisPerformer
 from lmm_utils.methods.lm_features import load_lm_features
 from lmm_utils.methods.wrappers import GModel, HModel, LMTranscriber, make_g, make_h
 from lmm_utils.models.performer import PerformerConfig
@@ -49,9 +50,14 @@ def load_h(path: str | Path, lm_root: str | Path = ".") -> HModel:
 
 def save_g(g: GModel, path: str | Path, extra: dict | None = None) -> None:
     cfg = asdict(g.net.cfg)
-    ck = {"kind": "lm_performer" if g.lm is not None else "performer", "performer": cfg,
+    kind = "lm_performer" if g.lm is not None else "performer"
+    if isinstance(g.net, BasisPerformer):  # methods.basis: a ridge over note features (and LM^V's, if g.lm)
+        kind = "basis_performer"
+    ck = {"kind": kind, "performer": cfg,
           "lm": g.lm.path if g.lm is not None else None, "lm_md5": _lm_hash(g.lm.path, getattr(g.lm, "root", ".")) if g.lm is not None else None,
           "state_dict": {k: v.detach().cpu() for k, v in g.net.state_dict().items()}, "extra": extra or {}}
+    if kind == "basis_performer":
+        ck["basis"] = {"n_in": g.net.n_in, "features": g.net.features}
     with atomic_path(path) as tmp:  # a torn checkpoint never sits under the final name
         torch.save(ck, tmp)
 
@@ -59,8 +65,12 @@ def save_g(g: GModel, path: str | Path, extra: dict | None = None) -> None:
 def load_g(path: str | Path, lm_root: str | Path = ".") -> GModel:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     pcfg = PerformerConfig.from_params(ck["performer"])
-    lm = load_lm_features("V", ck["lm"], root=lm_root) if ck["kind"] == "lm_performer" else None
-    g = make_g(pcfg, lm)
+    if ck["kind"] == "basis_performer":
+        lm = load_lm_features("V", ck["lm"], root=lm_root) if ck["lm"] else None
+        g = GModel(BasisPerformer(pcfg, ck["basis"]["n_in"], ck["basis"]["features"]), lm)
+    else:
+        lm = load_lm_features("V", ck["lm"], root=lm_root) if ck["kind"] == "lm_performer" else None
+        g = make_g(pcfg, lm)
     g.net.load_state_dict(ck["state_dict"])
     g.net.eval()
     return g

@@ -232,7 +232,10 @@ class Performer(nn.Module):
 
     def forward(self, batch: ScoreBatch) -> dict[str, torch.Tensor]:
         """-> onset, offset (seconds) and velocity (/127) per note, (B, N); padded notes are garbage."""
-        cfg = self.cfg
+        return play_deviations(self.deviations(batch), batch, self.cfg, self.start)
+
+    def deviations(self, batch: ScoreBatch) -> torch.Tensor:
+        """(B, N, 4) raw deviations from the plain performance (play_deviations reads them), in score order."""
         # Run the GRU in time order (score order need not be), then scatter back.
         key = batch.group.float() * 1000.0 + batch.pitch.float() / 200.0 + (~batch.mask).float() * 1e7
         order = key.argsort(dim=1)
@@ -240,31 +243,7 @@ class Performer(nn.Module):
         x = torch.gather(batch.feats, 1, order[..., None].expand_as(batch.feats))
         h, _ = self.rnn(self.inp(x))
         raw = self.head(self.drop(h))
-        raw = torch.gather(raw, 1, inverse[..., None].expand_as(raw))
-        log_tempo = cfg.max_log_tempo * torch.tanh(raw[..., 0])
-        asynchrony = cfg.max_asynchrony * torch.tanh(raw[..., 1])
-        log_dur = cfg.max_log_duration * torch.tanh(raw[..., 2])
-        base_logit = torch.logit(batch.base_velocity.clamp(1e-3, 1 - 1e-3))
-        velocity = torch.sigmoid(base_logit + raw[..., 3])
-
-        # Group tempo = mean over the group's notes; integrate IOIs over the beat grid.
-        member = F.one_hot(batch.group, batch.group_beats.shape[1]).float() * batch.mask[..., None].float()
-        count = member.sum(1).clamp(min=1.0)  # (B, G)
-        g_tempo = torch.einsum("bng,bn->bg", member, log_tempo) / count
-        prev_beats = torch.cat([torch.zeros_like(batch.group_beats[:, :1]), batch.group_beats[:, :-1]], dim=1)
-        gap = (batch.group_beats - prev_beats) * batch.group_mask.float()  # first gap = rest before the first note
-        prev_tempo = torch.cat([g_tempo[:, :1], g_tempo[:, :-1]], dim=1)  # the IOI after group j-1 at its tempo
-        dt = gap * batch.spb[:, None] * torch.exp(-prev_tempo)
-        g_time = cfg.plain.lead_in + self.start + torch.cumsum(dt, dim=1)
-        onset = torch.gather(g_time, 1, batch.group) + asynchrony
-        note_tempo = torch.gather(g_tempo, 1, batch.group)
-        length = batch.dur_beats * cfg.plain.legato * batch.spb[:, None] * torch.exp(-note_tempo + log_dur)
-        # A key comes up before its next press (differentiable form of release_before_repeat).
-        nxt = torch.gather(onset, 1, batch.next_same)
-        has_next = batch.next_same != torch.arange(onset.shape[1], device=onset.device)
-        limit = torch.where(has_next, nxt - cfg.plain.release_gap, onset + length)
-        offset = torch.maximum(torch.minimum(onset + length, limit), onset + 0.01)
-        return {"onset": onset, "offset": offset, "velocity": velocity, "deviation": raw}
+        return torch.gather(raw, 1, inverse[..., None].expand_as(raw))
 
     @torch.no_grad()
     def perform(self, scores: list[ScoreExcerpt]) -> list[Performance]:
@@ -274,6 +253,40 @@ class Performer(nn.Module):
         perfs = to_performances(self(batch), batch, self.cfg.plain.release_gap)
         self.train(was_training)
         return perfs
+
+
+def play_deviations(raw: torch.Tensor, batch: ScoreBatch, cfg: PerformerConfig,
+                    start: torch.Tensor | float = 0.0) -> dict[str, torch.Tensor]:
+    """Raw per-note deviations (B, N, 4) -> onset, offset (seconds), velocity (/127) per note, (B, N).
+
+    raw[..., 0]: log-tempo factor (cfg.max_log_tempo * tanh; averaged over the onset group), 1: asynchrony
+    (cfg.max_asynchrony * tanh, seconds), 2: log duration ratio (cfg.max_log_duration * tanh), 3: velocity offset in
+    logit units from the plain velocity; `start` shifts the first barline (seconds). raw = 0 plays the plain
+    performance. Any g that predicts deviations (the Performer, methods.basis's ridge) plays through this."""
+    log_tempo = cfg.max_log_tempo * torch.tanh(raw[..., 0])
+    asynchrony = cfg.max_asynchrony * torch.tanh(raw[..., 1])
+    log_dur = cfg.max_log_duration * torch.tanh(raw[..., 2])
+    base_logit = torch.logit(batch.base_velocity.clamp(1e-3, 1 - 1e-3))
+    velocity = torch.sigmoid(base_logit + raw[..., 3])
+
+    # Group tempo = mean over the group's notes; integrate IOIs over the beat grid.
+    member = F.one_hot(batch.group, batch.group_beats.shape[1]).float() * batch.mask[..., None].float()
+    count = member.sum(1).clamp(min=1.0)  # (B, G)
+    g_tempo = torch.einsum("bng,bn->bg", member, log_tempo) / count
+    prev_beats = torch.cat([torch.zeros_like(batch.group_beats[:, :1]), batch.group_beats[:, :-1]], dim=1)
+    gap = (batch.group_beats - prev_beats) * batch.group_mask.float()  # first gap = rest before the first note
+    prev_tempo = torch.cat([g_tempo[:, :1], g_tempo[:, :-1]], dim=1)  # the IOI after group j-1 at its tempo
+    dt = gap * batch.spb[:, None] * torch.exp(-prev_tempo)
+    g_time = cfg.plain.lead_in + start + torch.cumsum(dt, dim=1)
+    onset = torch.gather(g_time, 1, batch.group) + asynchrony
+    note_tempo = torch.gather(g_tempo, 1, batch.group)
+    length = batch.dur_beats * cfg.plain.legato * batch.spb[:, None] * torch.exp(-note_tempo + log_dur)
+    # A key comes up before its next press (differentiable form of release_before_repeat).
+    nxt = torch.gather(onset, 1, batch.next_same)
+    has_next = batch.next_same != torch.arange(onset.shape[1], device=onset.device)
+    limit = torch.where(has_next, nxt - cfg.plain.release_gap, onset + length)
+    offset = torch.maximum(torch.minimum(onset + length, limit), onset + 0.01)
+    return {"onset": onset, "offset": offset, "velocity": velocity, "deviation": raw}
 
 
 def build_performer(params: dict | None = None) -> Performer:

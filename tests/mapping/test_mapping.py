@@ -222,7 +222,7 @@ def test_method_names_and_ablations():
 # --- every method, 2 steps --------------------------------------------------------------------------------
 
 METHODS = ["supervised", "synth_pairs", "surface", "cycle", "lmm", "lmm-no_lmM", "lmm-no_lmA", "lmm-no_recon",
-           "lmm-no_selftrain", "surface-no_lmA"]
+           "lmm-no_selftrain", "surface-no_lmA", "basis", "basis_both"]
 
 
 @pytest.mark.parametrize("method", METHODS)
