@@ -106,7 +106,8 @@ def pretrain_data(modality: str, pretrain: dict, features: dict, progress: bool 
         return data
     if modality == "A":
         fcfg = FeatureConfig.from_params(features or {})
-        tok = build_tokenizer("A", {**tok_params, "n_mels": fcfg.n_mels, "seed": seed})
+        tok = build_tokenizer("A", {**tok_params, "n_mels": fcfg.n_mels, "fmin": fcfg.fmin, "fmax": fcfg.fmax,
+                                    "seed": seed})
         mels = list(read_audio_logmels(TRAIN_POOL["A"], fcfg, limit, progress).values())
         train_mels, val_mels = split_val(mels, frac, seed)
         fit = tok.fit(mels, progress=progress)  # the codebook sees U_A only (train + val part)

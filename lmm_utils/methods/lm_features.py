@@ -44,14 +44,10 @@ class AudioLMFeatures:
     # -- a differentiable prior on log-mel (soft tokens) -------------------------------------------------
     def soft_tokens(self, logmel: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
         """(B, n_mels, T) log-mel -> (B, T // f, V) soft token distributions (softmax over minus the squared
-        distance to each code in the tokenizer's standardised space, / tau * dim). Specials get 0."""
+        distance to each code in the tokenizer's standardised feature space, / tau * dim). Specials get 0."""
         tok = self.lm.tokenizer
-        b, m, t = logmel.shape
-        n = t // self.fpt
-        x = logmel[..., : n * self.fpt].permute(0, 2, 1).reshape(b, n, self.fpt * m)  # frame-major stacking
-        mean, std = tok.mean.to(logmel), tok.std.to(logmel)
-        code = tok.codebook.to(logmel)
-        z = (x - mean) / std
+        z = tok.token_vectors(logmel)  # the tokenizer's own features (log-mel or harmonic), standardised
+        code = tok.codebook.to(z)
         d = (z * z).sum(-1, keepdim=True) - 2 * z @ code.T + (code * code).sum(-1)
         p = torch.softmax(-d / (tau * z.shape[-1]), dim=-1)
         return F.pad(p, (3, 0))  # 3 specials first

@@ -1,5 +1,10 @@
 """A tokens: k-means codes of log-mel frames (lmm_utils.core.features), `frames_per_token` frames per code.
 
+`features` says what is clustered: "logmel" (the frames themselves) or "harmonic" (pitch-aware features computed
+from the log-mel by lmm_utils.tokens.pitch: 88 harmonic-summed key saliences, chroma, loudness, onset strength),
+which keep far more of the notes (reports/metrics/lmA_probe.json). A checkpoint whose config lacks the key is
+"logmel" (what every tokenizer was before).
+
 Stacking 2 frames (20 ms hop) gives 25 tokens per second, which halves the sequence length the LM
 has to model. Each stacked vector is standardised per dimension (mean/std from the fitting data), then
 assigned to the nearest of `codebook_size` centroids. Decoding maps codes back to their centroids, so
@@ -19,6 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 from lmm_utils.tokens import BOS, EOS, SPECIALS, Tokenizer
+from lmm_utils.tokens.pitch import n_pitch_features, pitch_features
+
+FEATURES = ("logmel", "harmonic")
 
 
 class AudioTokenizer(Tokenizer):
@@ -32,41 +40,65 @@ class AudioTokenizer(Tokenizer):
         kmeans_iters: int = 20,
         max_fit_vectors: int = 50_000,
         seed: int = 0,
+        features: str = "logmel",
+        fmin: float = 27.5,
+        fmax: float = 8000.0,
     ):
+        if features not in FEATURES:
+            raise ValueError(f"AudioTokenizer features must be one of {FEATURES}, got {features!r}")
+        self.features = features
+        self.fmin, self.fmax = float(fmin), float(fmax)  # the log-mel's band edges (harmonic features need them)
         self.n_mels = int(n_mels)
         self.frames_per_token = int(frames_per_token)
         self.codebook_size = int(codebook_size)
         self.kmeans_iters = int(kmeans_iters)
         self.max_fit_vectors = int(max_fit_vectors)
         self.seed = int(seed)
-        self.dim = self.n_mels * self.frames_per_token
+        self.frame_dim = self.n_mels if features == "logmel" else n_pitch_features()
+        self.dim = self.frame_dim * self.frames_per_token
         self.codebook: torch.Tensor | None = None  # (K, dim), in standardised units
+        # (K, n_mels * frames_per_token): each code's mean log-mel, what decode returns (harmonic features
+        # cannot be inverted); for "logmel" it is the codebook itself, unstandardised
+        self.mel_codebook: torch.Tensor | None = None
         self.mean = torch.zeros(self.dim)
         self.std = torch.ones(self.dim)
         super().__init__([f"c:{k}" for k in range(self.codebook_size)])
 
     def config(self) -> dict:
         return dict(n_mels=self.n_mels, frames_per_token=self.frames_per_token, codebook_size=self.codebook_size,
-                    kmeans_iters=self.kmeans_iters, max_fit_vectors=self.max_fit_vectors, seed=self.seed)
+                    kmeans_iters=self.kmeans_iters, max_fit_vectors=self.max_fit_vectors, seed=self.seed,
+                    features=self.features, fmin=self.fmin, fmax=self.fmax)
 
     def state(self) -> dict[str, torch.Tensor]:
         if self.codebook is None:
             return {}
-        return {"codebook": self.codebook.clone(), "mean": self.mean.clone(), "std": self.std.clone()}
+        out = {"codebook": self.codebook.clone(), "mean": self.mean.clone(), "std": self.std.clone()}
+        if self.features != "logmel":
+            out["mel_codebook"] = self.mel_codebook.clone()
+        return out
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         if state:
             self.codebook = torch.as_tensor(state["codebook"], dtype=torch.float32)
             self.mean = torch.as_tensor(state["mean"], dtype=torch.float32)
             self.std = torch.as_tensor(state["std"], dtype=torch.float32)
+            self.mel_codebook = (torch.as_tensor(state["mel_codebook"], dtype=torch.float32)
+                                 if "mel_codebook" in state else self.codebook * self.std + self.mean)
 
     @property
     def fitted(self) -> bool:
         return self.codebook is not None
 
     # -- frames <-> stacked vectors ------------------------------------------------------------
-    def vectors(self, mel: np.ndarray) -> torch.Tensor:
-        """(n_mels, T) -> (ceil(T / f), n_mels * f); the last token is padded by repeating the last frame."""
+    def frame_features(self, mel: torch.Tensor) -> torch.Tensor:
+        """(..., n_mels, T) log-mel -> (..., frame_dim, T): what is clustered, per frame (differentiable)."""
+        if self.features == "logmel":
+            return mel
+        return pitch_features(mel, self.fmin, self.fmax)
+
+    def vectors(self, mel: np.ndarray, features: bool = True) -> torch.Tensor:
+        """(n_mels, T) -> (ceil(T / f), frame_dim * f) (features=False: the log-mel itself, n_mels * f); the last
+        token is padded by repeating the last frame."""
         mel = torch.as_tensor(np.asarray(mel), dtype=torch.float32)
         if mel.ndim != 2 or mel.shape[0] != self.n_mels:
             raise ValueError(f"expected ({self.n_mels}, T) log-mel, got {tuple(mel.shape)}")
@@ -74,8 +106,20 @@ class AudioTokenizer(Tokenizer):
         n = -(-t // f)
         if n * f > t:
             mel = torch.cat([mel, mel[:, -1:].expand(-1, n * f - t)], dim=1)
-        # token i holds frames i*f .. i*f+f-1, frame-major: [frame0 mels, frame1 mels, ...]
-        return mel.T.reshape(n, f * self.n_mels)
+        x = self.frame_features(mel) if features else mel
+        # token i holds frames i*f .. i*f+f-1, frame-major: [frame0 features, frame1 features, ...]
+        return x.T.reshape(n, f * x.shape[0])
+
+    def token_vectors(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) -> (B, T // f, dim) standardised vectors of the whole tokens in T (differentiable; the
+        soft tokens of methods/lm_features.py). Needs a fitted tokenizer (mean, std)."""
+        b, m, t = logmel.shape
+        if m != self.n_mels:
+            raise ValueError(f"expected (B, {self.n_mels}, T) log-mel, got {tuple(logmel.shape)}")
+        n = t // self.frames_per_token
+        x = self.frame_features(logmel[..., : n * self.frames_per_token])
+        x = x.permute(0, 2, 1).reshape(b, n, self.dim)  # frame-major stacking, as `vectors`
+        return (x - self.mean.to(x)) / self.std.to(x)
 
     def unvectors(self, vecs: torch.Tensor) -> np.ndarray:
         return vecs.reshape(-1, self.n_mels).T.contiguous().numpy()
@@ -85,8 +129,10 @@ class AudioTokenizer(Tokenizer):
         """Fit mean/std and the codebook on these log-mels (U_A's, and only those). Returns stats."""
         g = torch.Generator().manual_seed(self.seed)
         x = torch.cat([self.vectors(m) for m in mels])
+        raw = torch.cat([self.vectors(m, features=False) for m in mels]) if self.features != "logmel" else None
         if len(x) > self.max_fit_vectors:
-            x = x[torch.randperm(len(x), generator=g)[: self.max_fit_vectors]]
+            keep = torch.randperm(len(x), generator=g)[: self.max_fit_vectors]
+            x, raw = x[keep], (raw[keep] if raw is not None else None)
         self.mean = x.mean(0)
         self.std = x.std(0).clamp_min(1e-3)
         z = (x - self.mean) / self.std
@@ -105,7 +151,14 @@ class AudioTokenizer(Tokenizer):
         if k < self.codebook_size:  # tiny fitting sets: pad with copies so the vocabulary stays fixed
             c = torch.cat([c, c[torch.arange(self.codebook_size - k) % k]])
         self.codebook = c
-        return {"fit_vectors": len(z), "codes_used": int((torch.bincount(_nearest(z, c)[0], minlength=len(c)) > 0).sum())}
+        assign = _nearest(z, c)[0]
+        if raw is None:
+            self.mel_codebook = c * self.std + self.mean
+        else:  # each code's mean log-mel (a code no point chose keeps the overall mean)
+            counts = torch.bincount(assign, minlength=len(c))[:, None]
+            sums = torch.zeros(len(c), raw.shape[1]).index_add_(0, assign, raw)
+            self.mel_codebook = torch.where(counts > 0, sums / counts.clamp_min(1), raw.mean(0))
+        return {"fit_vectors": len(z), "codes_used": int((torch.bincount(assign, minlength=len(c)) > 0).sum())}
 
     # -- encode / decode ----------------------------------------------------------------------
     def codes(self, mel: np.ndarray) -> torch.Tensor:
@@ -124,7 +177,7 @@ class AudioTokenizer(Tokenizer):
         codes = torch.tensor(self.strip(ids), dtype=torch.long) - len(SPECIALS)
         if len(codes) == 0:
             return np.zeros((self.n_mels, 0), np.float32)
-        return self.unvectors(self.codebook[codes] * self.std + self.mean)
+        return self.unvectors(self.mel_codebook[codes])
 
     def reconstruction_error(self, mels: Sequence[np.ndarray]) -> dict:
         """Codebook reconstruction of these log-mels: MSE (log-power units^2) and the fraction of

@@ -188,3 +188,35 @@ def test_audio_odd_frames_state_and_error():
 def test_audio_unfitted_raises():
     with pytest.raises(RuntimeError):
         AudioTokenizer(n_mels=16).encode(np.zeros((16, 4), np.float32))
+
+
+def test_audio_harmonic_features_fit_decode_and_state():
+    rng = np.random.default_rng(2)
+    mels = [rng.normal(size=(32, int(n))).astype(np.float32) for n in rng.integers(20, 60, size=6)]
+    tok = AudioTokenizer(n_mels=32, frames_per_token=2, codebook_size=16, kmeans_iters=5, features="harmonic")
+    assert tok.dim == 2 * tok.frame_dim and tok.frame_dim != 32
+    tok.fit(mels, progress=False)
+    ids = tok.encode(mels[0])
+    assert len(ids) == -(-mels[0].shape[1] // 2) + 2
+    assert tok.decode(ids).shape == (32, 2 * (len(ids) - 2))  # decodes to log-mel: each code's mean frames
+    assert 0 < tok.reconstruction_error(mels)["unexplained_variance"] < 1
+    again = tokenizer_from_dict(tok.to_dict())
+    assert again.features == "harmonic" and again.encode(mels[1]) == tok.encode(mels[1])
+    assert np.allclose(again.decode(ids), tok.decode(ids))
+    x = torch.from_numpy(mels[2][None, :, :20])  # token_vectors: the standardised vectors of whole tokens
+    assert torch.allclose(tok.token_vectors(x)[0], (tok.vectors(mels[2][:, :20]) - tok.mean) / tok.std, atol=1e-5)
+    with pytest.raises(ValueError):
+        AudioTokenizer(features="cqt")
+
+
+def test_audio_checkpoint_without_features_key_is_logmel():
+    rng = np.random.default_rng(3)
+    mels = [rng.normal(size=(16, 40)).astype(np.float32) for _ in range(4)]
+    tok = AudioTokenizer(n_mels=16, codebook_size=8, kmeans_iters=3)
+    tok.fit(mels, progress=False)
+    old = tok.to_dict()
+    for key in ("features", "fmin", "fmax"):  # what a checkpoint saved before the option had
+        old["config"].pop(key)
+    back = tokenizer_from_dict(old)
+    assert back.features == "logmel" and back.encode(mels[0]) == tok.encode(mels[0])
+    assert np.allclose(back.decode(tok.encode(mels[0])), tok.decode(tok.encode(mels[0])))

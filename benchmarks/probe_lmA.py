@@ -1,0 +1,114 @@
+"""Does LM^A hear pitch? Its bits per token on T against its own bigram, and a linear pitch probe (lmm_utils/lm/probe.py)
+of its tokens and hidden states, beside the log-mel (and the harmonic features) as references.
+
+    .venv/bin/python benchmarks/probe_lmA.py --lm logmel=data/lm/A [--lm harmonic=/tmp/lmA_h] \\
+        [--out reports/metrics/lmA_probe.json] [--cache /tmp/P_pseudo.json]
+
+The probe trains on P's recordings with P's pseudo-motion (the DTW alignment every method gets from its pairs,
+methods.base.pseudo_motion, through S) and is scored on T's true motion through EvaluationData -- no true motion
+is ever trained on. The bigram is fitted on every U_A recording's tokens (the pretraining stage fits it on U_A
+less its validation part, so its bits can differ from reports/metrics/pretrain_A.json in the third digit).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def pair_rolls(feat, params: dict, cache: Path | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """P's log-mels and the key-down rolls of their pseudo-motion (cached: the alignment is the slow part)."""
+    from lmm_utils.core.motion import Performance, to_roll
+    from lmm_utils.data.pools import TrainingData
+    from lmm_utils.mapping.run import DeviceSynth, load_frozen_synth
+    from lmm_utils.methods.base import align_config, load_pairs, pseudo_motion
+
+    pairs = load_pairs(TrainingData(), feat)
+    if cache is not None and cache.is_file():
+        stored = json.loads(cache.read_text())
+        pseudo = [Performance.from_dict(stored[s.id]) for s, _ in pairs]
+    else:
+        synth = DeviceSynth(load_frozen_synth(params["mapping"].get("synth", "data/synth/S.pt")))
+        pseudo = pseudo_motion(pairs, synth, align_config(params["mapping"]), feat)
+        if cache is not None:
+            cache.write_text(json.dumps({s.id: p.to_dict() for (s, _), p in zip(pairs, pseudo)}))
+    mels = [m for _, m in pairs]
+    return mels, [to_roll(p, feat.fps, m.shape[1])["frame"] for p, m in zip(pseudo, mels)]
+
+
+def truth_rolls(feat) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """T's log-mels and true key-down rolls: evaluation only, through the evaluation door."""
+    from lmm_utils.core.motion import to_roll
+    from lmm_utils.data.evaluation import EvaluationData
+
+    ev = EvaluationData()
+    truth = ev.motion("T")
+    mels = ev.logmels("T", feat, ids=[i for i in ev.audio_ids("T") if i in truth])
+    return list(mels.values()), [to_roll(truth[i], feat.fps, m.shape[1])["frame"] for i, m in mels.items()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lm", action="append", default=[], help="name=folder of an LM^A checkpoint (repeatable)")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", default="reports/metrics/lmA_probe.json")
+    ap.add_argument("--cache", help="JSON file for P's pseudo-motion (written once, then read)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    from lmm_utils.core.features import FeatureConfig
+    from lmm_utils.core.params import load_params
+    from lmm_utils.lm.data import read_audio_logmels
+    from lmm_utils.lm.model import evaluate_lm
+    from lmm_utils.lm.probe import ProbeConfig, code_frames, lm_frames, logmel_frames, probe_f1
+    from lmm_utils.methods.lm_features import load_lm_features
+    from lmm_utils.tokens.pitch import pitch_features
+
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    params = load_params(args.params)
+    feat = FeatureConfig.from_params(params.get("features") or {})
+    cfg = ProbeConfig()
+    train_mels, train_rolls = pair_rolls(feat, params, Path(args.cache) if args.cache else None)
+    test_mels, test_rolls = truth_rolls(feat)
+    u_a = list(read_audio_logmels("U_A", feat, progress=False).values())
+    print(f"data: P {len(train_mels)}, T {len(test_mels)}, U_A {len(u_a)} ({time.time() - t0:.0f} s)", flush=True)
+
+    def probe(extract) -> float:
+        return round(probe_f1(extract, train_mels, train_rolls, test_mels, test_rolls, cfg)["frame_f1"], 4)
+
+    rows = [{"tokenizer": "(log-mel frames, no LM)", "probe_features_f1": probe(logmel_frames)},
+            {"tokenizer": "(harmonic features, no LM)", "probe_features_f1": probe(
+                lambda m: pitch_features(torch.from_numpy(m), feat.fmin, feat.fmax).numpy())}]
+    for spec in args.lm:
+        name, folder = spec.split("=", 1)
+        lmf = load_lm_features("A", folder)
+        tok = lmf.lm.tokenizer
+        bits = evaluate_lm(lmf.lm, [tok.encode(m) for m in u_a], [tok.encode(m) for m in test_mels], progress=False)
+        rows.append({"tokenizer": name, "folder": folder, "tokenizer_config": tok.config(),
+                     "lm_bits": round(bits["lm"], 4), "bigram_bits": round(bits["bigram"], 4),
+                     "gap_bits": round(bits["bigram"] - bits["lm"], 4),
+                     "probe_codes_f1": probe(code_frames(tok)), "probe_lm_f1": probe(lm_frames(lmf))})
+        print(json.dumps(rows[-1]), flush=True)
+
+    out = {"what": "LM^A bits/token on T vs a bigram on the same tokens (fitted on U_A), and a linear probe "
+                   "(lmm_utils/lm/probe.py) from frame features to the 88-key frame roll: trained on P with P's "
+                   "pseudo-motion, frame F1 on T's true motion (pooled cells)",
+           "probe": {**cfg.__dict__, "thresholds": list(cfg.thresholds)},
+           "n_excerpts": {"P": len(train_mels), "T": len(test_mels), "U_A": len(u_a)},
+           "rows": rows, "seconds": round(time.time() - t0, 1)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print("| tokenizer | LM bits/token on T | bigram bits | gap | probe F1 (codes) | probe F1 (LM^A hidden) "
+          "| probe F1 (features) |\n|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print("| " + " | ".join(str(r.get(k, "–")) for k in ("tokenizer", "lm_bits", "bigram_bits", "gap_bits",
+                                                            "probe_codes_f1", "probe_lm_f1", "probe_features_f1")) + " |")
+
+
+if __name__ == "__main__":
+    main()
