@@ -220,7 +220,30 @@ def check_perform(sec: dict) -> dict:
             raise ParamsError(f"params.yaml: perform.conditions.{key} must be a range [low, high], got {value!r}")
     if not 0 <= cond["noise_prob"] <= 1:
         raise ParamsError(f"params.yaml: perform.conditions.noise_prob must be in [0, 1], got {cond['noise_prob']}")
+    variety = cond.get("timbre_variety")
+    if variety and variety.get("active"):
+        _check_ranges(variety, "perform.conditions.timbre_variety", VARIETY_RANGES)
+        for key in ("chorus_prob", "compress_prob"):
+            if not 0 <= variety.get(key, -1) <= 1:
+                raise ParamsError(f"params.yaml: perform.conditions.timbre_variety.{key} must be in [0, 1]")
+        if not isinstance(variety.get("eq_bands"), int) or variety["eq_bands"] < 0:
+            raise ParamsError("params.yaml: perform.conditions.timbre_variety.eq_bands must be a whole number >= 0")
+        if "T" in variety.get("pools", []):
+            raise ParamsError("params.yaml: perform.conditions.timbre_variety.pools must not list T (T stays comparable)")
+    if sec.get("noisy"):
+        _check_ranges(sec["noisy"], "perform.noisy", ("reverb_room", "reverb_level", "noise_snr_db"))
     return sec
+
+
+VARIETY_RANGES = ("filter_fc_cents", "filter_q_cb", "attack_tc", "decay_tc", "release_tc", "detune_cents", "chorus_level",
+                  "velocity_gamma", "eq_band_db", "reverb_room", "reverb_level", "compress_ratio", "compress_threshold_db")
+
+
+def _check_ranges(section: dict, where: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        value = section.get(key)
+        if not (isinstance(value, list) and len(value) == 2 and value[0] <= value[1]):
+            raise ParamsError(f"params.yaml: {where}.{key} must be a range [low, high], got {value!r}")
 
 
 # ---------------------------------------------------------------- checks of every section, by key name

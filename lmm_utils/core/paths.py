@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 POOLS = ("U_V", "U_A", "P", "T")
-AUDIO_POOLS = ("U_A", "P", "T", "T_timbre")
+AUDIO_POOLS = ("U_A", "P", "T", "T_timbre", "T_noisy")
 
 
 def project_root(start: str | Path | None = None) -> Path:

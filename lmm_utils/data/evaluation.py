@@ -1,5 +1,6 @@
-"""The one door to evaluation data: T's scores, its recordings (T and T_timbre, the same performances on a
-piano no training data used) and ground-truth motion (M) of every pool.
+"""The one door to evaluation data: T's scores, its recordings (T; T_timbre, the same performances on a piano no
+training data used; T_noisy, the same in a reverberant room with background noise) and ground-truth motion (M) of
+every pool.
 
     ev = EvaluationData(root)
     ids = ev.eval_ids(max_items=32)                  # the fixed, hash-ordered subset of T every run is scored on
@@ -9,7 +10,7 @@ piano no training data used) and ground-truth motion (M) of every pool.
 
 It sits beside `pools.TrainingData` (the door training code gets, which refuses all of this). Past the data stages
 that write them (01-04, `data.stages`), no module of the package opens data/motion/*, data/scores/T.jsonl or
-data/audio/{T,T_timbre} but through this door; a test checks that no
+data/audio/{T,T_timbre,T_noisy} but through this door; a test checks that no
 module under lmm_utils/methods or lmm_utils/training imports this one. It lives in `data` because the data card
 (stage 04) and the LM reports (stage 06) read T too, and must not import a later stage's package.
 
@@ -38,7 +39,10 @@ if TYPE_CHECKING:  # core.features imports torch; the data card reads T without 
 
 TEST_POOL = "T"
 TIMBRE_POOL = "T_timbre"  # T's performances recorded on the held-out piano
-RECORDING_POOLS = (TEST_POOL, TIMBRE_POOL)
+NOISY_POOL = "T_noisy"  # T's performances recorded again with heavy reverb and background noise (5-15 dB SNR)
+RECORDING_POOLS = (TEST_POOL, TIMBRE_POOL, NOISY_POOL)
+# What an excerpt needs to be evaluated. T_noisy came later: data made before it has none, and is scored without it.
+REQUIRED_POOLS = (TEST_POOL, TIMBRE_POOL)
 
 
 @dataclass
@@ -146,6 +150,10 @@ class EvaluationData:
         return {i: self.logmel(pool, i, feat)
                 for i in tqdm(ids, desc=f"log-mel {pool}", disable=not progress, mininterval=2.0)}
 
+    def has_recordings(self, pool: str, ids: list[str]) -> bool:
+        """Whether `pool` has a recording of every one of `ids` (False for T_noisy on data made before it)."""
+        return bool(ids) and all(self.audio_path(pool, i).is_file() for i in ids)
+
     def has_pool(self, pool: str) -> bool:
         """Whether a pool has true motion and recording conditions (what S's report on it reads)."""
         return (self.root / paths.motion_file(pool)).is_file() and (self.audio_dir(pool) / "conditions.jsonl").is_file()
@@ -160,12 +168,12 @@ class EvaluationData:
 
     # --- the excerpts evaluated ----------------------------------------------------------------------------
     def eval_ids(self, max_items: int | None = None) -> list[str]:
-        """T's excerpts evaluated: every one with notes and both recordings (T and T_timbre); with max_items,
+        """T's excerpts evaluated: every one with notes and the REQUIRED_POOLS recordings (T, T_timbre); with max_items,
         a fixed subset stratified by family -- each family (folk, chorales) gets its share of max_items (largest
         remainder), taken in a seed-independent hash order, so every run and every method is scored on the same
         ones and the families keep T's proportions -- returned sorted."""
         scores = self.scores(TEST_POOL)
-        ids = [i for i, s in scores.items() if s.notes and all(self.audio_path(p, i).is_file() for p in RECORDING_POOLS)]
+        ids = [i for i, s in scores.items() if s.notes and all(self.audio_path(p, i).is_file() for p in REQUIRED_POOLS)]
         ids.sort(key=lambda i: stable_seed("eval", i))
         if not max_items or max_items >= len(ids):
             return sorted(ids)
@@ -197,4 +205,4 @@ class _BoundedCache(dict):
 _LOGMEL_CACHE = _BoundedCache(max_bytes=512 * 2**20)
 
 
-__all__ = ["EvaluationData", "Truth", "TEST_POOL", "TIMBRE_POOL", "RECORDING_POOLS"]
+__all__ = ["EvaluationData", "Truth", "TEST_POOL", "TIMBRE_POOL", "NOISY_POOL", "RECORDING_POOLS", "REQUIRED_POOLS"]

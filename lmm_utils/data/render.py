@@ -49,6 +49,19 @@ class RecordingConditions:
     eq_tilt_db: float = 0.0  # spectral tilt: dB at the top of the band relative to the bottom
     noise_snr_db: float | None = None  # background noise (None: none)
     noise_seed: int = 0
+    # Timbre variety (perform.conditions.timbre_variety; defaults = the soundfont's own piano, unchanged). The
+    # generator offsets are SoundFont units added to every voice of the preset (fluid_synth_set_gen, NRPN-style).
+    filter_fc_cents: float = 0.0  # low-pass cutoff offset (negative: a darker, duller piano)
+    filter_q_cb: float = 0.0  # low-pass resonance offset, centibels
+    attack_tc: float = 0.0  # volume-envelope offsets, timecents (+1200 doubles the time)
+    decay_tc: float = 0.0
+    release_tc: float = 0.0
+    detune_cents: float = 0.0  # the whole piano slightly out of concert pitch
+    chorus_level: float = 0.0  # FluidSynth chorus, 0 = off
+    velocity_gamma: float = 1.0  # velocity curve: v -> 127 (v/127)^gamma (a softer or harder action)
+    eq_bands_db: tuple[float, ...] = ()  # a random EQ curve: gains at log-spaced centres 50 Hz..Nyquist
+    compress_ratio: float = 1.0  # a mild compressor (1 = none) ...
+    compress_threshold_db: float = 6.0  # ... acting above the excerpt's RMS + this many dB
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +89,21 @@ def check_fluidsynth() -> None:
         raise MissingSystemDependency(f"pyfluidsynth could not load libfluidsynth ({exc}). {INSTALL_HINT}") from exc
 
 
+# SoundFont 2.01 generator numbers (spec 8.1.3) that fluid_synth_set_gen offsets
+GEN_FILTER_FC, GEN_FILTER_Q, GEN_CHORUS_SEND = 8, 9, 15
+GEN_ATTACK, GEN_DECAY, GEN_RELEASE, GEN_FINE_TUNE = 34, 36, 38, 52
+
+
+@functools.cache
+def _set_gen():
+    """libfluidsynth's fluid_synth_set_gen (pyfluidsynth does not wrap it)."""
+    # deferred: pyfluidsynth loads libfluidsynth at import; only rendering needs it (and says how to install it)
+    import fluidsynth
+
+    return fluidsynth.cfunc("fluid_synth_set_gen", ctypes.c_int, ("synth", ctypes.c_void_p, 1),
+                            ("chan", ctypes.c_int, 1), ("param", ctypes.c_int, 1), ("value", ctypes.c_float, 1))
+
+
 @functools.cache
 def _float_writer():
     """libfluidsynth's fluid_synth_write_float (pyfluidsynth wraps only the dithered 16-bit writer)."""
@@ -101,7 +129,7 @@ class FluidRenderer:
 
         path = find_soundfont(cond.soundfont)
         fs = fluidsynth.Synth(samplerate=float(self.sample_rate), gain=1.0)
-        fs.setting("synth.chorus.active", 0)
+        fs.setting("synth.chorus.active", int(cond.chorus_level > 0))
         fs.setting("synth.dynamic-sample-loading", 1)
         sfid = fs.sfload(str(path))
         if sfid < 0:
@@ -111,6 +139,15 @@ class FluidRenderer:
             fs.delete()
             raise ValueError(f"Soundfont {cond.soundfont!r} has no preset {cond.bank}:{cond.preset}")
         fs.set_reverb(roomsize=cond.reverb_room, damping=0.3, width=0.8, level=cond.reverb_level)
+        if cond.chorus_level > 0:
+            fs.set_chorus(nr=3, level=cond.chorus_level, speed=0.4, depth=4.0, type=0)  # type 0: sine
+            fs.cc(0, 93, 127)  # the channel's chorus send (General MIDI's default is none)
+        gens = ((GEN_FILTER_FC, cond.filter_fc_cents), (GEN_FILTER_Q, cond.filter_q_cb), (GEN_ATTACK, cond.attack_tc),
+                (GEN_DECAY, cond.decay_tc), (GEN_RELEASE, cond.release_tc), (GEN_FINE_TUNE, cond.detune_cents))
+        for gen, value in gens:
+            if value and _set_gen()(fs.synth, 0, gen, float(value)) != 0:
+                fs.delete()
+                raise RuntimeError(f"FluidSynth refused generator {gen} = {value}")
         return fs
 
     @staticmethod
@@ -127,7 +164,7 @@ class FluidRenderer:
         try:
             events = []  # (sample, order, kind, a, b); note-offs sort before note-ons at the same time
             for n in perf.notes:
-                events.append((int(round(n.onset * sr)), 1, "on", n.pitch, n.velocity))
+                events.append((int(round(n.onset * sr)), 1, "on", n.pitch, curved_velocity(n.velocity, cond.velocity_gamma)))
                 events.append((int(round(n.offset * sr)), 0, "off", n.pitch, 0))
             for p in perf.pedal:
                 events.append((int(round(p.time * sr)), 0, "cc", 64, 127 if p.down else 0))
@@ -153,16 +190,50 @@ class FluidRenderer:
         return apply_conditions(audio, cond, sr)
 
 
+def curved_velocity(velocity: int, gamma: float) -> int:
+    """The velocity curve of a softer (gamma > 1) or harder (gamma < 1) action, kept within 1..127."""
+    if gamma == 1.0:
+        return int(velocity)
+    return int(np.clip(round(127.0 * (max(int(velocity), 1) / 127.0) ** gamma), 1, 127))
+
+
+def eq_gains_db(freqs: np.ndarray, cond: RecordingConditions, sample_rate: int) -> np.ndarray:
+    """The EQ in dB at `freqs`: the tilt (linear in log frequency between 50 Hz and Nyquist, pivoting at 1 kHz)
+    plus the random curve through eq_bands_db at log-spaced centres (interpolated in log frequency)."""
+    clipped = np.clip(freqs, 50.0, None)
+    octaves = np.log2(clipped / 1000.0) / np.log2(sample_rate / 2 / 50.0)  # as before the curve: T's audio unchanged
+    gains = cond.eq_tilt_db * octaves
+    if len(cond.eq_bands_db):
+        logf = np.log2(clipped)
+        centres = np.linspace(np.log2(50.0), np.log2(sample_rate / 2), len(cond.eq_bands_db))
+        gains = gains + np.interp(logf, centres, np.asarray(cond.eq_bands_db, float))
+    return gains
+
+
+def compress(audio: np.ndarray, ratio: float, threshold_db: float, sample_rate: int) -> np.ndarray:
+    """A feed-forward RMS compressor (10 ms attack, 150 ms release of the gain) acting above the excerpt's RMS +
+    threshold_db; no make-up gain (the recording's level is gain_db's business)."""
+    if ratio <= 1.0 or not len(audio):
+        return audio
+    power = audio.astype(np.float64) ** 2
+    mean_db = 10 * np.log10(float(np.mean(power)) + 1e-12)
+    env = lfilter([1 - np.exp(-1 / (0.02 * sample_rate))], [1, -np.exp(-1 / (0.02 * sample_rate))], power)
+    over = np.maximum(10 * np.log10(env + 1e-12) - (mean_db + threshold_db), 0.0)
+    reduction = over * (1.0 - 1.0 / ratio)  # dB
+    # gain smoothing: fast when the reduction grows (attack), slow when it falls (release)
+    att, rel = np.exp(-1 / (0.01 * sample_rate)), np.exp(-1 / (0.15 * sample_rate))
+    smooth = np.maximum(lfilter([1 - rel], [1, -rel], reduction), lfilter([1 - att], [1, -att], reduction))
+    return (audio * 10.0 ** (-smooth / 20.0)).astype(np.float32)
+
+
 def apply_conditions(audio: np.ndarray, cond: RecordingConditions, sample_rate: int) -> np.ndarray:
-    """Post-synthesis part of the recording conditions: EQ tilt, level, background noise."""
+    """Post-synthesis part of the recording conditions: EQ (tilt and curve), compression, level, background noise."""
     out = audio.astype(np.float32)
-    if cond.eq_tilt_db:
+    if cond.eq_tilt_db or len(cond.eq_bands_db):
         spec = np.fft.rfft(out)
-        freqs = np.fft.rfftfreq(len(out), 1.0 / sample_rate)
-        # Linear-in-log-frequency tilt between 50 Hz and Nyquist, pivoting at 1 kHz.
-        octaves = np.log2(np.clip(freqs, 50.0, None) / 1000.0) / np.log2(sample_rate / 2 / 50.0)
-        spec *= 10.0 ** (cond.eq_tilt_db * octaves / 20.0)
+        spec *= 10.0 ** (eq_gains_db(np.fft.rfftfreq(len(out), 1.0 / sample_rate), cond, sample_rate) / 20.0)
         out = np.fft.irfft(spec, n=len(out)).astype(np.float32)
+    out = compress(out, cond.compress_ratio, cond.compress_threshold_db, sample_rate)
     out *= 10.0 ** (cond.gain_db / 20.0)
     if cond.noise_snr_db is not None and len(out):
         rng = np.random.default_rng(cond.noise_seed)

@@ -3,7 +3,7 @@ writes its outputs atomically and returns a small summary for the data card."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from lmm_utils.data.corpus import (
     save_pieces,
 )
 from lmm_utils.data.engrave import EngraveConfig, engrave
+from lmm_utils.data.evaluation import NOISY_POOL, TIMBRE_POOL
 from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts, stable_seed
 from lmm_utils.data.pianist import PianistConfig, perform
 from lmm_utils.data.pools import POOLS, check_disjoint, split_pieces
@@ -161,6 +162,59 @@ def sample_conditions(section: dict, rng: np.random.Generator) -> RecordingCondi
     )
 
 
+def sample_timbre_variety(variety: dict, cond: RecordingConditions, rng: np.random.Generator) -> RecordingConditions:
+    """`cond` with a per-excerpt piano and recording chain drawn from perform.conditions.timbre_variety: generator
+    offsets (filter, envelope, tuning), chorus, velocity curve, a random EQ curve, wider rooms, mild compression.
+    The caller gives it its own random stream, so the draws of sample_conditions (and T's) stay as they were."""
+    def draw(key: str) -> float:
+        return float(rng.uniform(*variety[key]))
+
+    chorus = rng.random() < variety["chorus_prob"]
+    compressed = rng.random() < variety["compress_prob"]
+    return replace(
+        cond, filter_fc_cents=draw("filter_fc_cents"), filter_q_cb=draw("filter_q_cb"), attack_tc=draw("attack_tc"),
+        decay_tc=draw("decay_tc"), release_tc=draw("release_tc"), detune_cents=draw("detune_cents"),
+        chorus_level=draw("chorus_level") if chorus else 0.0, velocity_gamma=draw("velocity_gamma"),
+        eq_bands_db=tuple(float(g) for g in rng.uniform(*variety["eq_band_db"], size=int(variety["eq_bands"]))),
+        reverb_room=draw("reverb_room"), reverb_level=draw("reverb_level"),
+        compress_ratio=draw("compress_ratio") if compressed else 1.0,
+        compress_threshold_db=draw("compress_threshold_db"))
+
+
+def recording_conditions(section: dict, pool: str, excerpt_id: str, rng: np.random.Generator) -> RecordingConditions:
+    """How an excerpt of `pool` is recorded: sample_conditions from the excerpt's stream `rng`, plus, for the pools
+    perform.conditions.timbre_variety lists (when active), the variety from a stream of its own."""
+    cond = sample_conditions(section, rng)
+    variety = section["conditions"].get("timbre_variety") or {}
+    if variety.get("active") and pool in variety.get("pools", []):
+        cond = sample_timbre_variety(variety, cond, np.random.default_rng(stable_seed(section["seed"], "variety", excerpt_id)))
+    return cond
+
+
+def noisy_conditions(noisy: dict, cond: RecordingConditions, rng: np.random.Generator) -> RecordingConditions:
+    """T_noisy: a T recording made again in a reverberant room with background noise (perform.noisy); the piano,
+    EQ and level stay T's."""
+    return replace(cond, reverb_room=float(rng.uniform(*noisy["reverb_room"])),
+                   reverb_level=float(rng.uniform(*noisy["reverb_level"])),
+                   noise_snr_db=float(rng.uniform(*noisy["noise_snr_db"])), noise_seed=int(rng.integers(2**31)))
+
+
+def derived_t_jobs(section: dict, t_jobs: list[_RenderJob], audio_dir: Path) -> dict[str, list[_RenderJob]]:
+    """T's performances recorded again, for evaluation only: T_timbre on the held-out piano, T_noisy (when
+    perform.noisy is set) in a reverberant, noisy room. Each has its own random stream per excerpt."""
+    timbre = section["timbre_soundfont"]
+    conds = {TIMBRE_POOL: lambda j: replace(j.conditions, soundfont=timbre["file"], preset=int(timbre["preset"]))}
+    if section.get("noisy"):
+        conds[NOISY_POOL] = lambda j: noisy_conditions(
+            section["noisy"], j.conditions, np.random.default_rng(stable_seed(section["seed"], NOISY_POOL, j.excerpt_id)))
+    out = {}
+    for pool, make in conds.items():
+        (audio_dir / pool).mkdir()
+        out[pool] = [_RenderJob(j.excerpt_id, j.performance, make(j), audio_dir / pool / f"{j.excerpt_id}.flac",
+                                j.sample_rate) for j in t_jobs]
+    return out
+
+
 _renderer: FluidRenderer | None = None  # one per worker process (it checks for FluidSynth once)
 
 
@@ -187,7 +241,8 @@ def _render_one(job: _RenderJob) -> tuple[str, float, str | None]:
 
 
 def build_performances(section: dict, sample_rate: int) -> dict:
-    """Perform every excerpt of U_A, P and T (M), and record it (A); T also with the held-out piano."""
+    """Perform every excerpt of U_A, P and T (M), and record it (A); T also with the held-out piano (T_timbre) and in
+    a reverberant, noisy room (T_noisy). U_A and P get the timbre variety (perform.conditions.timbre_variety)."""
     if real.is_real_split():  # real recordings: cut, not performed (lmm_utils/data/sources/perform.py)
         return build_real_performances(section, sample_rate)
     check_perform(section)
@@ -206,20 +261,13 @@ def build_performances(section: dict, sample_rate: int) -> dict:
             for ex in load_scores(pool):
                 rng = np.random.default_rng(stable_seed(section["seed"], ex.id))
                 perf = perform(ex, pianist, rng)
-                cond = sample_conditions(section, rng)
+                cond = recording_conditions(section, pool, ex.id, rng)
                 write_midi(perf, motion_tmp / pool / f"{ex.id}.mid")
                 rows.append({"id": ex.id, "performance": perf.to_dict()})
                 jobs.append(_RenderJob(ex.id, perf, cond, audio_tmp / pool / f"{ex.id}.flac", sample_rate))
             write_jsonl(rows, motion_tmp / f"{pool}.jsonl")
             jobs_by_pool[pool] = jobs
-        timbre = section["timbre_soundfont"]
-        (audio_tmp / "T_timbre").mkdir()
-        jobs_by_pool["T_timbre"] = [
-            _RenderJob(j.excerpt_id, j.performance,
-                       RecordingConditions(**{**j.conditions.to_dict(), "soundfont": timbre["file"], "preset": timbre["preset"]}),
-                       audio_tmp / "T_timbre" / f"{j.excerpt_id}.flac", sample_rate)
-            for j in jobs_by_pool["T"]
-        ]
+        jobs_by_pool.update(derived_t_jobs(section, jobs_by_pool["T"], audio_tmp))
         for pool, jobs in jobs_by_pool.items():
             results = list(parallel_map(_render_one, jobs, section.get("workers", 0), f"render {pool}", "excerpt",
                                         start_method="forkserver", in_process_ok=False))
