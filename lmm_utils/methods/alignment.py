@@ -41,8 +41,9 @@ class AlignConfig:
     level_weight: float = 0.03  # weight per nat of |frame loudness difference| (spectra are compared unit-norm): re-strikes
     band_rad: float = 0.5  # Sakoe-Chiba band, fraction of the longer sequence (generous: tempo may be off 2x)
     tail: float = 1.0  # seconds rendered after the plain performance's last release
-    velocity_mode: str = "dynamics"  # "dynamics" (the mark's plain velocity) or "energy" (see estimate_velocities)
-    velocity_energy_weight: float = 0.5  # shrink the energy estimate toward the mark (timbre mismatch is noise)
+    velocity_mode: str = "dynamics"  # "dynamics" (the mark's plain velocity), "energy" or "invert" (estimate_velocities)
+    velocity_energy_weight: float = 0.5  # shrink the energy / invert estimate toward the mark (timbre mismatch is noise)
+    velocity_grid: tuple[int, ...] = (16, 24, 32, 44, 56, 68, 80, 92, 104, 116, 127)  # "invert": S renders the score at each
     db_per_velocity_doubling: float = 12.0  # level change when velocity doubles (MIDI's 40*log10(v) rule)
     velocity_window: int = 3  # frames after the onset in which each note's peak level is read
     refine_frames: int = 1  # search +- this many frames around DTW's onset for the best local match (0: off)
@@ -233,27 +234,83 @@ def refine_onsets(plain: Performance, template: np.ndarray, recording: np.ndarra
 
 # --- velocity ---------------------------------------------------------------------------------------------
 
-def _note_level(z_logmel: np.ndarray, pitch: int, frame: int, feat: FeatureConfig, window: int) -> float:
-    """Peak log-power summed over the mel bins of a note's first 4 partials in [frame, frame + window)."""
+def _partial_bins(pitch: int, feat: FeatureConfig) -> list[int]:
+    """The mel bins nearest a note's first 4 partials (below fmax)."""
     centres = mel_frequencies(feat)
     f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
-    bins = sorted({int(np.argmin(np.abs(centres - h * f0))) for h in (1, 2, 3, 4) if h * f0 < feat.fmax})
-    seg = z_logmel[bins, max(frame, 0): max(frame, 0) + window]
-    if seg.size == 0:
+    return sorted({int(np.argmin(np.abs(centres - h * f0))) for h in (1, 2, 3, 4) if h * f0 < feat.fmax})
+
+
+def _note_level(z_logmel: np.ndarray, pitch: int, frame: int, feat: FeatureConfig, window: int) -> float:
+    """Peak log-power summed over the mel bins of a note's first 4 partials in [frame, frame + window)."""
+    return float(_note_levels(z_logmel[None], pitch, frame, feat, window)[0])
+
+
+def _note_levels(z_logmels: np.ndarray, pitch: int, frame: int, feat: FeatureConfig, window: int) -> np.ndarray:
+    """_note_level of one note in each of a stack (R, n_mels, T) of log-mels -> (R,) (nan where out of range)."""
+    seg = z_logmels[:, _partial_bins(pitch, feat), max(frame, 0): max(frame, 0) + window]
+    if seg.shape[-1] == 0:
+        return np.full(len(z_logmels), np.nan)
+    return np.log(np.exp(seg).sum(axis=1).max(axis=-1))
+
+
+@torch.no_grad()
+def velocity_response(plain: Performance, synth: Synth, grid: tuple[int, ...], n_frames: int,
+                      feat: FeatureConfig, window: int) -> np.ndarray:
+    """(notes, len(grid)) S's level of each note of `plain` (as _note_level reads it) when every note is played
+    at grid[j]: S's own velocity response, note by note, in this score's context (neighbours, overlaps)."""
+    rolls = [to_roll(Performance([PerformedNote(n.pitch, n.onset, n.offset, int(v)) for n in plain.notes],
+                                 plain.pedal), feat.fps, n_frames) for v in grid]
+    args = [torch.from_numpy(np.stack([r[k] for r in rolls])) for k in ("onset", "velocity", "sustain")]
+    renders = synth(*args).float().cpu().numpy()
+    return np.array([_note_levels(renders, n.pitch, int(round(n.onset * feat.fps)), feat, window)
+                     for n in plain.notes])
+
+
+def _invert(levels: np.ndarray, grid: np.ndarray, target: float) -> float:
+    """The log velocity at which a note's level curve (over the grid) reaches `target`: piecewise-linear in log
+    velocity, made monotone, clamped to the grid's ends."""
+    mono = np.maximum.accumulate(levels)
+    if not np.all(np.isfinite(mono)) or mono[-1] <= mono[0]:
         return float("nan")
-    return float(np.log(np.exp(seg).sum(axis=0).max()))
+    keep = np.concatenate([[True], np.diff(mono) > 1e-9])
+    return float(np.interp(target, mono[keep], np.log(grid)[keep]))
+
+
+def invert_velocities(plain: Performance, recording: np.ndarray, onsets_rec: np.ndarray, synth: Synth,
+                      n_frames: int, cfg: AlignConfig, feat: FeatureConfig) -> np.ndarray:
+    """Velocity per note by inverting S's velocity response: each note's onset level in the recording (its first
+    partials' mel bins, at its aligned onset), less the recording's gain, read off S's level-vs-velocity curve
+    for that note (velocity_response). The gain is unknown: it is set so that the median note's level is S's
+    level at its plain (dynamics-mark) velocity. Then shrunk toward the mark by velocity_energy_weight (in log
+    velocity). Notes whose level cannot be read keep the mark's velocity."""
+    base = np.array([n.velocity for n in plain.notes], dtype=float)
+    grid = np.array(cfg.velocity_grid, dtype=float)
+    curves = velocity_response(plain, synth, cfg.velocity_grid, n_frames, feat, cfg.velocity_window)
+    rec = np.array([_note_level(recording, n.pitch, int(round(on * feat.fps)), feat, cfg.velocity_window)
+                    for n, on in zip(plain.notes, onsets_rec)])
+    at_mark = np.array([np.interp(np.log(v), np.log(grid), c) for v, c in zip(base, curves)])
+    ok = np.isfinite(rec) & np.isfinite(at_mark)
+    if not ok.any():
+        return base
+    gain = float(np.median(rec[ok] - at_mark[ok]))
+    log_v = np.array([_invert(c, grid, r - gain) if k else np.nan for c, r, k in zip(curves, rec, ok)])
+    log_v = np.where(np.isfinite(log_v), log_v, np.log(base))
+    w = cfg.velocity_energy_weight
+    return np.clip(np.exp(w * log_v + (1.0 - w) * np.log(base)), 1, 127)
 
 
 def estimate_velocities(score: ScoreExcerpt, plain: Performance, template: np.ndarray, recording: np.ndarray,
                         onsets_rec: np.ndarray, cfg: AlignConfig, feat: FeatureConfig) -> np.ndarray:
-    """Velocity per score note: the plain velocity scaled by the recording-vs-template level difference
+    """Velocity per score note ("energy"): the plain velocity scaled by the recording-vs-template level difference
     at the note's partials, with the excerpt's median difference removed (recording gain is unknown,
-    so the dynamics marking sets the absolute level)."""
+    so the dynamics marking sets the absolute level), assuming db_per_velocity_doubling. "invert" (S's measured
+    response instead of that rule) is invert_velocities, which align_pair calls (it needs S)."""
     base = np.array([n.velocity for n in plain.notes], dtype=float)
     if cfg.velocity_mode == "dynamics" or not plain.notes:
         return base
     if cfg.velocity_mode != "energy":
-        raise ValueError(f"velocity_mode must be 'energy' or 'dynamics', got {cfg.velocity_mode!r}")
+        raise ValueError(f"velocity_mode must be 'energy', 'invert' or 'dynamics', got {cfg.velocity_mode!r}")
     diffs = np.array([
         _note_level(recording, n.pitch, int(round(on * feat.fps)), feat, cfg.velocity_window)
         - _note_level(template, n.pitch, int(round(n.onset * feat.fps)), feat, cfg.velocity_window)
@@ -284,6 +341,9 @@ def align_pair(score: ScoreExcerpt, audio_logmel: np.ndarray, synth: Synth, cfg:
     offsets = to_rec(np.array([n.offset for n in plain.notes]))
     offsets = release_before_repeat([n.pitch for n in plain.notes], onsets, np.maximum(offsets, onsets + 0.02),
                                     cfg.plain.release_gap)
-    vel = estimate_velocities(score, plain, template, audio_logmel, onsets, cfg, feat)
+    if cfg.velocity_mode == "invert":
+        vel = invert_velocities(plain, audio_logmel, onsets, synth, n_frames, cfg, feat)
+    else:
+        vel = estimate_velocities(score, plain, template, audio_logmel, onsets, cfg, feat)
     return Performance(notes=[PerformedNote(n.pitch, float(a), float(b), int(round(v)))
                               for n, a, b, v in zip(plain.notes, onsets, offsets, vel)])
