@@ -86,8 +86,14 @@ def pair_recordings(pairs, n_frames: int) -> torch.Tensor:
 def warp_to(pred: torch.Tensor, rec: torch.Tensor, cfg: AlignConfig = AlignConfig()) -> torch.Tensor:
     """The recording (n_mels, T) re-timed onto the rendering's frames (n_mels, T) by DTW (alignment.warping_path):
     frame i of the result is the recording frame first matched to rendering frame i. Not differentiable (an
-    index), so a loss against it teaches loudness and articulation, while timing is absorbed by the warp."""
-    path = warping_path(pred.detach().float().cpu().numpy(), rec.float().cpu().numpy(), cfg)
+    index), so a loss against it teaches loudness and articulation, while timing is absorbed by the warp.
+
+    The DTW cost is three (T x n_mels) @ (n_mels x T) products in numpy: BLAS runs them on one thread here. Its own
+    thread pool (2 threads beside torch's on 2 cores) made them ~10x slower, and ~1/3 of a g step was this warp."""
+    from threadpoolctl import threadpool_limits  # deferred, as librosa (which brings it) in warping_path
+
+    with threadpool_limits(1, user_api="blas"):
+        path = warping_path(pred.detach().float().cpu().numpy(), rec.float().cpu().numpy(), cfg)
     first = np.full(pred.shape[-1], rec.shape[-1] - 1)
     for i, j in path[::-1]:
         first[i] = j
@@ -95,17 +101,20 @@ def warp_to(pred: torch.Tensor, rec: torch.Tensor, cfg: AlignConfig = AlignConfi
 
 
 def g_recon_step(g: GModel, full: ScoreBatch, rec: torch.Tensor, synth: Synth, idx: torch.Tensor, cc: CycleConfig,
-                 fps: float) -> torch.Tensor:
-    """S(g(v)) ~ the recordings (rows idx of the encoded pairs `full` and of `rec`), + the pull toward plain."""
+                 fps: float, raw: torch.Tensor | None = None) -> torch.Tensor:
+    """S(g(v)) ~ the recordings (rows idx of the encoded pairs `full` and of `rec`), + the pull toward plain.
+    `raw`: g's deviations for those rows when the caller ran g already; else one forward of g here, which the
+    rendering and the pull share."""
     dev = module_device(g.net)
     b = batch_rows(full, idx, dev)
-    pred = render_g(g, b, synth, rec.shape[-1], fps, cc.onset_sigma, cc.edge, cc.timing_grad)
+    raw = g.net.deviations(b) if raw is None else raw
+    pred = render_g(g, b, synth, rec.shape[-1], fps, cc.onset_sigma, cc.edge, cc.timing_grad, raw=raw)
     target = rec[idx].to(dev)
     if cc.g_warp:
         target = torch.stack([warp_to(p, t) for p, t in zip(pred, target)])
     loss = recon_loss(pred, target, scales=cc.scales)
     if cc.deviation_weight > 0:
-        loss = loss + deviation_pull(g, b, cc.deviation_weight)
+        loss = loss + deviation_pull(g, b, cc.deviation_weight, raw=raw)
     return loss
 
 

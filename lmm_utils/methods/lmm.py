@@ -61,9 +61,9 @@ from lmm_utils.methods.base import (
 from lmm_utils.methods.cycle import CycleConfig, g_recon_step, pair_recordings, unpaired_logmels
 from lmm_utils.methods.lm_features import AudioLMFeatures, lm_paths, load_lm_features
 from lmm_utils.methods.losses import deviation_pull, h_to_synth, recon_loss, render_g, weighted_transcription_loss
-from lmm_utils.methods.steps import Crops, batch_rows, optimize
+from lmm_utils.methods.steps import Crops, optimize, shared_forward, target_loss
 from lmm_utils.methods.wrappers import GModel, HModel, make_g, make_h
-from lmm_utils.models.performer import PerformerConfig, ScoreBatch, note_targets, performer_loss
+from lmm_utils.models.performer import PerformerConfig, ScoreBatch, note_targets
 from lmm_utils.models.transcriber import TranscriberConfig
 from lmm_utils.tokens.motion import MotionTokenizer
 from lmm_utils.training.distributed import default_device
@@ -277,33 +277,30 @@ def h_loss(st: LMMState, step: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def g_loss(st: LMMState, step: int, gen: torch.Generator) -> torch.Tensor:
-    """g's terms: [pairs] pseudo-motion, [recon] S(g(v)) ~ the recording, [lmA_prior] on S(g(v)) for U_V,
-    [selftrain] the variants LM^M picked (phase C), and the pull toward plain."""
+    """g's terms: [pairs] pseudo-motion, [recon] S(g(v)) ~ the recording, [lmA_prior] on S(g(v)) for U_V, [selftrain]
+    the variants LM^M picked (phase C), the pull toward plain; rows drawn in that order, one g pass per pool."""
     cfg, lc, on, dev, g = st.cfg, st.lc, st.on, st.dev, st.g
     n_pairs, n_uv, terms = len(st.pairs), len(st.uv), []
-    if st.use_pairs:
-        idx = torch.randint(n_pairs, (cfg.batch_size,), generator=gen)
-        b = batch_rows(st.g_pairs, idx, dev)
-        tgt = {k: v[idx].to(dev) for k, v in st.g_pair_targets.items()}
-        terms.append(lc.pairs_weight * performer_loss(g.net(b), tgt, b.mask)["loss"])
-    if on["recon"] and n_pairs:
-        idx = torch.randint(n_pairs, (cfg.batch_size,), generator=gen)
-        terms.append(lc.recon_weight * g_recon_step(g, st.g_pairs, st.g_rec, st.synth, idx, st.cc, st.feat.fps))
-    if on["lmA_prior"] and n_uv:
-        idx = torch.randint(n_uv, (lc.prior_batch,), generator=gen)
-        b = batch_rows(st.g_uv, idx, dev)
-        audio = render_g(g, b, st.synth, lc.prior_frames, st.feat.fps, lc.onset_sigma, lc.edge, lc.timing_grad)
-        terms.append(lc.prior_weight * prior_loss(st, audio))
-    if st.g_targets:
-        idx = torch.randint(n_uv, (cfg.batch_size,), generator=gen)
-        b = batch_rows(st.g_uv, idx, dev)
-        tgt = {k: v[idx].to(dev) for k, v in st.g_targets.items()}
-        terms.append(lc.selftrain_weight * performer_loss(g.net(b), tgt, b.mask)["loss"])
-    if not terms:
+    i_pairs = torch.randint(n_pairs, (cfg.batch_size,), generator=gen) if st.use_pairs else None
+    i_recon = torch.randint(n_pairs, (cfg.batch_size,), generator=gen) if on["recon"] and n_pairs else None
+    i_prior = torch.randint(n_uv, (lc.prior_batch,), generator=gen) if on["lmA_prior"] and n_uv else None
+    i_self = torch.randint(n_uv, (cfg.batch_size,), generator=gen) if st.g_targets else None
+    if all(i is None for i in (i_pairs, i_recon, i_prior, i_self)):
         return torch.zeros((), requires_grad=True)
-    if lc.deviation_weight > 0 and not (on["recon"] and n_pairs):  # (g_recon_step adds its own)
-        idx = torch.randint(n_uv if n_uv else max(1, n_pairs), (cfg.batch_size,), generator=gen)
-        terms.append(deviation_pull(g, batch_rows(st.g_uv if n_uv else st.g_pairs, idx, dev), lc.deviation_weight))
+    i_pull = (torch.randint(n_uv if n_uv else max(1, n_pairs), (cfg.batch_size,), generator=gen)
+              if lc.deviation_weight > 0 and i_recon is None else None)  # (g_recon_step adds its own)
+    pairs, recon, pull_p = shared_forward(g.net, st.g_pairs, [i_pairs, i_recon, None if n_uv else i_pull], dev)
+    prior, selft, pull_u = shared_forward(g.net, st.g_uv, [i_prior, i_self, i_pull if n_uv else None], dev)
+    if pairs is not None:
+        terms.append(lc.pairs_weight * target_loss(g.net, *pairs, st.g_pair_targets, i_pairs, dev))
+    if recon is not None:
+        terms.append(lc.recon_weight * g_recon_step(g, st.g_pairs, st.g_rec, st.synth, i_recon, st.cc, st.feat.fps, recon[1]))
+    if prior is not None:
+        audio = render_g(g, prior[0], st.synth, lc.prior_frames, st.feat.fps, lc.onset_sigma, lc.edge, lc.timing_grad, prior[1])
+        terms.append(lc.prior_weight * prior_loss(st, audio))
+    if selft is not None:
+        terms.append(lc.selftrain_weight * target_loss(g.net, *selft, st.g_targets, i_self, dev))
+    terms += [deviation_pull(g, p[0], lc.deviation_weight, raw=p[1]) for p in (pull_p, pull_u) if p is not None]
     return sum(terms)
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lmm_utils.methods.wrappers import GModel
-from lmm_utils.models.performer import ScoreBatch, soft_roll
+from lmm_utils.models.performer import ScoreBatch, play_deviations, soft_roll
 
 
 def weighted_transcription_loss(out: dict[str, torch.Tensor], y: torch.Tensor, w: torch.Tensor | None = None,
@@ -54,22 +54,30 @@ def recon_loss(pred: torch.Tensor, target: torch.Tensor, dynamic_range: float = 
     return sum(losses) / len(losses) / dynamic_range
 
 
+def timing_blocked(raw: torch.Tensor) -> torch.Tensor:
+    """g's raw deviations (B, N, 4), same values, with no gradient into the tempo / asynchrony channels (0, 1)
+    (a note's held length depends on its tempo, which would otherwise leak timing gradients back). Written as
+    keep * raw + ((1 - keep) * raw).detach() rather than a hook on raw, so that other terms reading the same raw
+    (deviation_pull, a shared forward) keep their full gradient; the values are raw's exactly."""
+    keep = torch.tensor([0.0, 0.0, 1.0, 1.0], device=raw.device, dtype=raw.dtype)
+    return keep * raw + ((1.0 - keep) * raw).detach()
+
+
 def render_g(g: GModel, batch: ScoreBatch, synth, n_frames: int, fps: float, onset_sigma: float = 2.0,
-             edge: float = 2.0, timing_grad: bool = False) -> torch.Tensor:
+             edge: float = 2.0, timing_grad: bool = False, raw: torch.Tensor | None = None) -> torch.Tensor:
     """S(g(v)): g's performance as a soft roll through S -> (B, n_mels, n_frames) log-mel, differentiable
-    in g's parameters (wide soft edges so that gradients reach a few frames).
+    in g's parameters (wide soft edges so that gradients reach a few frames). `raw`: g's deviations for `batch`
+    when the caller has them (one forward shared by several terms); else g runs here.
 
     timing_grad=False (default): no gradient reaches g's timing (onsets detached, tempo / asynchrony channels
     blocked), so an audio-level loss teaches relative loudness and articulation only. Frame-wise audio losses are poor judges of timing -- with them, g
     learns to play up to 2x slower or faster (the tempo bound), which lowers the loss without sounding right."""
-    pred = g.net(batch)
+    net = g.net
+    raw = net.deviations(batch) if raw is None else raw
     if not timing_grad:
-        # No gradient into timing: onsets detached, and the head's tempo / asynchrony channels get none either
-        # (a note's held length depends on its tempo, which would otherwise leak timing gradients back).
-        raw = pred["deviation"]
-        if raw.requires_grad:
-            keep = torch.tensor([0.0, 0.0, 1.0, 1.0], device=raw.device, dtype=raw.dtype)
-            raw.register_hook(lambda grad: grad * keep)
+        raw = timing_blocked(raw)
+    pred = play_deviations(raw, batch, net.cfg, net.start)
+    if not timing_grad:
         on = pred["onset"].detach()
         pred = {**pred, "onset": on, "offset": on + (pred["offset"] - pred["onset"])}
     # The audio losses are gain-invariant (recon_loss shifts the level; LM^A's prior is matched to a
@@ -82,11 +90,12 @@ def render_g(g: GModel, batch: ScoreBatch, synth, n_frames: int, fps: float, ons
     return synth(roll["onset"], roll["velocity"], roll["sustain"])
 
 
-def deviation_pull(g: GModel, batch: ScoreBatch, weight: float) -> torch.Tensor:
+def deviation_pull(g: GModel, batch: ScoreBatch, weight: float, raw: torch.Tensor | None = None) -> torch.Tensor:
     """weight x the mean squared deviation of g's raw head from the plain performance, over real notes (a small
-    L2 pull toward plain). The weight multiplies before the division by the note count, as it always has."""
-    raw = g.net(batch)["deviation"]
+    L2 pull toward plain). The weight multiplies before the division by the note count, as it always has.
+    `raw`: g's deviations for `batch` when the caller has them (else g runs here)."""
+    raw = g.net.deviations(batch) if raw is None else raw
     return weight * ((raw ** 2).mean(-1) * batch.mask).sum() / batch.mask.sum().clamp(min=1)
 
 
-__all__ = ["deviation_pull", "h_to_synth", "recon_loss", "render_g", "weighted_transcription_loss"]
+__all__ = ["deviation_pull", "h_to_synth", "recon_loss", "render_g", "timing_blocked", "weighted_transcription_loss"]

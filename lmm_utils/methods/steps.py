@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.methods.base import MethodConfig
-from lmm_utils.models.performer import ScoreBatch
+from lmm_utils.models.performer import ScoreBatch, performer_loss, play_deviations
 from lmm_utils.training.loop import TrainConfig, lr_at
 
 
@@ -63,6 +63,32 @@ def batch_rows(batch: ScoreBatch, idx: torch.Tensor, device: torch.device) -> Sc
     return ScoreBatch.from_tuple(tuple(t[idx] for t in batch.as_tuple())).to(device)
 
 
+def shared_forward(net: nn.Module, full: ScoreBatch, parts: list[torch.Tensor | None],
+                   device: torch.device) -> list[tuple[ScoreBatch, torch.Tensor] | None]:
+    """One forward of g's Performer over the rows of several terms (row indices into `full`; None = term off),
+    split back: per term its rows and its raw deviations (None where off). g's recurrent pass costs about the same
+    for 4 rows as for 10, so one pass per encoded pool instead of one per term. Same padding as each term's own
+    batch (the rows of one pool), so the values per row are those of separate forwards; each row draws its own
+    dropout, as before."""
+    used = [p for p in parts if p is not None]
+    if not used:
+        return [None] * len(parts)
+    raw = net.deviations(batch_rows(full, torch.cat(used), device))
+    out, at = [], 0
+    for p in parts:
+        out.append(None if p is None else (batch_rows(full, p, device), raw[at:at + len(p)]))
+        at += 0 if p is None else len(p)
+    return out
+
+
+def target_loss(net: nn.Module, rows: ScoreBatch, raw: torch.Tensor, targets: dict[str, torch.Tensor],
+                idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """performer_loss of g's rows (their raw deviations from shared_forward, played as the Performer plays them:
+    the same as net(rows)) against per-note targets (models.performer.note_targets' dict, its rows idx)."""
+    out = play_deviations(raw, rows, net.cfg, net.start)
+    return performer_loss(out, {k: v[idx].to(device) for k, v in targets.items()}, rows.mask)["loss"]
+
+
 # Not training.loop.train: a mixed step draws its own batches per term, and lmm's phases continue one optimizer and schedule (start, opt); train() would reseed the global RNG, draw from another generator, restart AdamW and decay only matrices -- other numbers.
 def optimize(params: list[nn.Parameter], steps: int, loss_fn: Callable[[int, torch.Generator], torch.Tensor],
              cfg: MethodConfig, start: int = 0, total: int | None = None,
@@ -87,4 +113,4 @@ def optimize(params: list[nn.Parameter], steps: int, loss_fn: Callable[[int, tor
     return losses, opt
 
 
-__all__ = ["Crops", "batch_rows", "optimize"]
+__all__ = ["Crops", "batch_rows", "optimize", "shared_forward", "target_loss"]

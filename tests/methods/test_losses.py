@@ -1,0 +1,46 @@
+"""methods.losses: g's rendering through S with a shared forward, and the block on timing gradients."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from factories import excerpt, voices
+
+from lmm_utils.methods.alignment import TemplateSynth
+from lmm_utils.methods.losses import deviation_pull, render_g, timing_blocked
+from lmm_utils.methods.wrappers import make_g
+from lmm_utils.models.performer import PerformerConfig
+
+
+def _g_and_batch(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    scores = [excerpt(voices(rng, 2, 6.0, [0.5, 1.0], lambda r, p, c: int(c + r.integers(-4, 5))), id=f"s{i}")
+              for i in range(3)]
+    torch.manual_seed(seed)
+    g = make_g(PerformerConfig(d_model=16, n_layers=1, dropout=0.0))
+    with torch.no_grad():
+        g.net.head.weight.normal_(0.0, 0.3)
+    return g, g.encode(scores)
+
+
+def test_timing_blocked_keeps_values_and_blocks_tempo_and_asynchrony_gradients():
+    raw = torch.randn(2, 5, 4, requires_grad=True)
+    out = timing_blocked(raw)
+    assert torch.equal(out, raw)
+    out.sum().backward()
+    assert torch.equal(raw.grad[..., :2], torch.zeros(2, 5, 2))
+    assert torch.equal(raw.grad[..., 2:], torch.ones(2, 5, 2))
+
+
+def test_render_with_a_shared_forward_equals_its_own_and_the_pull_keeps_its_timing_gradient():
+    g, b = _g_and_batch()
+    synth = TemplateSynth()
+    own = render_g(g, b, synth, 80, 50.0)
+    raw = g.net.deviations(b)
+    shared = render_g(g, b, synth, 80, 50.0, raw=raw)
+    torch.testing.assert_close(shared, own)
+    # The rendering sends no gradient into timing (channels 0, 1); the pull, reading the same raw, does.
+    (grad_render,) = torch.autograd.grad(shared.mean(), raw, retain_graph=True)
+    assert float(grad_render[..., :2].abs().max()) == 0.0 and float(grad_render[..., 2:].abs().max()) > 0.0
+    (grad_pull,) = torch.autograd.grad(deviation_pull(g, b, 0.01, raw=raw), raw)
+    assert float(grad_pull[..., :2].abs().max()) > 0.0
+    torch.testing.assert_close(deviation_pull(g, b, 0.01, raw=raw), deviation_pull(g, b, 0.01))
