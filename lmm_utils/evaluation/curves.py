@@ -17,6 +17,7 @@ from lmm_utils.data.corpus import FAMILIES
 CURVE_METRICS = {
     "h": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
     "h_timbre": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
+    "h_noisy": ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1"),
     "g": ("velocity_r", "log_ioi_r", "articulation_r", "onset_dev_ms", "note_f1", "aligned_note_f1", "tempo_log_error",
           "velocity_mae", "pedal_f1"),
 }
@@ -31,7 +32,8 @@ METRIC_LABELS = {
     "onset_dev_ms": "onset deviation after a tempo fit (ms)", "articulation_error": "articulation error |ln ratio|",
     "pedal_f1": "pedal F1 (frames, pedalled excerpts)",
 }
-SYSTEM_LABELS = {"h": "h on T", "h_timbre": "h on T_timbre (unheard piano)", "g": "g on T"}
+SYSTEM_LABELS = {"h": "h on T", "h_timbre": "h on T_timbre (unheard piano)",
+                 "h_noisy": "h on T_noisy (reverb and noise, 5-15 dB SNR)", "g": "g on T"}
 
 
 # --- curves -----------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A run's predictions on T, as one compact file: what every reported number is computed from.
 
-    write_predictions({"h": {id: Performance}, "h_timbre": {...}, "g": {...}}, run_dir / PREDICTIONS_FILE)
+    write_predictions({"h": {id: Performance}, "h_timbre": {...}, "h_noisy": {...}, "g": {...}}, run_dir / PREDICTIONS_FILE)
     sources = run_sources(run_dir)          # {system: PredictionSource}: the file, or an older run's MIDI folders
     perf, status = sources["h"].get(excerpt_id)
 
@@ -10,6 +10,8 @@ offset, velocity], ...], "pedal": [[time, down], ...]}}}} with times in seconds 
 re-running anything; it replaces one MIDI file per excerpt and system (~600 files a run on all of T, and most of a
 run's evaluation time went into writing and parsing them). The gzip header carries no time stamp, so the same
 predictions give the same bytes (and the same DVC hash).
+
+A file written before T_noisy existed simply has no "h_noisy": readers take the systems it has.
 
 A `PredictionSource` is one system's predictions with a content fingerprint; peers (Basic Pitch) keep their MIDI
 folders and are read through `MidiFolder`, so runs and peers go through the same scorer.

@@ -39,7 +39,8 @@ from lmm_utils.evaluation.scoring import (
 # ~0.999 for every method (timing removed, the notes are the score's), so it ranks nothing; it stays in the full
 # curve grids, evaluate.json's areas and the summary's g table.
 # g: per-note velocity and timing correlations (what a score can predict), then the absolute-timing note F1.
-HEADLINE = ["h-note_f1-all", "h-frame_f1-all", "h_timbre-note_f1-all", "h-note_f1-folk", "h-note_f1-chorales",
+HEADLINE = ["h-note_f1-all", "h-frame_f1-all", "h_timbre-note_f1-all", "h_noisy-note_f1-all", "h-note_f1-folk",
+            "h-note_f1-chorales",
             "g-velocity_r-all", "g-log_ioi_r-all", "g-note_f1-all", "g-tempo_log_error-all", "g-velocity_mae-all"]
 # The curves `dvc plots show` draws (dvc.yaml's top-level plots, in this order); the stage writes them even empty.
 PLOTTED = ["h-note_f1-all", "h-note_f1-chorales", "h_timbre-note_f1-all", "g-note_f1-all"]
@@ -176,8 +177,8 @@ def multiplier_display(rows: list[dict], target: str, reference: str) -> list[di
 
 
 def peer_comparison(scored: Scored, best: dict[str, dict]) -> list[dict]:
-    """Each peer next to each method's best run: h and h_timbre note / frame F1 on all, folk, chorales."""
-    cols = [(s, m, sub) for s in ("h", "h_timbre") for m in ("note_f1", "frame_f1") for sub in curves.SUBSETS]
+    """Each peer next to each method's best run: h, h_timbre and h_noisy note / frame F1 on all, folk, chorales."""
+    cols = [(s, m, sub) for s in ("h", "h_timbre", "h_noisy") for m in ("note_f1", "frame_f1") for sub in curves.SUBSETS]
     out = [{"system": f"{name} (peer)", **{f"{s}:{m}:{sub}": curves.peer_value(scored.peer_rows, name, Curve(s, m, sub))
                                            for s, m, sub in cols}} for name in scored.peer_names]
     for _, b in sorted(best.items()):

@@ -1,46 +1,49 @@
-"""h beyond the benchmark's recording level: each method's best h on T's recordings re-levelled to a quiet take, an
-ordinary recording and a hot master, and on T_timbre (the unheard piano), per family.
+"""h beyond the benchmark's recording level: each method's best h -- and the Basic Pitch peer -- on T's recordings
+re-levelled to a quiet take, an ordinary recording and a hot master (evaluation.levels), on T_timbre (the unheard
+piano) and on T_noisy (heavy reverb and background noise), per family.
 
     rows = robustness_table(best_run_dirs, ev_data, truth)      # the evaluate stage's robustness table
 
-T's recordings average -38 dBFS RMS (range -54 to -24); ordinary recordings sit near -20 dBFS with peaks near 0.
-Each recording is scaled (in float: nothing clips) to LEVELS_DBFS RMS before its log-mel is taken, so a row
-differs from another only by level. A level-invariant h gives the same row at every level.
+A level-invariant h gives the same row at every level. T_noisy rows appear when the data has T_noisy (data made
+before it has none). The peer's rows come from its transcriptions in data/peers/<peer>/{T,T_at_<level>dBFS,
+T_timbre,T_noisy} (the references stage); a peer that was not installed has no rows (results_md says so).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from lmm_utils.core.features import FeatureConfig, log_mel
+from lmm_utils.core.io import read_json
 from lmm_utils.data.corpus import family
-from lmm_utils.data.evaluation import TEST_POOL, TIMBRE_POOL, EvaluationData, Truth
+from lmm_utils.data.evaluation import NOISY_POOL, TEST_POOL, TIMBRE_POOL, EvaluationData, Truth
+from lmm_utils.evaluation.levels import LEVELS_DBFS, SILENT_RMS, at_rms_dbfs, level_folder
 from lmm_utils.evaluation.metrics import transcription_scores
-from lmm_utils.evaluation.scoring import summarize
+from lmm_utils.evaluation.scoring import PEERS_DIR, score_folder, summarize
 from lmm_utils.methods.checkpoints import load_h
 
-LEVELS_DBFS = (-45.0, -25.0, -6.0)  # a quiet take, an ordinary recording, a hot master (RMS)
-SILENT_RMS = 1e-6  # below this a recording is left as it is (scaling silence would only amplify dither)
+SUBSETS = ("all", "folk", "chorales")
+PEER_SUFFIX = " (peer)"
 
 
-def at_rms_dbfs(audio: np.ndarray, dbfs: float) -> np.ndarray:
-    """The recording scaled to `dbfs` RMS (float; may exceed full scale, nothing is clipped)."""
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-    return audio if rms < SILENT_RMS else (audio * (10 ** (dbfs / 20) / rms)).astype(np.float32)
-
-
-def conditions(levels: tuple[float, ...] = LEVELS_DBFS) -> list[tuple[str, str, float | None]]:
-    """(label, pool, level or None = as recorded)."""
+def conditions(levels: tuple[float, ...] = LEVELS_DBFS, noisy: bool = True) -> list[tuple[str, str, float | None]]:
+    """(label, pool, level or None = as recorded); T_noisy last when `noisy`."""
     return ([("T as recorded", TEST_POOL, None)] + [(f"T at {lv:+.0f} dBFS", TEST_POOL, lv) for lv in levels]
-            + [("T_timbre as recorded", TIMBRE_POOL, None)])
+            + [("T_timbre as recorded", TIMBRE_POOL, None)] + ([("T_noisy as recorded", NOISY_POOL, None)] if noisy else []))
+
+
+def summary_rows(label: str, rows: list[dict]) -> list[dict]:
+    """Per-excerpt rows of one condition -> one row per subset (all, each family): note F1, with offsets, n."""
+    summary = summarize(rows)
+    return [{"recordings": label, "subset": sub, "note_f1": summary[sub]["note_f1"],
+             "note_offset_f1": summary[sub]["note_offset_f1"], "n": int(summary[sub]["n"])}
+            for sub in SUBSETS if sub in summary]
 
 
 def h_rows(h, data: EvaluationData, truth: Truth, feat: FeatureConfig,
            levels: tuple[float, ...] = LEVELS_DBFS) -> list[dict]:
     """One row per condition and subset (all, each family): note F1, note F1 with offsets, n. Each recording is
     read once; the as-recorded log-mels come from EvaluationData's cache (the runs' predictions computed them)."""
-    conds = conditions(levels)
+    conds = conditions(levels, noisy=data.has_recordings(NOISY_POOL, truth.ids))
     per_cond: list[list[dict]] = [[] for _ in conds]
     for i in truth.ids:
         t_audio = None
@@ -53,29 +56,52 @@ def h_rows(h, data: EvaluationData, truth: Truth, feat: FeatureConfig,
                 logmel = log_mel(at_rms_dbfs(t_audio, level), feat)
             rows.append({"id": i, "collection": truth.collection[i], "family": family(truth.collection[i]),
                          "status": "ok", **transcription_scores(truth.perf[i], h.transcribe(logmel))})
+    return [row for rows, (label, _, _) in zip(per_cond, conds) for row in summary_rows(label, rows)]
+
+
+def peer_rows(peer_dir: Path, truth: Truth, levels: tuple[float, ...] = LEVELS_DBFS) -> list[dict]:
+    """A peer's rows, from its transcriptions of each condition's recordings; a condition it has no folder for is
+    left out (an older references stage made no level folders; no T_noisy before T_noisy existed)."""
+    folders = {"T as recorded": TEST_POOL, **{f"T at {lv:+.0f} dBFS": level_folder(lv) for lv in levels},
+               "T_timbre as recorded": TIMBRE_POOL, "T_noisy as recorded": NOISY_POOL}
     out = []
-    for rows, (label, _, _) in zip(per_cond, conds):
-        summary = summarize(rows)
-        for subset in ("all", "folk", "chorales"):
-            if subset in summary:
-                s = summary[subset]
-                out.append({"recordings": label, "subset": subset, "note_f1": s["note_f1"],
-                            "note_offset_f1": s["note_offset_f1"], "n": int(s["n"])})
+    for label, folder in folders.items():
+        if (peer_dir / folder).is_dir():
+            out += summary_rows(label, score_folder(peer_dir / folder, truth, "transcription"))
     return out
 
 
+def level_spread(rows: list[dict]) -> float:
+    """Max - min of all-subset note F1 over the re-levelled rows (0 = level-invariant; NaN without them)."""
+    at_levels = [r["note_f1"] for r in rows if r["subset"] == "all" and r["recordings"].startswith("T at")]
+    return float(max(at_levels) - min(at_levels)) if at_levels else float("nan")
+
+
+def available_peers(peers_dir: Path) -> list[Path]:
+    """Peer folders whose status says the peer ran (status.json available: true)."""
+    if not peers_dir.is_dir():
+        return []
+    return [d for d in sorted(peers_dir.iterdir())
+            if d.is_dir() and (d / "status.json").is_file() and read_json(d / "status.json").get("available")]
+
+
 def robustness_table(run_dirs: dict[str, Path], data: EvaluationData, truth: Truth,
-                     levels: tuple[float, ...] = LEVELS_DBFS) -> list[dict]:
+                     levels: tuple[float, ...] = LEVELS_DBFS, peers_dir: Path | None = None) -> list[dict]:
     """{method: its best run's folder} -> rows (method, run, recordings, subset, note_f1, note_offset_f1, n), plus
-    the spread of all-subset note F1 over the levels per method (`level_spread`: 0 = level-invariant)."""
+    the spread of all-subset note F1 over the levels per method (`level_spread`: 0 = level-invariant); then each
+    available peer (data/peers, or `peers_dir`) as method "<peer> (peer)", run "peer"."""
     out = []
     for method, run_dir in sorted(run_dirs.items()):
         h = load_h(Path(run_dir) / "h.pt", lm_root=data.root)
         rows = h_rows(h, data, truth, h.feat, levels)
-        at_levels = [r["note_f1"] for r in rows if r["subset"] == "all" and r["recordings"].startswith("T at")]
-        spread = float(max(at_levels) - min(at_levels)) if at_levels else float("nan")
+        spread = level_spread(rows)
         out += [{"method": method, "run": Path(run_dir).name, **r, "level_spread": spread} for r in rows]
+    for peer in available_peers(peers_dir if peers_dir is not None else data.root / PEERS_DIR):
+        rows = peer_rows(peer, truth, levels)
+        spread = level_spread(rows)
+        out += [{"method": peer.name + PEER_SUFFIX, "run": "peer", **r, "level_spread": spread} for r in rows]
     return out
 
 
-__all__ = ["LEVELS_DBFS", "at_rms_dbfs", "conditions", "h_rows", "robustness_table"]
+__all__ = ["LEVELS_DBFS", "SILENT_RMS", "PEER_SUFFIX", "at_rms_dbfs", "conditions", "summary_rows", "h_rows",
+           "peer_rows", "level_spread", "available_peers", "robustness_table"]

@@ -39,9 +39,12 @@ PEERS_DIR = DATA / "peers"
 CACHE_DIR = DATA / "evaluate" / "scores"
 SCORES = "scores"  # data/runs/<run>/scores/<system>.json: a run's per-excerpt rows
 
-# system -> (pool whose recordings it reads, scorer). Truth is always T's motion: T_timbre is the same
-# performances recorded on another piano.
-SYSTEMS = {"h": ("T", "transcription"), "h_timbre": ("T_timbre", "transcription"), "g": ("T", "performance")}
+# system -> (pool whose recordings it reads, scorer). Truth is always T's motion: T_timbre and T_noisy are the same
+# performances recorded on another piano / in a reverberant, noisy room. A run or peer made before T_noisy has no
+# h_noisy: it is reported absent (no rows), never as zeros.
+SYSTEMS = {"h": ("T", "transcription"), "h_timbre": ("T_timbre", "transcription"), "h_noisy": ("T_noisy", "transcription"),
+           "g": ("T", "performance")}
+TRANSCRIPTION_SYSTEMS = tuple(s for s, (_, kind) in SYSTEMS.items() if kind == "transcription")
 
 
 # --- runs -------------------------------------------------------------------------------------------------
@@ -210,7 +213,7 @@ def summarize(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def nest(summaries: dict[str, dict]) -> dict[str, dict[str, dict]]:
-    """{system: summary} -> {"h": {"T": .., "T_timbre": ..}, "g": {"T": ..}}: metrics.json's layout."""
+    """{system: summary} -> {"h": {"T": .., "T_timbre": .., "T_noisy": ..}, "g": {"T": ..}}: metrics.json's layout."""
     out: dict[str, dict] = {}
     for system, summary in summaries.items():
         out.setdefault(system.split("_")[0], {})[SYSTEMS[system][0]] = summary
@@ -265,7 +268,7 @@ def collect(runs: list[Run], truth: Truth, cache_dir: Path | None = CACHE_DIR, p
 
 
 def score_peers(peers_dir: str | Path, truth: Truth, cache_dir: Path | None = CACHE_DIR) -> tuple[list[dict], dict]:
-    """Peers (data/peers/<name>/{T,T_timbre}/<id>.mid) scored like h: (long rows, {name: status note})."""
+    """Peers (data/peers/<name>/{T,T_timbre,T_noisy}/<id>.mid) scored like h: (long rows, {name: status note})."""
     peers_dir = Path(peers_dir)
     rows, notes = [], {}
     if not peers_dir.is_dir():
@@ -274,7 +277,7 @@ def score_peers(peers_dir: str | Path, truth: Truth, cache_dir: Path | None = CA
         status = read_json(d / "status.json") if (d / "status.json").is_file() else {}
         notes[d.name] = status
         summaries = {}
-        for system in ("h", "h_timbre"):
+        for system in TRANSCRIPTION_SYSTEMS:
             pred = d / SYSTEMS[system][0]
             if pred.is_dir() and any(pred.glob("*.mid")):
                 summaries[system] = summarize(cached_scores(f"peer-{d.name}__{system}", pred, truth, "transcription",
@@ -283,18 +286,21 @@ def score_peers(peers_dir: str | Path, truth: Truth, cache_dir: Path | None = CA
     return rows, notes
 
 
-def peer_summary(peer_dir: str | Path, truth: Truth, pools: tuple[str, ...] = ("T", "T_timbre")) -> list[dict]:
+def peer_summary(peer_dir: str | Path, truth: Truth, pools: tuple[str, ...] = ("T", "T_timbre", "T_noisy")) -> list[dict]:
     """Stage references: a peer's transcriptions of each pool's recordings scored on all of `truth`, one row
-    per pool and subset (all, then each family)."""
+    per pool and subset (all, then each family); a pool the peer has no folder for (T_noisy before it existed)
+    has no rows."""
     cols = ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1", "n")
     out = []
     for pool in pools:
+        if not (Path(peer_dir) / pool).is_dir():
+            continue
         s = summarize(score_folder(Path(peer_dir) / pool, truth, "transcription"))
         out += [{"recordings": pool, "subset": sub, **{k: s[sub][k] for k in cols}}
                 for sub in ("all", *sorted({family(c) for c in truth.collection.values()})) if sub in s]
     return out
 
 
-__all__ = ["Run", "SYSTEMS", "PEERS_DIR", "CACHE_DIR", "SCORES", "discover_runs", "in_sweep", "predicted_ids",
+__all__ = ["Run", "SYSTEMS", "TRANSCRIPTION_SYSTEMS", "PEERS_DIR", "CACHE_DIR", "SCORES", "discover_runs", "in_sweep", "predicted_ids",
            "read_prediction", "score_source", "score_folder", "source_fingerprint", "folder_fingerprint", "read_rows", "cached_scores", "score_run_folder",
            "saved_rows", "summarize", "nest", "score_run", "long_rows", "collect", "score_peers", "peer_summary"]

@@ -153,7 +153,7 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
 
 
 def grid_table(done: list[GridRun]) -> dict[str, dict]:
-    """{run: h note F1 on T / T_timbre, g note F1, train / eval seconds, reused} for the stage's notebook."""
+    """{run: h note F1 on T / T_timbre / T_noisy, g note F1, train / eval seconds, reused} for the stage's notebook."""
     def get(m: dict, *keys):
         for k in keys:
             m = m.get(k, {}) if isinstance(m, dict) else {}
@@ -161,6 +161,7 @@ def grid_table(done: list[GridRun]) -> dict[str, dict]:
 
     return {r.name: {"K": r.K, "seed": r.seed, "h T": get(r.metrics, "h", "T", "all", "note_f1"),
                      "h T_timbre": get(r.metrics, "h", "T_timbre", "all", "note_f1"),
+                     "h T_noisy": get(r.metrics, "h", "T_noisy", "all", "note_f1"),
                      "g T": get(r.metrics, "g", "T", "all", "note_f1"),
                      "train s": get(r.metrics, "train", "seconds"), "eval s": get(r.metrics, "eval", "seconds"),
                      "reused": r.reused} for r in done}

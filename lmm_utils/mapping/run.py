@@ -9,7 +9,7 @@ A run has two parts that never mix:
               `TrainingData().restrict_pairs(draw)` -- the only door training code gets -- loads the frozen
               synthesizer S, and runs the method (lmm_utils.methods). Nothing of T, and no motion.
   evaluation  through `EvaluationData` (lmm_utils.data.evaluation), the only reader of T and of motion:
-              `predict` transcribes T's and T_timbre's recordings with h and performs T's scores with g on the
+              `predict` transcribes T's, T_timbre's and T_noisy's recordings with h and performs T's scores with g on the
               fixed subset `eval_ids(mapping.eval.max_items)`; `save_run` writes the predictions as one compact
               file (lmm_utils.evaluation.predictions) and scores *that file* with lmm_utils.evaluation.scoring -- the code the evaluate stage uses --
               into scores/<system>.json, one row per excerpt; metrics.json summarises those rows (all, folk,
@@ -18,7 +18,7 @@ A run has two parts that never mix:
               lmm, whether LM^M picked better self-training labels (against U_A's ground truth).
 
 Outputs (the folder is built under a temporary name and swapped in whole): data/runs/<method>/<method>-K<K>-s<seed>/
-{h.pt, g.pt, draw.json, predictions.json.gz, scores/{h,h_timbre,g}.json, metrics.json[, lmM/]}
+{h.pt, g.pt, draw.json, predictions.json.gz, scores/{h,h_timbre,h_noisy,g}.json, metrics.json[, lmM/]}
 and a flat copy of the headline numbers in reports/metrics/map/<method>/<run>.json. Several runs share one process
 through lmm_utils.mapping.grid (S and the LMs loaded once, finished runs reused by fingerprint).
 """
@@ -113,14 +113,16 @@ def train_run(method: str, K: int, seed: int, map_params: dict, features: dict |
 
 def predict(result, data: EvaluationData, eval_params: dict | None = None, features: dict | None = None,
             progress: bool = False) -> tuple[dict[str, dict], list[str]]:
-    """h on the recordings of T and T_timbre, g on T's scores, for the fixed subset eval_ids(max_items).
-    -> ({system: {id: Performance}}, ids)."""
+    """h on the recordings of T, T_timbre and T_noisy, g on T's scores, for the fixed subset eval_ids(max_items).
+    -> ({system: {id: Performance}}, ids). A recording pool missing some of the excerpts (T_noisy on data made
+    before it) is left out: its system is absent from the predictions, not scored as empty."""
     feat = FeatureConfig.from_params(features or {})
     ids = data.eval_ids((eval_params or {}).get("max_items"))
     scores = data.scores("T")
     h, g = result.get("h"), result.get("g")
-    heard = [(system, pool) for system, (pool, kind) in SYSTEMS.items() if kind == "transcription"]
-    preds: dict[str, dict] = {system: {} for system in SYSTEMS}
+    heard = [(system, pool) for system, (pool, kind) in SYSTEMS.items()
+             if kind == "transcription" and data.has_recordings(pool, ids)]
+    preds: dict[str, dict] = {system: {} for system, _ in heard}
     for i in tqdm(ids, desc="predict h", disable=not progress, mininterval=2.0):
         for system, pool in heard:
             preds[system][i] = h.transcribe(data.logmel(pool, i, feat))

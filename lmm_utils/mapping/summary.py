@@ -26,7 +26,8 @@ from lmm_utils.mapping.draws import sweep
 H_COLUMNS = [("note F1", "T", "all", "note_f1"), ("note+off F1", "T", "all", "note_offset_f1"),
              ("note+off+vel F1", "T", "all", "note_offset_velocity_f1"), ("frame F1", "T", "all", "frame_f1"),
              ("note F1 folk", "T", "folk", "note_f1"), ("note F1 chorales", "T", "chorales", "note_f1"),
-             ("T_timbre note F1", "T_timbre", "all", "note_f1"), ("T_timbre frame F1", "T_timbre", "all", "frame_f1")]
+             ("T_timbre note F1", "T_timbre", "all", "note_f1"), ("T_timbre frame F1", "T_timbre", "all", "frame_f1"),
+             ("T_noisy note F1", "T_noisy", "all", "note_f1"), ("T_noisy frame F1", "T_noisy", "all", "frame_f1")]
 G_COLUMNS = [("velocity r", "T", "all", "velocity_r"), ("log-IOI r", "T", "all", "log_ioi_r"),
              ("articulation r", "T", "all", "articulation_r"), ("onset dev ms", "T", "all", "onset_dev_ms"),
              ("note F1", "T", "all", "note_f1"), ("aligned F1", "T", "all", "aligned_note_f1"),
@@ -108,7 +109,7 @@ def _cell(c: dict, digits: int = 3) -> str:
 def markdown(summary: dict, missing: list[str] | None = None) -> str:
     """The summary as two markdown tables (h: A -> M, g: V -> M)."""
     out = []
-    for model, cols, title in (("h", H_COLUMNS, "h: A → M (transcription of T; T_timbre = unheard piano)"),
+    for model, cols, title in (("h", H_COLUMNS, "h: A → M (transcription of T; T_timbre = unheard piano; T_noisy = reverb and noise)"),
                                ("g", G_COLUMNS, "g: V → M (performance of T's scores)")):
         labels = [c[0] for c in cols]
         out.append(f"### {title}\n")

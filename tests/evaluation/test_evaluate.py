@@ -99,7 +99,8 @@ def test_collect_covers_every_run_system_subset(sweep):
     _, _, runs, table = sweep
     assert len(runs) == 2 * 4 * 3
     keys = {(r["run"], r["system"], r["subset"]) for r in table if r["metric"] == "note_f1"}
-    assert len(keys) == len(runs) * 3 * 3 + len(runs) * 3 * 2  # all/folk/chorales + two collections
+    systems = len(ev.SYSTEMS)  # h, h_timbre, h_noisy, g
+    assert len(keys) == len(runs) * systems * 3 + len(runs) * systems * 2  # all/folk/chorales + two collections
 
 
 def test_cache_is_reused_and_invalidated(sweep, monkeypatch):
@@ -323,7 +324,7 @@ def test_a_runs_saved_rows_are_what_evaluation_reads(tmp_path, monkeypatch):
     assert set(rows) == set(ev.SYSTEMS) and (run_dir / "scores" / "g.json").is_file()
     assert _nan_free(ev.saved_rows(run_dir)) == _nan_free(rows)
     nested = ev.nest({s: ev.summarize(r) for s, r in rows.items()})
-    assert set(nested) == {"h", "g"} and set(nested["h"]) == {"T", "T_timbre"}
+    assert set(nested) == {"h", "g"} and set(nested["h"]) == {"T", "T_timbre", "T_noisy"}
     assert {"all", "folk", "chorales", "essenFolksong", "bachChorales"} <= set(nested["h"]["T"])
     # same truth: evaluation reuses the run's rows and scores nothing
     monkeypatch.setattr(ev, "score_folder", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rescored")))

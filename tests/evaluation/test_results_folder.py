@@ -64,6 +64,9 @@ def test_robustness_levels_and_rows():
     assert robustness.at_rms_dbfs(np.zeros(10, np.float32), -6.0).max() == 0.0  # silence stays silence
 
     class _Data:
+        def has_recordings(self, pool, ids):  # every pool, T_noisy included
+            return True
+
         def audio(self, pool, i):
             t = np.arange(16000) / 16000
             return (0.05 * np.sin(2 * np.pi * 220 * t) * np.exp(-2 * t)).astype(np.float32), 16000

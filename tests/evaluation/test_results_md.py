@@ -84,10 +84,11 @@ def test_the_section_holds_profile_table_multiplier_and_figures(project):
     text = results_md.render(res, project)
     assert "- methods (2): `supervised`, `lmm`" in text and "seeds: 3 (0, 1, 2)" in text
     assert "40 optimizer steps" in text and "30 runs scored" in text and "32 of T's 194 excerpts" in text
-    assert "| method | K | seeds | T | T_timbre | T folk | T chorales |" in text
+    assert "| method | K | seeds | T | T_timbre | T_noisy | T folk | T chorales |" in text
     # lmm at K = 4 is supervised at K = 16: 0.1 + 0.1 log2(17), sd over the three seeds' offsets
     row = next(ln for ln in text.splitlines() if ln.startswith("| lmm | 4 |"))
     assert f"{0.1 + 0.1 * math.log2(17):.3f} ± " in row and row.count("±") == 4
+    assert row.split(" | ")[5] == "–"  # results made before T_noisy: the column says absent
     assert "K = 4: `supervised` needs 16 pairs" in text and "**4x [" in text
     # 64 pairs' worth: the reference's largest K, so resamples beyond it leave the interval's upper end open
     assert "K = 16: `supervised` needs 64 pairs to match `lmm` with 16: **4x [" in text and ", > 4]**" in text
@@ -191,6 +192,15 @@ def test_zero_pair_line_peer_and_robustness_lines():
     assert lines[0].startswith("- K = 0: `lmm` with no pairs matches `supervised` with **1.31 pairs")
     assert "0.900" in results_md.peer_lines(res)[0]
     assert "spread over levels 0.000" in results_md.robustness_lines(res)[0]
+    assert "Basic Pitch: absent" in results_md.robustness_lines(res)[-1]  # no peer rows: said, not silently left out
+    assert "T_noisy" not in results_md.peer_lines(res)[0]  # a peer scored before T_noisy
+    ev["peers"]["basic_pitch"]["h_noisy-note_f1-all"] = 0.7
+    ev["robustness"] += [{"method": "basic_pitch (peer)", "run": "peer", "recordings": r, "subset": "all",
+                          "note_f1": f1, "level_spread": 0.2} for r, f1 in (("T at -45 dBFS", 0.6), ("T at -6 dBFS", 0.8))]
+    lines = results_md.robustness_lines(res)
+    assert "T_noisy 0.700" in results_md.peer_lines(res)[0]
+    assert any("`basic_pitch (peer)` (a published transcriber)" in ln and "T at -45 dBFS 0.600" in ln for ln in lines)
+    assert not any("absent" in ln for ln in lines)
     assert "no peer" in results_md.peer_lines(results_md.Results(Path("r"), {}, {}, {}, []))[0]
 
 

@@ -1,11 +1,14 @@
-"""The Basic Pitch reference line on T and T_timbre -> data/peers/basic_pitch/ (run by notebook 09_references,
+"""The Basic Pitch reference line on T, T_timbre and T_noisy -> data/peers/basic_pitch/ (run by notebook 09_references,
 stage `references`; also `python -m lmm_utils.evaluation.peers.stage` by hand, from the main venv).
 
 Basic Pitch runs in its own venv (.venv-bp, `make basic-pitch`) through a subprocess, so its pins never
 meet the project's. Without .venv-bp the stage still succeeds and writes only status.json with
 {"available": false, "note": ...}: the peer line is optional, and evaluation says it was skipped. After
 `make basic-pitch`, run `dvc repro -f references` (the venv is not a DVC dependency: it may not exist).
-Output layout: data/peers/basic_pitch/{T,T_timbre}/<excerpt id>.mid + status.json.
+Output layout: data/peers/basic_pitch/{T,T_timbre,T_noisy}/<excerpt id>.mid + status.json (a pool without
+recordings, e.g. T_noisy on data made before it, is skipped and has no folder), and T_at_<level>dBFS/ for T's
+recordings re-levelled to each of evaluation.levels.LEVELS_DBFS (the robustness table's levels; written as float
+WAV to a temporary folder first, so nothing clips).
 """
 from __future__ import annotations
 
@@ -13,15 +16,17 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from lmm_utils.core.io import atomic_dir
 from lmm_utils.core.paths import DATA, project_root
-from lmm_utils.data.evaluation import RECORDING_POOLS, EvaluationData
+from lmm_utils.data.evaluation import RECORDING_POOLS, TEST_POOL, EvaluationData
+from lmm_utils.evaluation.levels import LEVELS_DBFS, at_rms_dbfs, level_folder
 
 BP_VENV = Path(".venv-bp")
 OUT = DATA / "peers" / "basic_pitch"
-POOLS = RECORDING_POOLS  # T and T_timbre
+POOLS = RECORDING_POOLS  # T, T_timbre and T_noisy
 NOTE_MISSING = ("Basic Pitch is not installed (.venv-bp missing): the peer line is skipped. "
                 "Install it with `make basic-pitch`, then `dvc repro -f references evaluate`.")
 
@@ -31,7 +36,31 @@ def bp_python(root: Path) -> Path | None:
     return py if py.is_file() and (root / BP_VENV / ".installed").is_file() else None
 
 
-def run(root: Path, out: Path = OUT, pools: tuple[str, ...] = POOLS, limit: int | None = None) -> dict:
+def transcribe(py: Path, root: Path, audio_dir: Path, out_dir: Path, limit: int | None) -> dict:
+    """Basic Pitch on a folder, in its own venv -> its JSON summary."""
+    cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", str(audio_dir), str(out_dir)]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    # stderr (progress bar) goes straight to the terminal; the last stdout line is the summary.
+    proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"basic-pitch failed on {audio_dir} (exit {proc.returncode}): {proc.stdout[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_relevelled(data: EvaluationData, dbfs: float, out_dir: Path, limit: int | None = None) -> None:
+    """T's recordings scaled to `dbfs` RMS as float WAV (full scale may be exceeded; float keeps it unclipped)."""
+    import soundfile as sf  # deferred: only this stage's level runs write audio
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i in data.audio_ids(TEST_POOL)[:limit]:
+        audio, sr = data.audio(TEST_POOL, i)
+        sf.write(out_dir / f"{i}.wav", at_rms_dbfs(audio.mean(1) if audio.ndim == 2 else audio, dbfs), sr,
+                 subtype="FLOAT")
+
+
+def run(root: Path, out: Path = OUT, pools: tuple[str, ...] = POOLS, limit: int | None = None,
+        levels: tuple[float, ...] = LEVELS_DBFS) -> dict:
     py = bp_python(root)
     data = EvaluationData(root)
     with atomic_dir(root / out) as tmp:
@@ -39,15 +68,13 @@ def run(root: Path, out: Path = OUT, pools: tuple[str, ...] = POOLS, limit: int 
             status = {"available": False, "note": NOTE_MISSING}
         else:
             status = {"available": True, "pools": {}}
-            for pool in pools:
-                cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", str(data.audio_dir(pool)), str(tmp / pool)]
-                if limit:
-                    cmd += ["--limit", str(limit)]
-                # stderr (progress bar) goes straight to the terminal; the last stdout line is the summary.
-                proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
-                if proc.returncode != 0:
-                    raise RuntimeError(f"basic-pitch failed on {pool} (exit {proc.returncode}): {proc.stdout[-2000:]}")
-                status["pools"][pool] = json.loads(proc.stdout.strip().splitlines()[-1])
+            for pool in (p for p in pools if data.audio_files(p)):
+                status["pools"][pool] = transcribe(py, root, data.audio_dir(pool), tmp / pool, limit)
+            for dbfs in levels if data.audio_files(TEST_POOL) else ():
+                with tempfile.TemporaryDirectory(prefix="bp-level-") as wav_dir:
+                    write_relevelled(data, dbfs, Path(wav_dir), limit)
+                    status["pools"][level_folder(dbfs)] = transcribe(py, root, Path(wav_dir), tmp / level_folder(dbfs),
+                                                                     limit)
         (tmp / "status.json").write_text(json.dumps(status, indent=2) + "\n")
     return status
 

@@ -1,0 +1,104 @@
+"""The robustness table: h and the Basic Pitch peer at three recording levels, on T_timbre and on T_noisy; T_noisy
+rows only where the data has T_noisy; a peer that did not run has no rows; the peer stage transcribes T's
+recordings re-levelled exactly as h hears them."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.core.motion import Performance, PerformedNote, write_midi
+from lmm_utils.data.evaluation import EvaluationData, Truth
+from lmm_utils.evaluation import robustness
+from lmm_utils.evaluation.levels import LEVELS_DBFS, level_folder
+from lmm_utils.evaluation.peers import stage as peers
+
+SR = 16000
+
+
+def _truth() -> Truth:
+    perf = Performance([PerformedNote(57, 0.1, 0.6, 80), PerformedNote(64, 0.7, 1.2, 80)])
+    return Truth({"a": perf, "b": perf}, {"a": "essenFolksong", "b": "bachChorales"})
+
+
+def _peer(root: Path, truth: Truth, folders: dict[str, float], available: bool = True) -> Path:
+    """data/peers/basic_pitch/<folder>/<id>.mid keeping a fraction of the true notes (1.0 = all, 0.5 = the first)."""
+    d = root / "basic_pitch"
+    d.mkdir(parents=True)
+    (d / "status.json").write_text(json.dumps({"available": available}))
+    for folder, keep in folders.items():
+        (d / folder).mkdir()
+        for i, p in truth.perf.items():
+            write_midi(Performance(p.notes[:max(1, int(len(p.notes) * keep))]), d / folder / f"{i}.mid")
+    return root
+
+
+def test_peer_rows_cover_the_folders_it_has_with_their_spread(tmp_path):
+    truth = _truth()
+    folders = {"T": 1.0, **{level_folder(lv): keep for lv, keep in zip(LEVELS_DBFS, (0.5, 1.0, 1.0))},
+               "T_timbre": 1.0}  # no T_noisy: a peer run before T_noisy existed
+    rows = robustness.robustness_table({}, EvaluationData(tmp_path), truth, peers_dir=_peer(tmp_path, truth, folders))
+    alls = {r["recordings"]: r for r in rows if r["subset"] == "all"}
+    assert set(alls) == {"T as recorded", "T at -45 dBFS", "T at -25 dBFS", "T at -6 dBFS", "T_timbre as recorded"}
+    assert {r["method"] for r in rows} == {"basic_pitch (peer)"} and {r["run"] for r in rows} == {"peer"}
+    assert alls["T at -45 dBFS"]["note_f1"] == pytest.approx(2 / 3) and alls["T at -6 dBFS"]["note_f1"] == 1.0
+    assert alls["T as recorded"]["level_spread"] == pytest.approx(1 / 3)
+    assert {r["subset"] for r in rows} == {"all", "folk", "chorales"}
+
+
+def test_a_peer_that_did_not_run_has_no_rows(tmp_path):
+    truth = _truth()
+    root = _peer(tmp_path, truth, {"T": 1.0}, available=False)
+    assert robustness.robustness_table({}, EvaluationData(tmp_path), truth, peers_dir=root) == []
+    assert robustness.robustness_table({}, EvaluationData(tmp_path), truth, peers_dir=tmp_path / "none") == []
+
+
+def _recordings(root: Path, pools: tuple[str, ...], ids: list[str]) -> None:
+    t = np.arange(SR) / SR
+    for pool in pools:
+        (root / "data/audio" / pool).mkdir(parents=True)
+        for k, i in enumerate(ids):
+            sf.write(root / "data/audio" / pool / f"{i}.flac", 0.01 * (k + 1) * np.sin(2 * np.pi * 220 * t), SR)
+
+
+def test_h_rows_have_t_noisy_only_where_the_data_has_it(tmp_path):
+    import torch
+
+    from lmm_utils.methods.wrappers import make_h
+    from lmm_utils.models.transcriber import TranscriberConfig
+
+    truth = _truth()
+    torch.manual_seed(0)
+    h = make_h(TranscriberConfig.tiny(), FeatureConfig())
+    _recordings(tmp_path / "old", ("T", "T_timbre"), truth.ids)
+    _recordings(tmp_path / "new", ("T", "T_timbre", "T_noisy"), truth.ids)
+    old = robustness.h_rows(h, EvaluationData(tmp_path / "old"), truth, FeatureConfig())
+    new = robustness.h_rows(h, EvaluationData(tmp_path / "new"), truth, FeatureConfig())
+    assert "T_noisy as recorded" not in {r["recordings"] for r in old}
+    assert {r["recordings"] for r in new} == {c[0] for c in robustness.conditions()}
+
+
+def test_peer_stage_transcribes_t_at_each_level(tmp_path, monkeypatch):
+    """With Basic Pitch present (its subprocess faked), each pool with recordings and each level gets a folder;
+    the re-levelled files are float WAV at the asked RMS; T_noisy without recordings: skipped."""
+    _recordings(tmp_path, ("T", "T_timbre"), ["a", "b"])
+    heard: dict[str, list[float]] = {}
+
+    def fake_transcribe(py, root, audio_dir, out_dir, limit):
+        out_dir.mkdir(parents=True)
+        files = sorted(Path(audio_dir).iterdir())
+        heard[out_dir.name] = [20 * np.log10(np.sqrt(np.mean(sf.read(f)[0] ** 2))) for f in files]
+        for f in files:
+            write_midi(Performance([]), out_dir / f"{f.stem}.mid")
+        return {"files": len(files), "written": len(files)}
+
+    monkeypatch.setattr(peers, "bp_python", lambda root: Path("/fake/python"))
+    monkeypatch.setattr(peers, "transcribe", fake_transcribe)
+    status = peers.run(tmp_path)
+    assert set(status["pools"]) == {"T", "T_timbre", *(level_folder(lv) for lv in LEVELS_DBFS)}
+    for lv in LEVELS_DBFS:
+        assert heard[level_folder(lv)] == pytest.approx([lv, lv], abs=1e-3)
+    assert (tmp_path / peers.OUT / level_folder(-6.0) / "a.mid").is_file()
+    assert not (tmp_path / peers.OUT / "T_noisy").exists()
