@@ -41,9 +41,13 @@ class AlignConfig:
     level_weight: float = 0.03  # weight per nat of |frame loudness difference| (spectra are compared unit-norm): re-strikes
     band_rad: float = 0.5  # Sakoe-Chiba band, fraction of the longer sequence (generous: tempo may be off 2x)
     tail: float = 1.0  # seconds rendered after the plain performance's last release
-    velocity_mode: str = "dynamics"  # "dynamics" (the mark's plain velocity), "energy" or "invert" (estimate_velocities)
-    velocity_energy_weight: float = 0.5  # shrink the energy / invert estimate toward the mark (timbre mismatch is noise)
-    velocity_grid: tuple[int, ...] = (16, 24, 32, 44, 56, 68, 80, 92, 104, 116, 127)  # "invert": S renders the score at each
+    # "invert" (invert_velocities), "energy" (estimate_velocities) or "dynamics" (the mark's plain velocity). On P's
+    # first 30 pairs against their true motion (benchmarks/pseudo_velocity.py): per-note velocity r 0.60 for invert
+    # and energy against 0.17 for the marks, MAE 5.31 / 5.43 / 5.29; invert costs ~2x energy's alignment time.
+    velocity_mode: str = "invert"
+    velocity_energy_weight: float = 0.5  # shrink the energy / invert estimate toward the mark (MAE 5.3 at 0.5, 8 at 1)
+    # "invert": S renders the score once per level; 4 levels ~ 11 levels (MAE 5.31 vs 5.21, r 0.599 vs 0.603)
+    velocity_grid: tuple[int, ...] = (20, 40, 80, 127)
     db_per_velocity_doubling: float = 12.0  # level change when velocity doubles (MIDI's 40*log10(v) rule)
     velocity_window: int = 3  # frames after the onset in which each note's peak level is read
     refine_frames: int = 1  # search +- this many frames around DTW's onset for the best local match (0: off)
