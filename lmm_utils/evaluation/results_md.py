@@ -321,6 +321,30 @@ def robustness_lines(res: Results) -> list[str]:
     return out
 
 
+def lm_lines(res: Results) -> list[str]:
+    """LM^M on T's true motion (mapped from LM^V, its bigram, the oracle; evaluate.json's lmM block) and lmm's label
+    cleaning (each criterion's rank correlation with the labels' true F1; summary.json)."""
+    block = res.evaluate.get("lmM") or {}
+    out = []
+    mapped, oracle = block.get("mapped_from_lmV") or {}, block.get("oracle_upper_bound") or {}
+    if mapped.get("lm") is not None:
+        line = (f"- LM^M mapped from LM^V (U_V's scores x a generic performer, no true motion read): "
+                f"{mapped['lm']:.2f} bits/token on T's true motion; a Kneser-Ney bigram on the same motion "
+                f"{mapped['bigram']:.2f}")
+        if oracle.get("lm") is not None:
+            line += f"; ORACLE trained on U_A's true motion (diagnostic) {oracle['lm']:.2f}"
+        out.append(line)
+    for key, r in res.summary.items():
+        sel = r.get("label_selection") or {}
+        corr = {k[len("spearman_"):-len("_vs_f1")]: v for k, v in sel.items() if k.startswith("spearman") and v is not None}
+        if corr:
+            out.append(f"- `{key}` label cleaning, Spearman with the labels' true note F1: "
+                       + ", ".join(f"{k} {v:.2f}" for k, v in corr.items())
+                       + (f"; kept labels' F1 {sel['kept_note_f1']:.3f} vs dropped {sel['dropped_note_f1']:.3f}"
+                          if sel.get("kept_note_f1") is not None and sel.get("dropped_note_f1") is not None else ""))
+    return out or ["- not in these results"]
+
+
 def band_note(res: Results) -> str:
     kind = "Student t(n-1)" if res.band_kind == "t" else "normal"
     return (f"Seed band: the curves' band, mean ± q·sd/√n with q the {kind} quantile at {res.confidence:g} for "
@@ -340,7 +364,8 @@ def render(res: Results, readme_dir: Path = Path(".")) -> str:
              "inter-onset intervals and of log durations; RMS onset deviation after a tempo fit; velocity MAE)", "",
              *g_table(res), "", "**Peer** (a published transcriber on the same recordings)", "",
              *peer_lines(res), "", "**Level, timbre and noise** (h note F1 on T re-levelled to a given RMS, on T_timbre and on T_noisy)", "",
-             *robustness_lines(res), "", f"**Reading.** {verdict(res)} {band_note(res)}", "",
+             *robustness_lines(res), "", "**Language models** (LM^M on T's true motion; lmm's label cleaning)", "",
+             *lm_lines(res), "", f"**Reading.** {verdict(res)} {band_note(res)}", "",
              "**Figures**", "", *figure_lines(res, readme_dir)]
     while lines and lines[-1] == "":
         lines.pop()

@@ -95,8 +95,17 @@ def summarize(runs: list[dict]) -> dict:
         row["train_seconds"] = float(np.mean(secs)) if secs else None
         pseudo = [r["diagnostic"]["pseudo_motion"]["note_f1"] for r in rs if "pseudo_motion" in r.get("diagnostic", {})]
         row["pseudo_motion_note_f1"] = float(np.mean(pseudo)) if pseudo else None
+        sel = [r["diagnostic"]["lmM_selection"] for r in rs if "lmM_selection" in r.get("diagnostic", {})]
+        if sel:  # lmm's label cleaning: each criterion's rank correlation with the labels' true F1, mean over seeds
+            keys = [k for k in sel[0] if k.startswith("spearman") or k.endswith("note_f1")]
+            row["label_selection"] = {k: _nanmean([s.get(k) for s in sel]) for k in keys}
         rows.append(row)
     return {"rows": rows, "n_runs": len(runs)}
+
+
+def _nanmean(vals: list) -> float | None:
+    v = [float(x) for x in vals if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else None
 
 
 def _cell(c: dict, digits: int = 3) -> str:
@@ -139,6 +148,8 @@ def summary_metrics(summary: dict) -> dict:
         for model in ("h", "g"):
             out[key][model] = {lab: c["mean"] for lab, c in row[model].items()}
             out[key][f"{model}_std"] = {lab: c["std"] for lab, c in row[model].items()}
+        if row.get("label_selection"):
+            out[key]["label_selection"] = row["label_selection"]
     return jsonable(out)
 
 

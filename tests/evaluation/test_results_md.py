@@ -214,3 +214,14 @@ def test_verdict_reads_the_zero_pair_run_against_the_reference():
     ev = {"multiplier": {"h-note_f1-all": {"K=0": {"K": 0, "display": "1.3 pairs [<= 1, 3.6]"}}}}
     text = results_md.verdict(results_md.Results(Path("r"), {}, summary, ev, []))
     assert "with no pairs scores 0.500 ± 0.100 (3 seeds): `supervised` matches it with 1.3 pairs [<= 1, 3.6]." in text
+
+
+def test_language_model_lines_read_lmM_bits_and_label_cleaning():
+    ev = {"lmM": {"mapped_from_lmV": {"lm": 4.28, "bigram": 5.0}, "oracle_upper_bound": {"lm": 3.95}}}
+    summary = {"lmm-K0": {"n_seeds": 3, "label_selection": {"spearman_lmM_vs_f1": 0.31, "spearman_recon_vs_f1": 0.72,
+                                                           "kept_note_f1": 0.8, "dropped_note_f1": 0.6}},
+               "supervised-K4": {"n_seeds": 3}}
+    lines = results_md.lm_lines(results_md.Results(Path("r"), {}, summary, ev, []))
+    assert "4.28 bits/token" in lines[0] and "5.00" in lines[0] and "ORACLE" in lines[0] and "3.95" in lines[0]
+    assert len(lines) == 2 and "lmM 0.31" in lines[1] and "recon 0.72" in lines[1] and "0.800 vs dropped 0.600" in lines[1]
+    assert results_md.lm_lines(results_md.Results(Path("r"), {}, {}, {}, [])) == ["- not in these results"]
