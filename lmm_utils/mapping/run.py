@@ -63,9 +63,13 @@ class DeviceSynth:
     def __init__(self, synth):
         self.synth = synth
 
-    def __call__(self, onset, velocity, sustain):
+    @property
+    def takes_sounding(self) -> bool:
+        return getattr(self.synth, "takes_sounding", False)
+
+    def __call__(self, onset, velocity, sustain, **kw):
         dev = next(self.synth.parameters()).device
-        out = self.synth(onset.to(dev), velocity.to(dev), sustain.to(dev))
+        out = self.synth(onset.to(dev), velocity.to(dev), sustain.to(dev), **{k: v.to(dev) for k, v in kw.items()})
         return out.to(onset.device)
 
 

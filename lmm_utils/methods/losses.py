@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lmm_utils.core.motion import N_KEYS, PIANO_LOW
 from lmm_utils.methods.wrappers import GModel
 from lmm_utils.models.performer import ScoreBatch, play_deviations, soft_roll
 
@@ -87,7 +88,13 @@ def render_g(g: GModel, batch: ScoreBatch, synth, n_frames: int, fps: float, ons
     mean = (pred["velocity"] * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)
     pred = {**pred, "velocity": pred["velocity"] - mean + mean.detach()}
     roll = soft_roll(pred, batch, n_frames, fps, onset_sigma=onset_sigma, edge=edge)
-    return synth(roll["onset"], roll["velocity"], roll["sustain"])
+    if not getattr(synth, "takes_sounding", False):
+        return synth(roll["onset"], roll["velocity"], roll["sustain"])
+    # Only the keys of the score's notes can sound, and only they pass a gradient back to g: S skips the rest.
+    key = (batch.pitch - PIANO_LOW).clamp(0, N_KEYS - 1)
+    ok = batch.mask & (batch.pitch >= PIANO_LOW) & (batch.pitch < PIANO_LOW + N_KEYS)
+    sounding = torch.zeros(batch.pitch.shape[0], N_KEYS, device=key.device).scatter_add_(1, key, ok.float()) > 0
+    return synth(roll["onset"], roll["velocity"], roll["sustain"], sounding=sounding)
 
 
 def deviation_pull(g: GModel, batch: ScoreBatch, weight: float, raw: torch.Tensor | None = None) -> torch.Tensor:

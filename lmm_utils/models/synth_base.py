@@ -136,6 +136,7 @@ class SynthBase(nn.Module):
     """
 
     kind: str = ""
+    takes_sounding = True  # forward's `sounding` (methods.losses.render_g asks)
 
     def __init__(self, cfg, feat: FeatureConfig):
         super().__init__()
@@ -165,8 +166,9 @@ class SynthBase(nn.Module):
         raise NotImplementedError
 
     def mel_power(self, onset: torch.Tensor, velocity: torch.Tensor, sustain: torch.Tensor,
-                  piano: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 88, T) x3 -> (B, n_mels, T) linear mel power (before the log)."""
+                  piano: torch.Tensor | None = None, sounding: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 88, T) x3 -> (B, n_mels, T) linear mel power (before the log). sounding: (B, 88) bool, the keys the
+        caller's roll can move (e.g. the keys of a score's notes); the others must be all-zero and get no gradient."""
         b, k, t = onset.shape
         pidx = self.piano_index(piano, b, onset.device)  # (B,)
         # Time-major rows (one per excerpt and key): each recursion step is then one contiguous slab.
@@ -176,8 +178,13 @@ class SynthBase(nn.Module):
         # A key never struck in an excerpt is silent there (every envelope is driven by onsets). When no
         # gradient w.r.t. the roll is asked for (fitting S), skip those rows: 2-3x less work on typical
         # data. With gradients, every row stays, since d(sound)/d(onset) of a silent key is not zero.
+        # A caller that knows which keys its roll can move (sounding) skips the rest with gradients too.
         struck = None
-        if not (onset.requires_grad or velocity.requires_grad or sustain.requires_grad):
+        if sounding is not None:
+            struck = sounding.reshape(-1).nonzero().squeeze(1)
+            if len(struck) == b * k:
+                struck = None
+        elif not (onset.requires_grad or velocity.requires_grad or sustain.requires_grad):
             struck = (o > 0).any(0).nonzero().squeeze(1)
             if len(struck) == b * k:
                 struck = None
@@ -204,7 +211,7 @@ class SynthBase(nn.Module):
         return out.permute(1, 2, 0)
 
     def forward(self, onset: torch.Tensor, velocity: torch.Tensor, sustain: torch.Tensor,
-                piano: torch.Tensor | None = None) -> torch.Tensor:
+                piano: torch.Tensor | None = None, sounding: torch.Tensor | None = None) -> torch.Tensor:
         """Soft motion roll -> log-mel.
 
         onset, velocity, sustain: (B, 88, T) or (88, T) in [0, 1] -- velocity/127 on onset frames, sustain =
@@ -214,7 +221,7 @@ class SynthBase(nn.Module):
         squeeze = onset.dim() == 2
         if squeeze:
             onset, velocity, sustain = onset[None], velocity[None], sustain[None]
-        out = torch.log(self.mel_power(onset, velocity, sustain, piano) + self.feat.log_floor)
+        out = torch.log(self.mel_power(onset, velocity, sustain, piano, sounding) + self.feat.log_floor)
         return out[0] if squeeze else out
 
     def synth_roll(self, roll: dict, piano: torch.Tensor | None = None) -> torch.Tensor:

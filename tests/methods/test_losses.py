@@ -44,3 +44,26 @@ def test_render_with_a_shared_forward_equals_its_own_and_the_pull_keeps_its_timi
     (grad_pull,) = torch.autograd.grad(deviation_pull(g, b, 0.01, raw=raw), raw)
     assert float(grad_pull[..., :2].abs().max()) > 0.0
     torch.testing.assert_close(deviation_pull(g, b, 0.01, raw=raw), deviation_pull(g, b, 0.01))
+
+
+def test_s_renders_only_the_score_keys_with_the_same_sound_and_gradient():
+    from lmm_utils.models.synth import NeuralConfig, make_synth
+
+    g, b = _g_and_batch()
+    torch.manual_seed(1)
+    synth = make_synth("neural", NeuralConfig.tiny())
+    for p in synth.parameters():
+        p.requires_grad_(False)
+    out = {}
+    for sparse in (False, True):
+        type(synth).takes_sounding = sparse
+        g.net.zero_grad()
+        audio = render_g(g, b, synth, 80, 50.0)
+        audio.mean().backward()
+        out[sparse] = audio.detach(), torch.cat([p.grad.flatten() for p in g.net.parameters() if p.grad is not None])
+    type(synth).takes_sounding = True
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-4, atol=1e-7)
+    silent = synth(torch.zeros(1, 88, 10), torch.zeros(1, 88, 10), torch.zeros(1, 88, 10),
+                   sounding=torch.zeros(1, 88, dtype=torch.bool))
+    torch.testing.assert_close(silent, torch.full_like(silent, float(np.log(synth.feat.log_floor))))
