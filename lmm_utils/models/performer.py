@@ -13,9 +13,8 @@ Two performers:
 Contract: note i of every performance produced here performs `score.notes[i]` (score order, not time
 order), so pseudo-motion targets, predictions and the score line up index by index.
 
-g trains two ways: from per-note targets (pseudo-motion from alignment; `performer_loss`), or through
-the differentiable synthesizer, by rendering its output as a soft piano roll (`soft_roll`) whose
-onset/frame/velocity channels follow motion.to_roll's conventions.
+g trains two ways: from per-note targets (pseudo-motion from alignment; `performer_loss`), or through the differentiable
+synthesizer, by rendering its output as a soft piano roll (`soft_roll`) following motion.to_roll's conventions.
 """
 from __future__ import annotations
 
@@ -257,12 +256,9 @@ class Performer(nn.Module):
 
 def play_deviations(raw: torch.Tensor, batch: ScoreBatch, cfg: PerformerConfig,
                     start: torch.Tensor | float = 0.0) -> dict[str, torch.Tensor]:
-    """Raw per-note deviations (B, N, 4) -> onset, offset (seconds), velocity (/127) per note, (B, N).
-
-    raw[..., 0]: log-tempo factor (cfg.max_log_tempo * tanh; averaged over the onset group), 1: asynchrony
-    (cfg.max_asynchrony * tanh, seconds), 2: log duration ratio (cfg.max_log_duration * tanh), 3: velocity offset in
-    logit units from the plain velocity; `start` shifts the first barline (seconds). raw = 0 plays the plain
-    performance. Any g that predicts deviations (the Performer, methods.basis's ridge) plays through this."""
+    """Raw deviations (B, N, 4) -> onset, offset (s), velocity (/127), each (B, N); raw = 0 plays the plain performance.
+    Channels: 0 log tempo (max_log_tempo * tanh, mean over the onset group), 1 asynchrony (s), 2 log duration ratio,
+    3 velocity logit offset; `start` shifts the first barline. The Performer and methods.basis's g play through this."""
     log_tempo = cfg.max_log_tempo * torch.tanh(raw[..., 0])
     asynchrony = cfg.max_asynchrony * torch.tanh(raw[..., 1])
     log_dur = cfg.max_log_duration * torch.tanh(raw[..., 2])
@@ -270,9 +266,7 @@ def play_deviations(raw: torch.Tensor, batch: ScoreBatch, cfg: PerformerConfig,
     velocity = torch.sigmoid(base_logit + raw[..., 3])
 
     # Group tempo = mean over the group's notes; integrate IOIs over the beat grid.
-    member = F.one_hot(batch.group, batch.group_beats.shape[1]).float() * batch.mask[..., None].float()
-    count = member.sum(1).clamp(min=1.0)  # (B, G)
-    g_tempo = torch.einsum("bng,bn->bg", member, log_tempo) / count
+    g_tempo = _group_times(log_tempo, batch.group, batch.mask, batch.group_beats.shape[1])  # (B, G)
     prev_beats = torch.cat([torch.zeros_like(batch.group_beats[:, :1]), batch.group_beats[:, :-1]], dim=1)
     gap = (batch.group_beats - prev_beats) * batch.group_mask.float()  # first gap = rest before the first note
     prev_tempo = torch.cat([g_tempo[:, :1], g_tempo[:, :-1]], dim=1)  # the IOI after group j-1 at its tempo
@@ -287,10 +281,6 @@ def play_deviations(raw: torch.Tensor, batch: ScoreBatch, cfg: PerformerConfig,
     limit = torch.where(has_next, nxt - cfg.plain.release_gap, onset + length)
     offset = torch.maximum(torch.minimum(onset + length, limit), onset + 0.01)
     return {"onset": onset, "offset": offset, "velocity": velocity, "deviation": raw}
-
-
-def build_performer(params: dict | None = None) -> Performer:
-    return Performer(PerformerConfig.from_params(params))
 
 
 def to_performances(pred: dict[str, torch.Tensor], batch: ScoreBatch, release_gap: float = 0.01) -> list[Performance]:
