@@ -312,7 +312,9 @@ def robustness_lines(res: Results) -> list[str]:
         mine = [r for r in rows if r["method"] == method]
         cells_ = ", ".join(f"{r['recordings']} {r['note_f1']:.3f}" for r in mine)
         which = "a published transcriber" if mine[0]["run"] == "peer" else f"best run {mine[0]['run']}"
-        out.append(f"- `{method}` ({which}): {cells_}; spread over levels {mine[0]['level_spread']:.3f}")
+        spread = mine[0].get("level_spread")  # null: no re-levelled rows (a peer from an older references stage)
+        spread_text = f"{spread:.3f}" if isinstance(spread, (int, float)) and math.isfinite(spread) else "–"
+        out.append(f"- `{method}` ({which}): {cells_}; spread over levels {spread_text}")
     if not out:
         return ["- not in this evaluate.json"]
     if not any(r["run"] == "peer" for r in rows):

@@ -201,6 +201,9 @@ def test_zero_pair_line_peer_and_robustness_lines():
     assert "T_noisy 0.700" in results_md.peer_lines(res)[0]
     assert any("`basic_pitch (peer)` (a published transcriber)" in ln and "T at -45 dBFS 0.600" in ln for ln in lines)
     assert not any("absent" in ln for ln in lines)
+    ev["robustness"] = [{"method": "basic_pitch (peer)", "run": "peer", "recordings": "T as recorded", "subset": "all",
+                         "note_f1": 0.9, "level_spread": None}]  # no level folders: NaN, read back as null
+    assert results_md.robustness_lines(res)[0].endswith("spread over levels –")
     assert "no peer" in results_md.peer_lines(results_md.Results(Path("r"), {}, {}, {}, []))[0]
 
 
