@@ -326,16 +326,14 @@ def robustness_lines(res: Results) -> list[str]:
 def lm_lines(res: Results) -> list[str]:
     """LM^M on T's true motion (mapped from LM^V, its bigram, the oracle; evaluate.json's lmM block) and lmm's label
     cleaning (each criterion's rank correlation with the labels' true F1; summary.json)."""
-    block = res.evaluate.get("lmM") or {}
-    out = []
+    block, out = res.evaluate.get("lmM") or {}, []
     mapped, oracle = block.get("mapped_from_lmV") or {}, block.get("oracle_upper_bound") or {}
     if mapped.get("lm") is not None:
         line = (f"- LM^M mapped from LM^V (U_V's scores x a generic performer, no true motion read): "
                 f"{mapped['lm']:.2f} bits/token on T's true motion; a Kneser-Ney bigram on the same motion "
                 f"{mapped['bigram']:.2f}")
-        if oracle.get("lm") is not None:
-            line += f"; ORACLE trained on U_A's true motion (diagnostic) {oracle['lm']:.2f}"
-        out.append(line)
+        out.append(line + (f"; ORACLE trained on U_A's true motion (diagnostic) {oracle['lm']:.2f}"
+                           if oracle.get("lm") is not None else ""))
     for key, r in res.summary.items():
         sel = r.get("label_selection") or {}
         corr = {k[len("spearman_"):-len("_vs_f1")]: v for k, v in sel.items() if k.startswith("spearman") and v is not None}

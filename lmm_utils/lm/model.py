@@ -112,6 +112,16 @@ class LanguageModel:
         model.to(device).eval()
         return cls(model, tokenizer_from_dict(ck["tokenizer"]), ck.get("info", {}))
 
+    @classmethod
+    def load_frozen(cls, folder: str | Path, device: str | torch.device = "cpu") -> LanguageModel:
+        """A frozen LM for a method to read (features, priors, ranking): eval mode, fp32 (no autocast noise in
+        the scores it ranks by), no gradients to its weights."""
+        lm = cls.load(folder, device=str(device))
+        lm.precision = "fp32"
+        for p in lm.model.parameters():
+            p.requires_grad_(False)
+        return lm
+
     # -- scoring ------------------------------------------------------------------------------
     @torch.no_grad()
     def log_probs(self, seq: Sequence[int], stride: int | None = None) -> np.ndarray:

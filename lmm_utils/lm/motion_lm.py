@@ -210,14 +210,5 @@ def train_motion_lm(data: PretrainData, cfg: MotionLMConfig, lmV: LanguageModel 
                     init=trunk)
 
 
-def load_lmM(folder: str | Path, device: str | torch.device = "cpu") -> LanguageModel:
-    """The pretrained LM^M (data/lm/M), frozen, in fp32 (its scores rank labels: no autocast noise)."""
-    lm = LanguageModel.load(folder, device=str(device))
-    lm.precision = "fp32"
-    for p in lm.model.parameters():
-        p.requires_grad_(False)
-    return lm
-
-
 __all__ = ["GenericPerformerConfig", "MotionLMConfig", "INITS", "copy_trunk", "generic_motion",
-           "generic_performance", "load_lmM", "model_config", "motion_lm_data", "split_by_score", "train_motion_lm"]
+           "generic_performance", "model_config", "motion_lm_data", "split_by_score", "train_motion_lm"]

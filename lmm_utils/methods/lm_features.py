@@ -103,10 +103,7 @@ def load_lm_features(kind: str, folder: str | Path, device: str | torch.device =
                      root: str | Path = ".") -> AudioLMFeatures | ScoreLMFeatures:
     """Frozen LM^A (kind "A") or LM^V ("V") from root/folder; `folder` (relative to the project root) is what
     checkpoints record."""
-    lm = LanguageModel.load(Path(root) / folder, device=str(device))
-    lm.precision = "fp32"
-    for p in lm.model.parameters():
-        p.requires_grad_(False)
+    lm = LanguageModel.load_frozen(Path(root) / folder, device)
     out = (AudioLMFeatures if kind == "A" else ScoreLMFeatures)(lm, str(folder))
     out.root = str(root)
     return out

@@ -38,14 +38,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import lmm_utils.methods.lmm_labels as labels
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import Performance
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.lm import oracle
 from lmm_utils.lm.model import LanguageModel
-from lmm_utils.lm.motion_lm import load_lmM
-from lmm_utils.methods import lmm_labels as labels
 from lmm_utils.methods.alignment import Synth
 from lmm_utils.methods.base import (
     MethodConfig,
@@ -340,7 +339,7 @@ def learn_lmM(st: LMMState, tok: MotionTokenizer, decodes: list[Performance],
         return None
     if lc.lmM_source == "pretrained":
         st.info["lmM_source"] = folder = lm_paths(st.params)["M"]
-        return load_lmM(Path(st.root) / folder, st.dev)
+        return LanguageModel.load_frozen(Path(st.root) / folder, st.dev)
     train_cfg = {**lc.lmM_train, "seed": cfg.seed, "device": str(st.dev), "threads": cfg.threads,
                  "eval_every": 10 ** 9, "log_every": max(1, int(lc.lmM_train.get("steps", 100)) // 10)}
     return labels.train_lmM(decodes + g_perfs + list(st.pseudo), tok, lc.lmM_model, train_cfg,
