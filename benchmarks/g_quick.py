@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["dynamics", "invert"], help="AlignConfig.velocity_mode values")
     ap.add_argument("--supervised-modes", nargs="*", default=["invert"],
                     help="modes under which supervised's Performer is trained too (its 300 steps dominate the cost)")
+    ap.add_argument("--features", nargs="+", default=["basic", "lmV", "both"],
+                    help="basis feature sets (methods.basis.FEATURE_SETS; notes = without the position basis)")
     ap.add_argument("--json", help="also write {row: [per-seed scores]} here (to pool seeds run apart)")
     args = ap.parse_args()
 
@@ -84,9 +86,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 gs["supervised g"] = GModel(train_performer(scores, pseudo, dataclasses.replace(cfg, seed=seed), pcfg)[0])
                 seconds["supervised g"] = seconds.get("supervised g", 0.0) + time.perf_counter() - t0
-            for features in ("basic", "lmV", "both"):
+            for features in args.features:
                 t0 = time.perf_counter()
-                g = make_basis_g(pcfg, features, lmV if features != "basic" else None)
+                g = make_basis_g(pcfg, features, lmV if features in ("lmV", "both") else None)
                 fit_basis(g, scores, pseudo)
                 gs[f"basis {features}"] = g
                 seconds[f"basis {features}"] = seconds.get(f"basis {features}", 0.0) + time.perf_counter() - t0

@@ -55,7 +55,7 @@ from lmm_utils.models.performer import (
 )
 from lmm_utils.models.transcriber import TranscriberConfig
 
-FEATURE_SETS = ("basic", "lmV", "both")
+FEATURE_SETS = ("basic", "lmV", "both", "notes")  # notes: the Performer's note features alone (an ablation)
 TARGETS = ("tempo", "duration", "velocity")  # raw deviation channels 0, 2, 3 (1, asynchrony, stays 0)
 N_EXTRA = 9  # basis functions of position added to the Performer's note features (see _extra_features)
 
@@ -93,9 +93,10 @@ def basis_features(batch: ScoreBatch, features: str) -> torch.Tensor:
         raise ValueError(f"basis features must be one of {FEATURE_SETS}, got {features!r}")
     basic = torch.cat([batch.feats[..., :N_NOTE_FEATURES], _extra_features(batch)], dim=-1)
     lm = batch.feats[..., N_NOTE_FEATURES:]
-    if features != "basic" and lm.shape[-1] == 0:
+    if features in ("lmV", "both") and lm.shape[-1] == 0:
         raise ValueError(f"basis features {features!r} need LM^V rows in the batch (GModel with an LM)")
-    return {"basic": basic, "lmV": lm, "both": torch.cat([basic, lm], dim=-1)}[features]
+    notes = batch.feats[..., :N_NOTE_FEATURES]
+    return {"basic": basic, "lmV": lm, "both": torch.cat([basic, lm], dim=-1), "notes": notes}[features]
 
 
 class BasisPerformer(nn.Module):
@@ -218,11 +219,12 @@ def make_basis_g(pcfg: PerformerConfig, features: str, lm=None) -> GModel:
     """An unfitted basis g (plays plainly); `lm` (ScoreLMFeatures) is needed for features lmV and both."""
     if features not in FEATURE_SETS:
         raise ValueError(f"basis features must be one of {FEATURE_SETS}, got {features!r}")
-    if features != "basic" and lm is None:
+    if features in ("lmV", "both") and lm is None:
         raise ValueError(f"basis features {features!r} need LM^V (lm_features.ScoreLMFeatures)")
     n_lm = lm.dim if lm is not None else 0
-    n_in = {"basic": N_NOTE_FEATURES + N_EXTRA, "lmV": n_lm, "both": N_NOTE_FEATURES + N_EXTRA + n_lm}[features]
-    return GModel(BasisPerformer(pcfg, n_in, features), lm if features != "basic" else None)
+    n_in = {"basic": N_NOTE_FEATURES + N_EXTRA, "lmV": n_lm, "both": N_NOTE_FEATURES + N_EXTRA + n_lm,
+            "notes": N_NOTE_FEATURES}[features]
+    return GModel(BasisPerformer(pcfg, n_in, features), lm if features in ("lmV", "both") else None)
 
 
 # --- the method -------------------------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def run_features(features: str, data: TrainingData, synth: Synth, params: dict |
     bcfg = params_config(BasisConfig, params, "basis")
     tcfg = TranscriberConfig.from_params(params.get("transcriber"))
     pcfg = PerformerConfig.from_params(params.get("performer"))
-    lmV = load_lm_features("V", lm_paths(params)["V"], root=data.root) if features != "basic" else None
+    lmV = load_lm_features("V", lm_paths(params)["V"], root=data.root) if features in ("lmV", "both") else None
     g = make_basis_g(pcfg, features, lmV)
     pairs = load_pairs(data, feat)
     if not pairs:

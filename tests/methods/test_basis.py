@@ -83,3 +83,6 @@ def test_ridge_and_alpha_choice_known_answers():
     assert choose_alpha(x, y, np.zeros(200), cfg) == cfg.default_alpha  # one pair: nothing to cross-validate
     with pytest.raises(ValueError, match="basis features"):
         make_basis_g(PCFG, "pitch")
+    with pytest.raises(ValueError, match="need LM"):
+        make_basis_g(PCFG, "both")
+    assert make_basis_g(PCFG, "notes").net.n_in == 38  # the ablation without the position basis functions
