@@ -2,7 +2,8 @@
 of its tokens and hidden states, beside the log-mel (and the harmonic features) as references.
 
     .venv/bin/python benchmarks/probe_lmA.py --lm logmel=data/lm/A [--lm harmonic=/tmp/lmA_h] \\
-        [--out reports/metrics/lmA_probe.json] [--cache /tmp/P_pseudo.json]
+        [--out reports/metrics/lmA_probe.json] [--cache /tmp/probe_cache]
+    .venv/bin/python benchmarks/probe_lmA.py --add --lm harmonic=/tmp/lmA_h   # one more row in the same table
 
 The probe trains on P's recordings with P's pseudo-motion (the DTW alignment every method gets from its pairs,
 methods.base.pseudo_motion, through S) and is scored on T's true motion through EvaluationData -- no true motion
@@ -20,6 +21,18 @@ import numpy as np
 import torch
 
 
+def cached_mels(cache: Path | None, name: str, load) -> list[np.ndarray]:
+    """A pool's log-mels, from cache/<name>.npz when there (computing ~850 log-mels is most of a run's time)."""
+    path = cache / f"{name}.npz" if cache is not None else None
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            return [z[f"m{i}"] for i in range(len(z.files))]
+    mels = load()
+    if path is not None:
+        np.savez(path, **{f"m{i}": m for i, m in enumerate(mels)})
+    return mels
+
+
 def pair_rolls(feat, params: dict, cache: Path | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """P's log-mels and the key-down rolls of their pseudo-motion (cached: the alignment is the slow part)."""
     from lmm_utils.core.motion import Performance, to_roll
@@ -27,28 +40,30 @@ def pair_rolls(feat, params: dict, cache: Path | None) -> tuple[list[np.ndarray]
     from lmm_utils.mapping.run import DeviceSynth, load_frozen_synth
     from lmm_utils.methods.base import align_config, load_pairs, pseudo_motion
 
-    pairs = load_pairs(TrainingData(), feat)
-    if cache is not None and cache.is_file():
-        stored = json.loads(cache.read_text())
-        pseudo = [Performance.from_dict(stored[s.id]) for s, _ in pairs]
+    stored = cache / "P_pseudo.json" if cache is not None else None
+    if stored is not None and stored.is_file():  # written in load_pairs' order, as P.npz
+        pseudo = [Performance.from_dict(p) for p in json.loads(stored.read_text()).values()]
+        mels = cached_mels(cache, "P", lambda: [m for _, m in load_pairs(TrainingData(), feat)])
     else:
+        pairs = load_pairs(TrainingData(), feat)
         synth = DeviceSynth(load_frozen_synth(params["mapping"].get("synth", "data/synth/S.pt")))
         pseudo = pseudo_motion(pairs, synth, align_config(params["mapping"]), feat)
-        if cache is not None:
-            cache.write_text(json.dumps({s.id: p.to_dict() for (s, _), p in zip(pairs, pseudo)}))
-    mels = [m for _, m in pairs]
+        mels = cached_mels(cache, "P", lambda: [m for _, m in pairs])
+        if stored is not None:
+            stored.write_text(json.dumps({s.id: p.to_dict() for (s, _), p in zip(pairs, pseudo)}))
     return mels, [to_roll(p, feat.fps, m.shape[1])["frame"] for p, m in zip(pseudo, mels)]
 
 
-def truth_rolls(feat) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def truth_rolls(feat, cache: Path | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """T's log-mels and true key-down rolls: evaluation only, through the evaluation door."""
     from lmm_utils.core.motion import to_roll
     from lmm_utils.data.evaluation import EvaluationData
 
     ev = EvaluationData()
     truth = ev.motion("T")
-    mels = ev.logmels("T", feat, ids=[i for i in ev.audio_ids("T") if i in truth])
-    return list(mels.values()), [to_roll(truth[i], feat.fps, m.shape[1])["frame"] for i, m in mels.items()]
+    ids = [i for i in ev.audio_ids("T") if i in truth]
+    mels = cached_mels(cache, "T", lambda: list(ev.logmels("T", feat, ids=ids).values()))
+    return mels, [to_roll(truth[i], feat.fps, m.shape[1])["frame"] for i, m in zip(ids, mels)]
 
 
 def main() -> None:
@@ -56,8 +71,10 @@ def main() -> None:
     ap.add_argument("--lm", action="append", default=[], help="name=folder of an LM^A checkpoint (repeatable)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", default="reports/metrics/lmA_probe.json")
-    ap.add_argument("--cache", help="JSON file for P's pseudo-motion (written once, then read)")
+    ap.add_argument("--cache", help="folder for P's pseudo-motion and the pools' log-mels (written once, then read)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--add", action="store_true",
+                    help="add these LMs' rows to --out's table (same data and probe), skipping the references")
     args = ap.parse_args()
 
     from lmm_utils.core.features import FeatureConfig
@@ -73,17 +90,25 @@ def main() -> None:
     params = load_params(args.params)
     feat = FeatureConfig.from_params(params.get("features") or {})
     cfg = ProbeConfig()
-    train_mels, train_rolls = pair_rolls(feat, params, Path(args.cache) if args.cache else None)
-    test_mels, test_rolls = truth_rolls(feat)
-    u_a = list(read_audio_logmels("U_A", feat, progress=False).values())
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    train_mels, train_rolls = pair_rolls(feat, params, cache)
+    test_mels, test_rolls = truth_rolls(feat, cache)
+    u_a = cached_mels(cache, "U_A", lambda: list(read_audio_logmels("U_A", feat, progress=False).values()))
     print(f"data: P {len(train_mels)}, T {len(test_mels)}, U_A {len(u_a)} ({time.time() - t0:.0f} s)", flush=True)
 
     def probe(extract) -> float:
         return round(probe_f1(extract, train_mels, train_rolls, test_mels, test_rolls, cfg)["frame_f1"], 4)
 
-    rows = [{"tokenizer": "(log-mel frames, no LM)", "probe_features_f1": probe(logmel_frames)},
-            {"tokenizer": "(harmonic features, no LM)", "probe_features_f1": probe(
-                lambda m: pitch_features(torch.from_numpy(m), feat.fmin, feat.fmax).numpy())}]
+    names = {spec.split("=", 1)[0] for spec in args.lm}
+    if args.add:
+        rows = [r for r in json.loads(Path(args.out).read_text())["rows"] if r["tokenizer"] not in names]
+    else:
+        rows = [{"tokenizer": "(log-mel frames, no LM)", "probe_features_f1": probe(logmel_frames)},
+                {"tokenizer": "(harmonic features, no LM)", "probe_features_f1": probe(
+                    lambda m: pitch_features(torch.from_numpy(m), feat.fmin, feat.fmax).numpy())}]
+        print(json.dumps(rows), flush=True)
     for spec in args.lm:
         name, folder = spec.split("=", 1)
         lmf = load_lm_features("A", folder)
@@ -100,7 +125,7 @@ def main() -> None:
                    "pseudo-motion, frame F1 on T's true motion (pooled cells)",
            "probe": {**cfg.__dict__, "thresholds": list(cfg.thresholds)},
            "n_excerpts": {"P": len(train_mels), "T": len(test_mels), "U_A": len(u_a)},
-           "rows": rows, "seconds": round(time.time() - t0, 1)}
+           "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
     print("| tokenizer | LM bits/token on T | bigram bits | gap | probe F1 (codes) | probe F1 (LM^A hidden) "
