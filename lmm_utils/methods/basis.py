@@ -17,6 +17,8 @@ deviations. Features (`basis_features`, computed from the ScoreBatch every g rea
 Ridge strength: chosen by cross-validation over the pairs (folds are whole pairs, so a pair's own style does not
 leak), among BasisConfig.alphas; with one pair, BasisConfig.default_alpha. No optimizer steps: the fit is exact.
 h is supervised's h (supervised.train_transcriber on the same pseudo-motion, the shared step budget).
+Caveat: the benchmark pianist's phrase arch is a sine over 2-bar spans, which the 2-bar arch basis matches exactly;
+feature set `notes` (no position basis) measures how much that is worth (benchmarks/results/g_quick_K16.md).
 K = 0: zero deviations -- the plain performance.
 """
 from __future__ import annotations
