@@ -2,19 +2,21 @@
 measured in one run of this script.
 
     .venv/bin/python benchmarks/bench_step_cost.py --project /path/to/a/project/with/data   # against HEAD
-    .venv/bin/python benchmarks/bench_step_cost.py --baseline 9ce7209 --out benchmarks/results/step_cost.json
+    .venv/bin/python benchmarks/bench_step_cost.py --project /tmp/fresh --baseline b2690b4 --threads 1 --steps 3 12 \
+        --out benchmarks/results/step_cost_cycle.json --methods cycle
     .venv/bin/python benchmarks/bench_step_cost.py --baseline none          # this tree only
+    .venv/bin/python benchmarks/bench_step_cost.py --show benchmarks/results/step_cost_*.json   # saved tables
 
 The baseline is the package `lmm_utils/` of a commit, unpacked with `git archive` into a temporary folder (the
 working tree is not touched); both trees read the data (pools, S, the LMs) of --project (default this folder) and this
-tree's params.yaml. For each method and
-tree, one worker process runs `mapping.run.train_run` (method K pairs, seed 0, the params.yaml mapping section) at
-two step budgets: per step = the slope (a step = one optimizer step of h and one of g; the fixed work -- loading,
-pseudo-motion, LM^M in lmm -- cancels). A third, profiled run (cProfile) splits a step into its terms: the
-cumulative time of the functions that compute each term, per step (profiling inflates the total, so the shares are
-what to read; the seconds per step come from the unprofiled runs). The trees alternate per method, so a load
-change on the shared machine hits both (the trees never run at the same time). Threads: method.threads of params.yaml
-(as the pipeline runs it) or --threads for both trees; numpy's BLAS keeps its own default.
+tree's params.yaml. For each method and tree, one worker process runs `mapping.run.train_run` (K pairs, seed 0):
+a warm-up run at the first of --steps, then a timed and a profiled run at the second. Only the optimizer steps are
+timed (the method's `optimize` calls, wrapped; a step = one optimizer step of h and one of g), so the fixed work --
+loading, pseudo-motion, LM^M in lmm -- stays out. The profiled run (cProfile, on inside the steps only) splits a step
+into its terms: the cumulative time of the functions that compute each term (profiling inflates the total, so the
+shares are what to read; the tables scale them to the unprofiled seconds per step). The trees run one after the other per
+method, so a load change on the shared machine hits both. Threads: method.threads of params.yaml (as the pipeline
+runs it) or --threads for both trees; numpy's BLAS keeps its own default.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ TERMS = {
     "lmA_prior": [("lmm", "prior_loss")],
     "deviation_pull": [("losses", "deviation_pull")],
     "h net forward": [("wrappers", "forward"), ("transcriber", "forward")],
-    "g net forward": [("performer", "forward")],
+    "g net forward": [("performer", "forward"), ("performer", "deviations")],
     "crops sample": [("steps", "sample")],
     "backward": [("_tensor", "backward")],
     "optimizer step": [("optimizer", "wrapper"), ("adamw", "step")],
@@ -77,12 +79,13 @@ def term_seconds(prof: cProfile.Profile, steps: int) -> dict[str, float]:
 
 
 def worker(args: argparse.Namespace) -> None:
-    """One tree, one method: two timed budgets and one profiled; prints JSON on the last line."""
+    """One tree, one method: a warm-up run, a timed run and a profiled run; prints JSON on the last line."""
     sys.path.insert(0, str(Path(args.tree).resolve()))
     import torch
 
     from lmm_utils.core.params import load_params
     from lmm_utils.mapping import run as runner
+    from lmm_utils.methods import cycle, lmm
 
     assert Path(runner.__file__).resolve().is_relative_to(Path(args.tree).resolve()), runner.__file__
     project = Path(args.project).resolve()
@@ -90,25 +93,38 @@ def worker(args: argparse.Namespace) -> None:
     params = load_params(ROOT / "params.yaml")
     mp, features = params["mapping"], params["features"]
     synth = runner.load_frozen_synth(project / mp["synth"])
+    # Only the optimizer steps are timed (and profiled): the methods' `optimize` calls, h's and g's, wrapped.
+    clock = {"s": 0.0, "prof": None}
+    for mod in (cycle, lmm):
+        def timed(*a, _opt=mod.optimize, **kw):
+            t0 = time.perf_counter()
+            if clock["prof"] is not None:
+                clock["prof"].enable()
+            try:
+                return _opt(*a, **kw)
+            finally:
+                if clock["prof"] is not None:
+                    clock["prof"].disable()
+                clock["s"] += time.perf_counter() - t0
+        mod.optimize = timed
 
-    def train(steps: int) -> float:
+    def train(steps: int, prof: cProfile.Profile | None = None) -> float:
+        """Seconds in the optimizer steps of one run, per step (h's and g's)."""
         p = copy.deepcopy(mp)
         p["method"]["steps"] = steps
         if args.threads:
             p["method"]["threads"] = args.threads
-        t0 = time.perf_counter()
+        if "lmm" in p and not (project / "data/lm/M").is_dir():  # a project from before stage pretrain_M
+            p["lmm"]["lmM_source"] = "run"  # LM^M learned in the run: fixed work, outside the steps
+        clock["s"], clock["prof"] = 0.0, prof
         runner.train_run(args.method, args.K, 0, p, features, project, synth=synth)
-        return time.perf_counter() - t0
+        return clock["s"] / steps
 
     lo, hi = args.steps
     train(lo)  # warm-up: first-use costs (torch's compiler import, librosa, caches) out of the timed runs
-    t_lo, t_hi = train(lo), train(hi)
+    per_step = train(hi)
     prof = cProfile.Profile()
-    prof.enable()
-    t_prof = train(hi)
-    prof.disable()
-    row = {"per_step_s": (t_hi - t_lo) / (hi - lo), "fixed_s": t_lo - lo * (t_hi - t_lo) / (hi - lo),
-           "train_s": {str(lo): t_lo, str(hi): t_hi}, "profiled_train_s": t_prof,
+    row = {"per_step_s": per_step, "profiled_per_step_s": train(hi, prof),
            "terms_per_step_profiled_s": term_seconds(prof, hi), "threads": torch.get_num_threads()}
     print(json.dumps(row))
 
@@ -134,9 +150,12 @@ def main() -> None:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tree", default=str(ROOT), help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
+    ap.add_argument("--show", nargs="+", metavar="JSON", help="print the tables of saved results, run nothing")
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.show:
+        return print("\n".join(table(json.loads(Path(f).read_text())) for f in args.show))
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_step_cost_") as tmp:
         trees = {"after": ROOT}
@@ -150,12 +169,13 @@ def main() -> None:
                 r["speedup"] = r["before"]["per_step_s"] / r["after"]["per_step_s"]
             print(json.dumps({method: {k: (round(v["per_step_s"], 4) if isinstance(v, dict) else round(v, 2))
                                        for k, v in r.items()}}), flush=True)
-    out = {"baseline": args.baseline, "threads": args.threads or "params", "K": args.K, "steps": list(args.steps), "methods": rows,
-           "wall_s": time.perf_counter() - t_all, "load_avg": os.getloadavg()}
+            out = {"baseline": args.baseline, "threads": args.threads or "params", "K": args.K,
+                   "steps": list(args.steps), "methods": rows, "wall_s": time.perf_counter() - t_all,
+                   "load_avg": os.getloadavg()}
+            if args.out:  # after each method: a later failure keeps what was measured
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(table(out))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 
 def table(out: dict) -> str:
