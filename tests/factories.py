@@ -66,7 +66,8 @@ def tone(sr: int, seconds: float, *, amplitude: float = 0.3, start: float = 0.2,
 def trained_run(runs_dir, method: str, K: int, seed: int, *, h_note_f1: float | None = None,
                 g_note_f1: float | None = None, checkpoints: tuple[str, ...] = ("h", "g"), torch_seed: int = 0):
     """A run folder as the mapping stage leaves it, minus predictions: tiny untrained h.pt / g.pt and a metrics.json
-    with h note F1 on T and T_timbre (T_timbre = 0.9 x T) and g note F1 on T, "all" subset (None: not scored).
+    with h note F1 on T and T_timbre (T_timbre = 0.9 x T) and g note F1 = velocity r on T, "all" subset (None: not
+    scored).
     The one place tests build a run folder's path, so a change of the run layout is made here."""
     import json
 
@@ -88,7 +89,8 @@ def trained_run(runs_dir, method: str, K: int, seed: int, *, h_note_f1: float | 
         save_g(make_g(PerformerConfig.tiny()), d / "g.pt", {"run": d.name})
     h_rows = {"T": {"all": {"note_f1": h_note_f1, "frame_f1": h_note_f1, "n": 4}},
               "T_timbre": {"all": {"note_f1": None if h_note_f1 is None else 0.9 * h_note_f1, "n": 4}}}
-    g_rows = {"T": {"all": {"note_f1": g_note_f1, "aligned_note_f1": g_note_f1, "velocity_mae": 9.0, "n": 4}}}
+    g_rows = {"T": {"all": {"note_f1": g_note_f1, "aligned_note_f1": g_note_f1, "velocity_r": g_note_f1,
+                            "velocity_mae": 9.0, "n": 4}}}  # g's one score stands for note F1 and velocity r
     metrics = {"run": d.name, "method": method, "K": K, "seed": seed, "h": h_rows, "g": g_rows}
     (d / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return d
