@@ -1,5 +1,7 @@
 """The evaluation notebook's gallery: a few T excerpts with their engraving, recording, what h heard
-(rendered back to sound) and piano rolls of truth vs h(a) and vs g(v).
+(rendered back to sound) and piano rolls of truth vs h(a) and vs g(v); and, to hear g, a few T scores played by the
+plain performer, by the best learned g (per-note velocity r) and by the benchmark pianist (the truth), each through
+the same FluidSynth piano (`listening_items`, `fluid_audio`).
 
 Rendering h(a) to sound: with the learned synthesizer S (data/synth/S.pt), S(h(a)) is a log-mel
 spectrogram; it becomes audio by Griffin-Lim phase reconstruction (librosa), which sounds smeared but is
@@ -16,7 +18,9 @@ from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
+from lmm_utils.evaluation.curves import best_runs
 from lmm_utils.evaluation.predictions import run_sources
+from lmm_utils.models.performer import plain_performance
 
 SYNTH_PATH = Path("data/synth/S.pt")
 
@@ -56,6 +60,29 @@ def gallery_items(data: EvaluationData, truth: Truth, ids: list[str], run_dir: P
     return out
 
 
+def best_g_run(table: list[dict]) -> dict | None:
+    """The run whose g the listening gallery plays: the highest per-note velocity r on T over every method's runs."""
+    best = best_runs(table, "g", "velocity_r")
+    return max(best.values(), key=lambda b: b["g_velocity_r"]) if best else None
+
+
+def listening_items(data: EvaluationData, ids: list[str], run_dir: Path | None) -> list[dict]:
+    """Per T score: the plain performer's, the run's g's (None without a run) and the true performance."""
+    scores = data.scores("T")
+    truth = data.motion("T")
+    sources = run_sources(run_dir) if run_dir else {}
+    return [{"id": i, "plain": plain_performance(scores[i]), "truth": truth[i],
+             "g": (sources["g"].get(i)[0] if "g" in sources else Performance(notes=[])) if run_dir else None}
+            for i in ids]
+
+
+def fluid_audio(perf: Performance, feat: FeatureConfig = FeatureConfig(), tail: float = 1.0) -> np.ndarray:
+    """A performance through FluidSynth's acoustic grand, dry: every version of a score sounds on the same piano."""
+    from lmm_utils.data.render import FluidRenderer, RecordingConditions  # deferred: FluidSynth bindings
+
+    return FluidRenderer(feat.sample_rate).render(perf, RecordingConditions(soundfont="FluidR3_GM.sf2"), tail=tail)
+
+
 def griffin_lim(logmel: np.ndarray, feat: FeatureConfig, n_iter: int = 32) -> np.ndarray:
     """log(mel power + floor) -> waveform (phase by Griffin-Lim), peak-normalised to 0.9."""
     import librosa  # deferred: a slow import (numba), needed only when the gallery renders
@@ -80,10 +107,8 @@ def render_motion(perf: Performance, feat: FeatureConfig = FeatureConfig(), synt
         with torch.no_grad():
             logmel = synth.synth_roll({k: roll[k][None] for k in ("onset", "velocity", "sustain")})[0].numpy()
         return griffin_lim(logmel, feat), feat.sample_rate, f"S(h(a)): {synth_path} + Griffin-Lim phase reconstruction"
-    from lmm_utils.data.render import FluidRenderer, RecordingConditions  # deferred: FluidSynth bindings
-
-    audio = FluidRenderer(feat.sample_rate).render(perf, RecordingConditions(soundfont="FluidR3_GM.sf2"), tail=tail)
-    return audio, feat.sample_rate, "FluidSynth rendering of h(a) (no S at data/synth/S.pt)"
+    return fluid_audio(perf, feat, tail), feat.sample_rate, "FluidSynth rendering of h(a) (no S at data/synth/S.pt)"
 
 
-__all__ = ["pick_gallery", "gallery_run", "gallery_items", "griffin_lim", "render_motion", "SYNTH_PATH"]
+__all__ = ["pick_gallery", "gallery_run", "gallery_items", "best_g_run", "listening_items", "fluid_audio", "griffin_lim",
+           "render_motion", "SYNTH_PATH"]

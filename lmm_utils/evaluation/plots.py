@@ -132,6 +132,16 @@ def piano_roll(ax: plt.Axes, truth: Performance, est: Performance | None = None,
     ax.set(xlabel="seconds", ylabel="MIDI pitch", title=title)
 
 
+def velocity_roll(ax: plt.Axes, perf: Performance, title: str = "") -> None:
+    """A performance as bars coloured by velocity (one colour scale for every panel: 1..127)."""
+    cmap = plt.cm.viridis
+    for n in perf.notes:
+        ax.barh(n.pitch, max(n.offset - n.onset, 0.01), left=n.onset, height=0.8, color=cmap(n.velocity / 127), lw=0)
+    if perf.notes:
+        ax.set_ylim(min(n.pitch for n in perf.notes) - 2, max(n.pitch for n in perf.notes) + 2)
+    ax.set(xlabel="seconds", ylabel="MIDI pitch", title=title)
+
+
 def plot_predictions(run_dir: str | Path, ids: list[str], truth: Truth, seconds: float | None = None) -> plt.Figure:
     """Piano rolls (onsets darker) per excerpt: truth, h(a) on T, h(a) on T_timbre, g(v), the last three read
     back from the run's saved predictions (what its scores were computed from)."""
@@ -179,5 +189,5 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
     return out
 
 
-__all__ = ["method_style", "k_axis", "draw_curve", "plot_curve_grid", "plot_multiplier", "piano_roll",
+__all__ = ["method_style", "k_axis", "draw_curve", "plot_curve_grid", "plot_multiplier", "piano_roll", "velocity_roll",
            "plot_predictions", "plot_layer_matrix", "save_figure"]

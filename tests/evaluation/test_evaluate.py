@@ -432,6 +432,14 @@ def test_peer_summary_and_gallery(tmp_path):
     assert [it["id"] for it in items] == ids and items[0]["engraving"] is None
     assert items[0]["recording"] == tmp_path / "data/audio/T" / f"{ids[0]}.flac" and items[0]["h"].notes
     assert gallery.gallery_items(EvaluationData(tmp_path), truth, ids, None)[0]["g"] is None
+    # hear g: plain performer, the run's g, the truth -- and the run chosen by g's velocity r, over every method
+    listen = gallery.listening_items(EvaluationData(tmp_path), ids, run_dir)
+    assert [it["id"] for it in listen] == ids and len(listen[0]["truth"].notes) == len(truth.perf[ids[0]].notes)
+    assert len(listen[0]["plain"].notes) == 1 and listen[0]["g"].notes
+    assert gallery.listening_items(EvaluationData(tmp_path), ids, None)[0]["g"] is None
+    rows = [{"system": "g", "metric": "velocity_r", "subset": "all", "K": k, "seed": 0, "method": m, "run": f"{m}-K{k}-s0",
+             "value": v} for m, k, v in (("supervised", 16, 0.3), ("basis", 16, 0.44), ("lmm", 0, float("nan")))]
+    assert gallery.best_g_run(rows)["run"] == "basis-K16-s0" and gallery.best_g_run([]) is None
 
 
 def test_plot_predictions_reads_the_saved_midi(tmp_path):
@@ -446,6 +454,9 @@ def test_plot_predictions_reads_the_saved_midi(tmp_path):
     run_dir = _run_folder(tmp_path, truth)
     fig = plots.plot_predictions(run_dir, truth.ids, truth)
     assert len(fig.axes) == 8
+    fig, ax = plt.subplots()
+    plots.velocity_roll(ax, truth.perf[truth.ids[0]], "truth")
+    assert len(ax.patches) == len(truth.perf[truth.ids[0]].notes)
     plt.close("all")
 
 
