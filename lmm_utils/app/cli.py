@@ -283,6 +283,18 @@ def _report(failed: dict[str, str], total: int) -> int:
 
 # --- parser -----------------------------------------------------------------------------------------------
 
+def _shipped_line(kind: str) -> str:
+    """Which run the shipped model came from, read from its provenance.json alone (`lmm --help` loads no torch)."""
+    try:
+        e = json.loads((Path(__file__).parent / "shipped" / "provenance.json").read_text())[kind]
+        c = e["criterion"]
+        return (f"The shipped {kind} (used outside a project, or with --shipped) is run {e['run']} "
+                f"({e['method']}, K={e['K']}, seed {e['seed']}), picked by {kind} {c['key']} on {c['pool']} = "
+                f"{c['value']:.3f}.")
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"No {kind} is shipped with this copy (scripts/ship_models.py)."
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lmm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -308,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("perform", help="g: score -> performance MIDI (optionally rendered to WAV)",
                        description="Perform a score (MusicXML, MIDI, ABC, kern) with g: the whole piece, its tempo mark "
-                                   "(or --tempo, or a default) and dynamics (mf where it has none).")
+                                   "(or --tempo, or a default) and dynamics (mf where it has none). "
+                                   + _shipped_line("g"))
     f.add_argument("score", metavar="SCORE")
     f.add_argument("-o", "--output", required=True, metavar="OUT.mid")
     f.add_argument("--wav", metavar="OUT.wav", help="also render the performance with FluidSynth")

@@ -213,3 +213,13 @@ def test_evaluate_corrupt_and_unsupported(tmp_path, capsys):
 def test_console_script_is_declared(root):
     text = (root / "pyproject.toml").read_text()
     assert 'lmm = "lmm_utils.app.cli:main"' in text
+
+
+def test_perform_help_names_the_shipped_g(capsys):
+    from lmm_utils.app import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["perform", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    prov = json.loads((Path(cli.__file__).parent / "shipped" / "provenance.json").read_text())
+    assert f"is run {prov['g']['run']}" in out and "velocity_r" in out
