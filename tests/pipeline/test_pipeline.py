@@ -123,7 +123,7 @@ def test_metrics_show_lists_the_headlines_in_160_columns(project):
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert max(map(len, lines)) <= 160, out
     rows = [ln.split()[0] for ln in lines[1:]]
-    headlines = [f"reports/headline/{n}.json" for n in ("data", "synth", "lm_V", "lm_A", "map", "eval")]
+    headlines = [f"reports/headline/{n}.json" for n in ("data", "synth", "lm_V", "lm_A", "lm_M", "map", "eval")]
     assert sorted(rows) == sorted(headlines), out
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dst, stderr=False))
     data = shown[""]["data"]
