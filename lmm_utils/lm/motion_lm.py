@@ -30,11 +30,12 @@ from lmm_utils.core.params import dataclass_from
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.lm.data import PretrainData
 from lmm_utils.lm.model import LanguageModel, train_lm
-from lmm_utils.models.performer import plain_performance, release_before_repeat, seconds_per_beat
+from lmm_utils.models.performer import PlainConfig, plain_performance, release_before_repeat, seconds_per_beat
 from lmm_utils.models.transformer import Transformer
 from lmm_utils.tokens.motion import MotionTokenizer
 
 INITS = ("scratch", "lmV")
+PLAIN = PlainConfig()  # the plain performer the generic one varies
 TRUNK_PREFIXES = ("blocks.", "ln_f.", "wpe.")  # what LM^M takes from LM^V (wte / head: a different vocabulary)
 
 
@@ -72,11 +73,10 @@ def _beat_times(score: ScoreExcerpt, rng: np.random.Generator, cfg: GenericPerfo
 def generic_performance(score: ScoreExcerpt, rng: np.random.Generator,
                         cfg: GenericPerformerConfig = GenericPerformerConfig()) -> Performance:
     """One rendition of `score` by the generic performer (module docstring); note i performs score.notes[i]."""
-    plain = plain_performance(score)
+    plain = plain_performance(score, PLAIN)
     if not score.notes:
         return plain
-    lead_in = min(n.onset for n in plain.notes) - score.notes[0].onset * seconds_per_beat(score)
-    at = _beat_times(score, rng, cfg, max(lead_in, 0.0))
+    at = _beat_times(score, rng, cfg, PLAIN.lead_in)  # the plain performer's silence before the first barline
     held = rng.uniform(*cfg.articulation)
     dv = rng.uniform(-cfg.velocity_shift, cfg.velocity_shift)
     accent = rng.uniform(0.0, cfg.accent)
