@@ -284,15 +284,14 @@ def _report(failed: dict[str, str], total: int) -> int:
 # --- parser -----------------------------------------------------------------------------------------------
 
 def _shipped_line(kind: str) -> str:
-    """Which run the shipped model came from, read from its provenance.json alone (`lmm --help` loads no torch)."""
+    """Which run the shipped model came from (its provenance; shipping imports no torch, so `lmm --help` stays fast)."""
+    from lmm_utils.app import shipping
+
     try:
-        e = json.loads((Path(__file__).parent / "shipped" / "provenance.json").read_text())[kind]
-        c = e["criterion"]
-        return (f"The shipped {kind} (used outside a project, or with --shipped) is run {e['run']} "
-                f"({e['method']}, K={e['K']}, seed {e['seed']}), picked by {kind} {c['key']} on {c['pool']} = "
-                f"{c['value']:.3f}.")
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"No {kind} is shipped with this copy (scripts/ship_models.py)."
+        prov = shipping.load_provenance()
+        return f"The shipped {kind} (used outside a project, or with --shipped) is {shipping.describe(prov, kind)}."
+    except (shipping.ShippingError, KeyError, TypeError):
+        return f"No {kind} is shipped with this copy ({shipping.SHIP_COMMAND})."
 
 
 def build_parser() -> argparse.ArgumentParser:
