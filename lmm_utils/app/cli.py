@@ -285,7 +285,7 @@ def _report(failed: dict[str, str], total: int) -> int:
 
 def _shipped_line(kind: str) -> str:
     """Which run the shipped model came from (its provenance; shipping imports no torch, so `lmm --help` stays fast)."""
-    from lmm_utils.app import shipping
+    from lmm_utils.app import shipping  # deferred: only --help and the shipped-model path need it
 
     try:
         prov = shipping.load_provenance()
