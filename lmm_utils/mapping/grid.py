@@ -20,12 +20,17 @@ predictions are re-scored (mapping.run.rescore) instead of the run being trained
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from lmm_utils.core.io import jsonable, untimed
 from lmm_utils.core.paths import (
@@ -42,7 +47,8 @@ from lmm_utils.data.evaluation import EvaluationData
 from lmm_utils.mapping import run as runner
 from lmm_utils.methods import check_method
 
-SWEEP_KEYS = ("methods", "Ks", "seeds", "method_Ks")  # the sweep's lists: which runs exist, not how one run behaves
+# The sweep's lists and how it is scheduled: which runs exist and where they run, not how one run behaves.
+SWEEP_KEYS = ("methods", "Ks", "seeds", "method_Ks", "workers")
 FINGERPRINT_KEY = "fingerprint"
 
 
@@ -122,34 +128,95 @@ def finished_metrics(run_dir: Path, fingerprint: str) -> dict | None:
 
 def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, features: dict | None = None,
              root: str | Path = ".", runs_dir: str | Path | None = None, metrics_dir: str | Path | None = None,
-             progress: bool = False, log=print) -> list[GridRun]:
-    """Every (K, seed) run of `method`, reusing finished runs with the same fingerprint. S is loaded once."""
+             progress: bool = False, log=print, workers: int | None = None) -> list[GridRun]:
+    """Every (K, seed) run of `method`, reusing finished runs with the same fingerprint. S is loaded once per process.
+
+    workers (default mapping.workers, else 1): runs trained at once, each in its own process with
+    method.threads // workers torch threads. Why: a run's ops are small (a ~16k-parameter conv net on 4 crops), so a
+    second thread inside one run buys little, while a second run beside it keeps both cores busy."""
     check_method(method)
     root = Path(root)
     runs_dir = Path(runs_dir or root / RUNS_DIR)
+    metrics_dir = Path(metrics_dir or root / RUN_METRICS_DIR)
+    workers = max(1, int(workers if workers is not None else map_params.get("workers", 1) or 1))
     device = runner.default_device(map_params.get("device", "auto"))
+    # loaded before the fingerprint, so S's model code (imported here) is part of it
     synth = runner.load_frozen_synth(root / map_params.get("synth", "data/synth/S.pt"), str(device))
     code_fp, data_fp = code_fingerprint(), data_fingerprint(map_params, root)
     ev = EvaluationData(root)  # one evaluation door for the grid: T's scores and motion read once
-    out = []
+    done: dict[tuple[int, int], GridRun] = {}
+    todo: list[tuple[int, int, str]] = []
+
+    def record(K: int, seed: int, reused: bool, seconds: float, metrics: dict) -> None:
+        # as the metrics file stores them (NaN -> None), so a fresh run and a reused one read the same
+        done[(K, seed)] = run = GridRun(run_name(method, K, seed), int(K), int(seed), reused, seconds, jsonable(metrics))
+        if log:
+            log(f"{run.name}: {'reused (same fingerprint)' if reused else 'ran'} in {run.seconds:.1f} s")
+
     for K in Ks:
         for seed in seeds:
-            name = run_name(method, K, seed)
             fp = run_fingerprint(method, K, seed, map_params, features, code_fp, data_fp)
             t0 = time.perf_counter()
             metrics = finished_metrics(run_path(runs_dir, method, K, seed), fp)
-            reused = metrics is not None
-            if reused:  # the metric code may have changed since: re-score the saved predictions, do not re-train
-                metrics, _ = runner.rescore(run_path(runs_dir, method, K, seed), ev,
-                                            Path(metrics_dir or root / RUN_METRICS_DIR))
-            else:
-                metrics = runner.run(method, K, seed, map_params, features, root, progress, runs_dir, metrics_dir,
-                                     synth=synth, extra={FINGERPRINT_KEY: fp}, data=ev)
-            # as the metrics file stores them (NaN -> None), so a fresh run and a reused one read the same
-            out.append(GridRun(name, int(K), int(seed), reused, time.perf_counter() - t0, jsonable(metrics)))
-            if log:
-                log(f"{name}: {'reused (same fingerprint)' if reused else 'ran'} in {out[-1].seconds:.1f} s")
-    return out
+            if metrics is None:
+                todo.append((int(K), int(seed), fp))
+            else:  # the metric code may have changed since: re-score the saved predictions, do not re-train
+                metrics, _ = runner.rescore(run_path(runs_dir, method, K, seed), ev, metrics_dir)
+                record(K, seed, True, time.perf_counter() - t0, metrics)
+
+    jobs = [(method, K, seed, fp) for K, seed, fp in todo]
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            t0 = time.perf_counter()
+            metrics = _train_and_score(job, map_params, features, root, progress, runs_dir, metrics_dir, synth, ev)
+            record(job[1], job[2], False, time.perf_counter() - t0, metrics)
+    else:
+        per_worker = _per_worker_params(map_params, workers)
+        # spawn, not fork: the parent has torch's thread pools running; a forked child would inherit them broken
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
+                                 initargs=(str(root), per_worker)) as pool:
+            futures = {pool.submit(_worker_run, job, per_worker, features, str(root), str(runs_dir), str(metrics_dir)):
+                       job for job in jobs}
+            for fut in as_completed(futures):
+                _, K, seed, _ = futures[fut]
+                metrics, seconds = fut.result()
+                record(K, seed, False, seconds, metrics)
+    return [done[(int(K), int(seed))] for K in Ks for seed in seeds]
+
+
+def _train_and_score(job: tuple, map_params: dict, features: dict | None, root: Path, progress: bool,
+                     runs_dir: Path, metrics_dir: Path, synth, ev: EvaluationData) -> dict:
+    method, K, seed, fp = job
+    return runner.run(method, K, seed, map_params, features, root, progress, runs_dir, metrics_dir,
+                      synth=synth, extra={FINGERPRINT_KEY: fp}, data=ev)
+
+
+def _per_worker_params(map_params: dict, workers: int) -> dict:
+    """The mapping section a worker runs with: the cores shared out (method.threads // workers, at least 1).
+    The fingerprint is of the section as given, so a run is reused whatever the worker count."""
+    p = copy.deepcopy(map_params)
+    method = p.setdefault("method", {})
+    method["threads"] = max(1, int(method.get("threads", 1) or 1) // workers)
+    return p
+
+
+_WORKER: dict = {}  # per worker process: S and the evaluation door, loaded once by _worker_init
+
+
+def _worker_init(root: str, map_params: dict) -> None:
+    torch.set_num_threads(int(map_params["method"]["threads"]))
+    device = runner.default_device(map_params.get("device", "auto"))
+    _WORKER["synth"] = runner.load_frozen_synth(Path(root) / map_params.get("synth", "data/synth/S.pt"), str(device))
+    _WORKER["ev"] = EvaluationData(Path(root))
+
+
+def _worker_run(job: tuple, map_params: dict, features: dict | None, root: str, runs_dir: str,
+                metrics_dir: str) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    metrics = _train_and_score(job, map_params, features, Path(root), False, Path(runs_dir), Path(metrics_dir),
+                               _WORKER["synth"], _WORKER["ev"])
+    return jsonable(metrics), time.perf_counter() - t0
 
 
 def grid_table(done: list[GridRun]) -> dict[str, dict]:

@@ -100,7 +100,7 @@ KNOWN: dict[str, Node] = {
               "baseline": dict.fromkeys(_FIT),
               "additive": Class("lmm_utils.models.synth:AdditiveConfig", _FIT),
               "neural": Class("lmm_utils.models.synth:NeuralConfig", _FIT)},
-    "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "method_Ks", "device", "synth"]),
+    "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "method_Ks", "device", "workers", "synth"]),
                 "lm": dict.fromkeys(["A", "V", "M"]), "eval": dict.fromkeys(["max_items"]),
                 "method": Class("lmm_utils.methods.base:MethodConfig"),
                 "transcriber": Class("lmm_utils.models.transcriber:TranscriberConfig"),
