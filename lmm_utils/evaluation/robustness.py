@@ -77,6 +77,15 @@ def level_spread(rows: list[dict]) -> float:
     return float(max(at_levels) - min(at_levels)) if at_levels else float("nan")
 
 
+def subset_truth(data: EvaluationData, truth: Truth, robustness_items: int | None) -> Truth:
+    """The robustness table's excerpts: the stratified subset eval_ids(robustness_items) of those `truth` holds (the
+    runs' evaluation subset), all of them with None. Every condition is scored on the same excerpts."""
+    if not robustness_items:
+        return truth
+    keep = set(data.eval_ids(robustness_items))
+    return truth.restrict([i for i in truth.ids if i in keep])
+
+
 def available_peers(peers_dir: Path) -> list[Path]:
     """Peer folders whose status says the peer ran (status.json available: true)."""
     if not peers_dir.is_dir():
@@ -104,4 +113,4 @@ def robustness_table(run_dirs: dict[str, Path], data: EvaluationData, truth: Tru
 
 
 __all__ = ["LEVELS_DBFS", "SILENT_RMS", "PEER_SUFFIX", "at_rms_dbfs", "conditions", "summary_rows", "h_rows",
-           "peer_rows", "level_spread", "available_peers", "robustness_table"]
+           "subset_truth", "peer_rows", "level_spread", "available_peers", "robustness_table"]

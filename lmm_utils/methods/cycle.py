@@ -55,6 +55,7 @@ class CycleConfig:
     edge: float = 2.0
     deviation_weight: float = 0.01  # L2 pull of g's deviations toward the plain performance
     scales: tuple[int, ...] = (1, 4, 16)
+    recon_eq: int = 0  # the recording's EQ the reconstruction forgives: 0 gain only, 1 + tilt, 2 + bend (recon_loss)
     timing_grad: bool = False  # let the audio loss move g's onsets (see losses.render_g)
     g_warp: bool = True  # compare S(g(v)) with the recording re-timed onto it by DTW (see warp_to)
 
@@ -112,7 +113,7 @@ def g_recon_step(g: GModel, full: ScoreBatch, rec: torch.Tensor, synth: Synth, i
     target = rec[idx].to(dev)
     if cc.g_warp:
         target = torch.stack([warp_to(p, t) for p, t in zip(pred, target)])
-    loss = recon_loss(pred, target, scales=cc.scales)
+    loss = recon_loss(pred, target, scales=cc.scales, eq_order=cc.recon_eq)
     if cc.deviation_weight > 0:
         loss = loss + deviation_pull(g, b, cc.deviation_weight, raw=raw)
     return loss
@@ -148,7 +149,8 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
             loss = loss + cc.pairs_weight * weighted_transcription_loss(h.net(x), y, w)
         if ua_crops is not None:
             (x,) = (t.to(dev) for t in ua_crops.sample(cc.unpaired_batch, gen))
-            loss = loss + cc.recon_weight * recon_loss(synth(*h_to_synth(h.net(x))), x, scales=cc.scales)
+            loss = loss + cc.recon_weight * recon_loss(synth(*h_to_synth(h.net(x))), x, scales=cc.scales,
+                                                          eq_order=cc.recon_eq)
         return loss
 
     if pair_crops is not None or ua_crops is not None:

@@ -24,7 +24,7 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
      choice, so the ablation measures the prior, not the extra data.
 
 Each term has a switch in params (mapping.lmm) and the ablation `lmm-no_<term>` turns it off:
-pairs, recon, lmA (LM^A features and prior), lmV, lmA_prior, lmM, selftrain.
+pairs, recon, lmA (LM^A features in h), lmV, lmA_prior (LM^A as g's prior), lmM, selftrain.
 LM^V gives g its features and LM^M its trunk (no LM^V prior: h's motion is not a score).
 Code: `setup` builds the shared LMMState; `warm_up` (A), `pick_labels` (B) and `self_train` (C) extend it;
 `h_loss` / `g_loss` are one optimizer step's terms (phase B's labels switch self-training on).
@@ -102,6 +102,7 @@ class LMMConfig:
     edge: float = 2.0
     deviation_weight: float = 0.01
     scales: tuple[int, ...] = (1, 4, 16)
+    recon_eq: int = 0  # the recording's EQ the reconstruction forgives: 0 gain only, 1 + tilt, 2 + bend (recon_loss)
     timing_grad: bool = False  # audio-level terms (recon, LM^A prior) may move g's onsets (losses.render_g)
     g_warp: bool = True  # g's reconstruction against the DTW-re-timed recording (cycle.warp_to)
     lmM_source: str = "pretrained"  # pretrained: LM^M mapped from LM^V (stage pretrain_M); run: learned here
@@ -128,7 +129,7 @@ class LMMState:
     `set_prior_target` and `build_batches` the next block, the phases the last."""
     cfg: MethodConfig
     lc: LMMConfig
-    on: dict[str, bool]  # term -> in use (the config's switch, the ablation, and no lmA_prior without lmA)
+    on: dict[str, bool]  # term -> in use (the config's switch and the ablation)
     dev: torch.device
     feat: FeatureConfig
     synth: Synth
@@ -169,10 +170,9 @@ class LMMState:
 
 
 def term_switches(lc: LMMConfig, off: tuple[str, ...]) -> dict[str, bool]:
-    on = {t: lc.on(t, off) for t in TERMS}
-    if not on["lmA"]:
-        on["lmA_prior"] = False  # no LM^A at all
-    return on
+    """Each term on or off by its own switch: lmA (LM^A's features in h) and lmA_prior (LM^A's prior on g) are
+    separate, so that LM^A can leave h (where its features hurt: README "lmm at K = 0") and still judge g."""
+    return {t: lc.on(t, off) for t in TERMS}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -268,7 +268,8 @@ def h_loss(st: LMMState, step: int, gen: torch.Generator) -> torch.Tensor:
     if st.ua_crops is not None:
         (x,) = (t.to(dev) for t in st.ua_crops.sample(lc.unpaired_batch, gen))
         audio = st.synth(*h_to_synth(st.h.net(x)))
-        terms.append(lc.recon_weight * recon_loss(audio, x[:, :st.feat.n_mels], scales=lc.scales))
+        terms.append(lc.recon_weight * recon_loss(audio, x[:, :st.feat.n_mels], scales=lc.scales,
+                                                     eq_order=lc.recon_eq))
     if st.self_crops is not None:
         x, y, w = (t.to(dev) for t in st.self_crops.sample(lc.unpaired_batch, gen))
         terms.append(lc.selftrain_weight * weighted_transcription_loss(st.h.net(x), y, w))
@@ -359,7 +360,7 @@ def pick_labels(st: LMMState) -> None:
     rng = np.random.default_rng(st.cfg.seed + 99)
     if ua:
         scores, crit = labels.rank_transcriptions(decodes, [x for _, x in ua], lmM, tok, st.synth if st.on["recon"]
-                                                  else None, st.feat.fps, lc.scales, rng)
+                                                  else None, st.feat.fps, lc.scales, rng, lc.recon_eq)
         kept = labels.keep_best(scores, int(round(lc.keep_fraction * len(ua))))
         st.info["selftrain"] = {"ids": [i for i, _ in ua], "score": [float(s) for s in scores], "criteria": crit,
                                 "kept": [ua[i][0] for i in kept], "decodes": {ua[i][0]: decodes[i] for i in range(len(ua))}}

@@ -64,7 +64,7 @@ def rank_scores(perfs: list[Performance], lmM: LanguageModel | None, tok: Motion
 
 
 def recon_errors(perfs: list[Performance], logmels: list[np.ndarray], synth, fps: float,
-                 scales: tuple[int, ...] = (1, 4, 16)) -> list[float]:
+                 scales: tuple[int, ...] = (1, 4, 16), eq_order: int = 0) -> list[float]:
     """How far each transcription, played through S, sounds from its recording (losses.recon_loss: gain-invariant,
     multi-scale): a label that explains its recording is more likely right. inf for an empty transcription."""
     out = []
@@ -73,7 +73,8 @@ def recon_errors(perfs: list[Performance], logmels: list[np.ndarray], synth, fps
             out.append(float("inf"))
             continue
         pred = torch.from_numpy(render_logmel(perf, synth, fps, x.shape[1]))[None]
-        out.append(float(recon_loss(pred, torch.from_numpy(np.asarray(x, np.float32))[None], scales=scales)))
+        out.append(float(recon_loss(pred, torch.from_numpy(np.asarray(x, np.float32))[None], scales=scales,
+                                    eq_order=eq_order)))
     return out
 
 
@@ -93,13 +94,13 @@ def combine_criteria(criteria: dict[str, list[float]]) -> list[float]:
 
 def rank_transcriptions(decodes: list[Performance], logmels: list[np.ndarray], lmM: LanguageModel | None,
                         tok: MotionTokenizer, synth, fps: float, scales: tuple[int, ...],
-                        rng: np.random.Generator) -> tuple[list[float], dict[str, list[float]]]:
+                        rng: np.random.Generator, eq_order: int = 0) -> tuple[list[float], dict[str, list[float]]]:
     """Label cleaning: each transcription's score (higher = kept first) from LM^M's log-prob (lmM not None) and S's
     reconstruction of its recording (synth not None), z-scored and summed; random with neither.
     -> (scores, {criterion: raw values, higher = better})."""
     crit = {"lmM": rank_scores(decodes, lmM, tok, rng)} if lmM is not None else {}
     if synth is not None:
-        crit["recon"] = [-e for e in recon_errors(decodes, logmels, synth, fps, scales)]
+        crit["recon"] = [-e for e in recon_errors(decodes, logmels, synth, fps, scales, eq_order)]
     return (combine_criteria(crit) if crit else rank_scores(decodes, None, tok, rng)), crit
 
 

@@ -34,17 +34,20 @@ def h_to_synth(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
 
 
 def recon_loss(pred: torch.Tensor, target: torch.Tensor, dynamic_range: float = 18.42,
-               scales: tuple[int, ...] = (1, 4, 16)) -> torch.Tensor:
-    """Gain-invariant log-mel L1 between S's output and a recording, (B, n_mels, T) each.
+               scales: tuple[int, ...] = (1, 4, 16), eq_order: int = 0) -> torch.Tensor:
+    """Gain- (and, with eq_order > 0, EQ-) invariant log-mel L1 between S's output and a recording, (B, n_mels, T).
 
-    The recording's gain and EQ are unknown, so the prediction is shifted by the (detached) mean log-level
-    difference first; both are floored 80 dB below the recording's peak (silence is silence). Compared at
-    several time resolutions (average pooling), so that a note rendered a few frames off still gets a
+    The recording's gain and EQ are unknown, so the prediction is shifted first by a detached level curve over the
+    mel bands: the mean log-level difference (eq_order 0: gain only), or a polynomial of that order fitted to the
+    per-band mean differences (1: a spectral tilt, 2: also a bend -- a darker or brighter piano, a low-pass, a
+    room's colour). Low order on purpose: a missing note is a narrow bump in the band differences that the curve
+    cannot follow, so its gradient stays. Both are floored 80 dB below the recording's peak (silence is silence).
+    Compared at several time resolutions (average pooling), so that a note rendered a few frames off still gets a
     gradient toward the right place.
     """
     lo = (target.amax(dim=(-2, -1), keepdim=True) - dynamic_range).detach()
     t = torch.maximum(target, lo)
-    shift = (t - pred).mean(dim=(-2, -1), keepdim=True).detach()
+    shift = level_curve((t - pred).detach(), eq_order)
     p = torch.maximum(pred + shift, lo)
     losses = []
     for s in scales:
@@ -53,6 +56,18 @@ def recon_loss(pred: torch.Tensor, target: torch.Tensor, dynamic_range: float = 
         elif s == 1:
             losses.append((p - t).abs().mean())
     return sum(losses) / len(losses) / dynamic_range
+
+
+def level_curve(diff: torch.Tensor, order: int) -> torch.Tensor:
+    """(B, n_mels, T) differences -> (B, n_mels, 1): their mean (order 0), or a least-squares polynomial of `order`
+    in the band index through the per-band time means."""
+    if order <= 0:
+        return diff.mean(dim=(-2, -1), keepdim=True)
+    per_band = diff.mean(dim=-1)  # (B, n_mels)
+    x = torch.linspace(-1.0, 1.0, per_band.shape[-1], dtype=diff.dtype, device=diff.device)
+    basis = torch.stack([x**k for k in range(order + 1)], dim=1)  # (n_mels, order + 1)
+    coef = torch.linalg.lstsq(basis, per_band.T).solution  # (order + 1, B)
+    return (basis @ coef).T[..., None]
 
 
 def timing_blocked(raw: torch.Tensor) -> torch.Tensor:

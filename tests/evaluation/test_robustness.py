@@ -102,3 +102,24 @@ def test_peer_stage_transcribes_t_at_each_level(tmp_path, monkeypatch):
         assert heard[level_folder(lv)] == pytest.approx([lv, lv], abs=1e-3)
     assert (tmp_path / peers.OUT / level_folder(-6.0) / "a.mid").is_file()
     assert not (tmp_path / peers.OUT / "T_noisy").exists()
+
+
+def test_robustness_items_restrict_the_relevelled_runs_and_the_table_to_one_subset(tmp_path, monkeypatch):
+    """evaluation.robustness_items: Basic Pitch's level runs and the table's rows cover the same stratified subset
+    (EvaluationData.eval_ids), while the as-recorded pools stay whole; None keeps everything."""
+    _recordings(tmp_path, ("T", "T_timbre"), ["a", "b"])
+    monkeypatch.setattr(EvaluationData, "eval_ids", lambda self, n=None: ["b"] if n else ["a", "b"])
+    heard: dict[str, list[str]] = {}
+
+    def fake_transcribe(py, root, audio_dir, out_dir, limit):
+        out_dir.mkdir(parents=True)
+        heard[out_dir.name] = sorted(f.stem for f in Path(audio_dir).iterdir())
+        return {"files": len(heard[out_dir.name]), "written": len(heard[out_dir.name])}
+
+    monkeypatch.setattr(peers, "bp_python", lambda root: Path("/fake/python"))
+    monkeypatch.setattr(peers, "transcribe", fake_transcribe)
+    peers.run(tmp_path, robustness_items=1)
+    assert heard["T"] == ["a", "b"] and all(heard[level_folder(lv)] == ["b"] for lv in LEVELS_DBFS)
+    data = EvaluationData(tmp_path)
+    assert robustness.subset_truth(data, _truth(), 1).ids == ["b"]
+    assert robustness.subset_truth(data, _truth(), None).ids == _truth().ids

@@ -243,8 +243,10 @@ def test_each_method_runs_two_steps(tiny_root, method, K):
 def test_lmm_ablation_turns_its_terms_off(tiny_root):
     r = mapping.train_run("lmm-no_lmA", 2, 0, TINY_MAP, {}, root=tiny_root)
     t = r["info"]["terms"]
-    assert not t["lmA"] and not t["lmA_prior"] and t["lmV"] and t["recon"]
+    assert not t["lmA"] and t["lmA_prior"] and t["lmV"] and t["recon"]  # LM^A leaves h, still judges g
     assert r["h"].lm is None and r["g"].lm is not None
+    t = mapping.train_run("lmm-no_lmA-no_lmA_prior", 2, 0, TINY_MAP, {}, root=tiny_root)["info"]["terms"]
+    assert not t["lmA"] and not t["lmA_prior"]
     with pytest.raises(ValueError):
         mapping.train_run("lmm-no_nonsense", 0, 0, TINY_MAP, {}, root=tiny_root)
 

@@ -6,7 +6,7 @@ import torch
 from factories import excerpt, voices
 
 from lmm_utils.methods.alignment import TemplateSynth
-from lmm_utils.methods.losses import deviation_pull, render_g, timing_blocked
+from lmm_utils.methods.losses import deviation_pull, level_curve, recon_loss, render_g, timing_blocked
 from lmm_utils.methods.wrappers import make_g
 from lmm_utils.models.performer import PerformerConfig
 
@@ -67,3 +67,18 @@ def test_s_renders_only_the_score_keys_with_the_same_sound_and_gradient():
     silent = synth(torch.zeros(1, 88, 10), torch.zeros(1, 88, 10), torch.zeros(1, 88, 10),
                    sounding=torch.zeros(1, 88, dtype=torch.bool))
     torch.testing.assert_close(silent, torch.full_like(silent, float(np.log(synth.feat.log_floor))))
+
+
+def test_recon_loss_forgives_the_recordings_eq_only_at_the_order_asked():
+    """A recording = S's output through a tilted EQ and a gain: order 0 sees the tilt as error, order 1 forgives it;
+    a missing note (a narrow bump) is still an error at order 2, and order 0 is the former gain-only loss."""
+    torch.manual_seed(0)
+    pred = torch.randn(2, 64, 40)
+    tilt = torch.linspace(-1.0, 1.0, 64)[None, :, None]
+    recording = pred + 3.0 * tilt - 2.0
+    assert float(recon_loss(pred, recording, eq_order=1)) < 1e-6 < float(recon_loss(pred, recording, eq_order=0))
+    with_note = recording.clone()
+    with_note[:, 30:32, 10:20] += 6.0  # a note S's input lacks
+    assert float(recon_loss(pred, with_note, eq_order=2)) > 1e-3
+    d = (recording - pred).detach()
+    assert torch.allclose(level_curve(d, 0), d.mean(dim=(-2, -1), keepdim=True))

@@ -48,19 +48,28 @@ def transcribe(py: Path, root: Path, audio_dir: Path, out_dir: Path, limit: int 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def write_relevelled(data: EvaluationData, dbfs: float, out_dir: Path, limit: int | None = None) -> None:
-    """T's recordings scaled to `dbfs` RMS as float WAV (full scale may be exceeded; float keeps it unclipped)."""
+def level_ids(data: EvaluationData, robustness_items: int | None = None) -> list[str]:
+    """T's excerpts re-levelled: the robustness table's stratified subset (EvaluationData.eval_ids), all with None."""
+    return data.eval_ids(robustness_items) if robustness_items else data.audio_ids(TEST_POOL)
+
+
+def write_relevelled(data: EvaluationData, dbfs: float, out_dir: Path, limit: int | None = None,
+                     ids: list[str] | None = None) -> None:
+    """T's recordings (`ids`, default all) scaled to `dbfs` RMS as float WAV (full scale may be exceeded; float keeps
+    it unclipped)."""
     import soundfile as sf  # deferred: only this stage's level runs write audio
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for i in data.audio_ids(TEST_POOL)[:limit]:
+    for i in (ids if ids is not None else data.audio_ids(TEST_POOL))[:limit]:
         audio, sr = data.audio(TEST_POOL, i)
         sf.write(out_dir / f"{i}.wav", at_rms_dbfs(audio.mean(1) if audio.ndim == 2 else audio, dbfs), sr,
                  subtype="FLOAT")
 
 
 def run(root: Path, out: Path = OUT, pools: tuple[str, ...] = POOLS, limit: int | None = None,
-        levels: tuple[float, ...] = LEVELS_DBFS) -> dict:
+        levels: tuple[float, ...] = LEVELS_DBFS, robustness_items: int | None = None) -> dict:
+    """Basic Pitch on every recording of `pools`, and on T re-levelled to each of `levels` -- for the robustness
+    table's subset only (evaluation.robustness_items; None: all of T)."""
     py = bp_python(root)
     data = EvaluationData(root)
     with atomic_dir(root / out) as tmp:
@@ -72,7 +81,7 @@ def run(root: Path, out: Path = OUT, pools: tuple[str, ...] = POOLS, limit: int 
                 status["pools"][pool] = transcribe(py, root, data.audio_dir(pool), tmp / pool, limit)
             for dbfs in levels if data.audio_files(TEST_POOL) else ():
                 with tempfile.TemporaryDirectory(prefix="bp-level-") as wav_dir:
-                    write_relevelled(data, dbfs, Path(wav_dir), limit)
+                    write_relevelled(data, dbfs, Path(wav_dir), limit, level_ids(data, robustness_items))
                     status["pools"][level_folder(dbfs)] = transcribe(py, root, Path(wav_dir), tmp / level_folder(dbfs),
                                                                      limit)
         (tmp / "status.json").write_text(json.dumps(status, indent=2) + "\n")
