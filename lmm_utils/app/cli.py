@@ -5,9 +5,10 @@
     lmm evaluate REF EST [--json]         note metrics of an estimate against a reference (MIDI or TSV)
 
 Which model: --run picks a checkpoint folder (a run name under data/runs or any folder with h.pt / g.pt);
---shipped the model shipped inside the package (lmm_utils/app/shipped). Without either: the best `lmm` run
-of the last `dvc repro` (highest mean h note F1 on T), else the best lmm run under data/runs, else -- outside
-a project, or before its first sweep -- the shipped model. The command always says which it used.
+--shipped the model shipped inside the package (lmm_utils/app/shipped). Without either: the project's best run
+under data/runs for the model asked (h by note F1 on T, g by per-note velocity r on T: the criteria the shipped
+models were chosen by), else -- outside a project, or before its first sweep -- the shipped model. The command
+always says which it used.
 A bad input file is reported and the batch goes on; the exit status is 1 if any input failed, 2 for a
 usage error.
 """
@@ -47,15 +48,6 @@ def _root() -> Path:
         return Path.cwd()
 
 
-def _h_note_f1(metrics_file: Path) -> float | None:
-    """Mean h note F1 on T from a run's metrics.json (the mapping stage's layout), if present."""
-    try:
-        m = json.loads(metrics_file.read_text())
-        return float(m["h"]["T"]["all"]["note_f1"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _run_by_name(name: str, root: Path) -> Path | None:
     """A run folder by its name, wherever discover_runs finds it (the run-folder layout is scoring's to know)."""
     # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
@@ -64,9 +56,12 @@ def _run_by_name(name: str, root: Path) -> Path | None:
     return next((r.path for r in discover_runs(root / RUNS_DIR) if r.name == name), None)
 
 
-def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> tuple[Path, str]:
-    """(run folder, why it was chosen). `need` = "h" or "g" (its checkpoint must exist)."""
+def resolve_run(arg: str | None, need: str, root: Path) -> tuple[Path, str]:
+    """(run folder, why it was chosen). `need` = "h" or "g" (its checkpoint must exist). Without `arg`: the
+    project's best run for that model by the criterion the shipped model was chosen by (shipping.CRITERIA: h by
+    note F1 on T, g by per-note velocity r on T), over every method of the sweep."""
     # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
+    from lmm_utils.app import shipping
     from lmm_utils.evaluation.scoring import RUNS_DIR, discover_runs
 
     ck = f"{need}.pt"
@@ -77,24 +72,17 @@ def resolve_run(arg: str | None, need: str, root: Path, method: str = "lmm") -> 
                     raise CLIError(f"run {cand} has no {ck}")
                 return cand, "given with --run"
         raise CLIError(f"--run {arg!r}: no such folder (tried {arg} and {root / RUNS_DIR / arg})")
-    report = root / "reports/metrics/evaluate.json"
-    try:
-        best = json.loads(report.read_text())["best_runs"][method]
-        cand = _run_by_name(best["run"], root) or root / RUNS_DIR / best["run"]
-        if (cand / ck).is_file():
-            return cand, f"best {method} run of the last evaluation (mean h note F1 on T = {best['h_note_f1']:.3f}, {report.relative_to(root)})"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    runs = [r for r in discover_runs(root / RUNS_DIR) if r.method == method and (r.path / ck).is_file()]
+    runs = [r for r in discover_runs(root / RUNS_DIR) if (r.path / ck).is_file()]
     if not runs:
-        raise NoTrainedRun(f"no trained {method} run with {ck} under {root / RUNS_DIR}: run `dvc repro` (stage map) "
+        raise NoTrainedRun(f"no trained run with {ck} under {root / RUNS_DIR}: run `dvc repro` (stage map) "
                            "or pass --run DIR")
-    scored = [(f, r) for r in runs if (f := _h_note_f1(r.path / "metrics.json")) is not None]
-    if scored:
-        f, r = max(scored, key=lambda t: (t[0], -t[1].seed))
-        return r.path, f"best {method} run by mean h note F1 on T in its metrics.json ({f:.3f})"
-    r = max(runs, key=lambda r: (r.K, -r.seed))
-    return r.path, f"no scores found: the {method} run with the most pairs"
+    criterion = shipping.CRITERIA[need]
+    try:
+        pick = shipping.pick_best(runs, criterion)
+        return pick.run.path, f"the project's best {need} by {criterion.label()} = {pick.score:.3f}, of {len(runs)} runs"
+    except shipping.ShippingError:
+        r = max(runs, key=lambda r: (r.K, -r.seed))
+        return r.path, f"no run has a {criterion.label()} in its metrics.json: the run with the most pairs"
 
 
 def choose_model(args: argparse.Namespace, need: str, root: Path) -> tuple[Path, Path]:
@@ -110,7 +98,7 @@ def choose_model(args: argparse.Namespace, need: str, root: Path) -> tuple[Path,
             _say(f"{need}: {run} ({why})")
             return run, root
         except NoTrainedRun as exc:
-            why_shipped = f"no trained lmm run in {root}"
+            why_shipped = f"no trained run in {root}"
             no_run = str(exc)
     try:
         ck, prov = shipping.shipped_model(need, shipping.SHIPPED_DIR)
@@ -297,9 +285,9 @@ def _shipped_line(kind: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lmm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run_help = ("checkpoint folder: a run name under data/runs (e.g. lmm-K16-s0) or a path. Default: the best "
-                "lmm run of the last evaluation, else the best lmm run under data/runs, else (no trained run here) "
-                "the shipped model")
+    run_help = ("checkpoint folder: a run name under data/runs (e.g. lmm-K16-s0) or a path. Default: the project's "
+                "best run for the model (h by note F1 on T, g by velocity r on T), else (no trained run here) the "
+                "shipped model")
     shipped_help = ("the model shipped inside the package (lmm_utils/app/shipped; its provenance is printed), even "
                     "in a project with trained runs")
 

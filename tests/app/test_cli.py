@@ -147,24 +147,32 @@ def test_perform_bad_inputs(run_dir, tmp_path, capsys):
 
 
 def test_run_resolution(run_dir, tmp_path):
+    """Without --run: the project's best run for the model asked, over every method, by the shipped model's
+    criterion (h: note F1 on T; g: velocity r on T); with no score anywhere, the run with the most pairs."""
     root = tmp_path
     runs = root / "data" / "runs"
     runs.mkdir(parents=True)
-    with pytest.raises(cli.CLIError, match="no trained lmm run"):
+    with pytest.raises(cli.CLIError, match="no trained run"):
         cli.resolve_run(None, "h", root)
-    for name, f1 in (("lmm-K1-s0", 0.4), ("lmm-K4-s0", 0.7), ("lmm-K16-s0", None), ("supervised-K16-s0", 0.9)):
+    for name in ("lmm-K1-s0", "lmm-K16-s0"):  # no metrics.json yet
+        (runs / name).mkdir()
+        (runs / name / "h.pt").write_bytes((run_dir / "h.pt").read_bytes())
+    path, why = cli.resolve_run(None, "h", root)
+    assert path.name == "lmm-K16-s0" and "most pairs" in why
+    scores = {"lmm-K1-s0": (0.4, 0.1), "lmm-K4-s0": (0.7, 0.05), "lmm-K16-s0": (None, None),
+              "basis-K16-s0": (0.6, 0.45), "supervised-K16-s0": (0.9, 0.3)}
+    for name, (f1, vel_r) in scores.items():
         d = runs / name
-        d.mkdir()
-        (d / "h.pt").write_bytes((run_dir / "h.pt").read_bytes())
+        d.mkdir(exist_ok=True)
+        for kind in ("h", "g") if name != "lmm-K1-s0" else ("h",):
+            (d / f"{kind}.pt").write_bytes((run_dir / "h.pt").read_bytes())
         if f1 is not None:
-            (d / "metrics.json").write_text(json.dumps({"h": {"T": {"all": {"note_f1": f1}}}}))
+            (d / "metrics.json").write_text(json.dumps({"h": {"T": {"all": {"note_f1": f1}}},
+                                                        "g": {"T": {"all": {"velocity_r": vel_r}}}}))
     path, why = cli.resolve_run(None, "h", root)
-    assert path.name == "lmm-K4-s0" and "metrics.json" in why
-    (root / "reports/metrics").mkdir(parents=True)
-    (root / "reports/metrics/evaluate.json").write_text(json.dumps(
-        {"best_runs": {"lmm": {"run": "lmm-K16-s0", "h_note_f1": 0.8}}}))
-    path, why = cli.resolve_run(None, "h", root)
-    assert path.name == "lmm-K16-s0" and "last evaluation" in why
+    assert path.name == "supervised-K16-s0" and "note_f1" in why and "0.900" in why
+    path, why = cli.resolve_run(None, "g", root)
+    assert path.name == "basis-K16-s0" and "velocity_r" in why and "0.450" in why
     assert cli.resolve_run("lmm-K1-s0", "h", root)[0].name == "lmm-K1-s0"
     with pytest.raises(cli.CLIError, match="has no g.pt"):
         cli.resolve_run("lmm-K1-s0", "g", root)

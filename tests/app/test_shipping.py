@@ -112,7 +112,7 @@ def test_cli_falls_back_to_the_shipped_model_and_says_so(shipped, outside_projec
     monkeypatch.setattr(shipping, "SHIPPED_DIR", shipped)
     assert cli.main(["transcribe", "a.wav", "-o", "midi", "-q"]) == 0
     err = capsys.readouterr().err
-    assert f"h: the shipped model {shipped / 'h.pt'} (no trained lmm run in" in err and "run lmm-K4-s0" in err
+    assert f"h: the shipped model {shipped / 'h.pt'} (no trained run in" in err and "run lmm-K4-s0" in err
     assert (outside_project / "midi/a.mid").is_file()
     assert cli.main(["perform", "t.abc", "-o", "t.mid"]) == 0
     assert "g: the shipped model" in capsys.readouterr().err and (outside_project / "t.mid").is_file()
@@ -124,7 +124,7 @@ def test_cli_shipped_flag_wins_over_the_project_runs(shipped, sweep, outside_pro
     factories.trained_run(project / "data/runs", "lmm", 1, 0, h_note_f1=0.2)
     monkeypatch.setattr(cli, "_root", lambda: project)
     assert cli.main(["transcribe", "a.wav", "-o", "midi", "-q"]) == 0
-    assert f"h: {project / 'data/runs/lmm/lmm-K1-s0'} (best lmm run" in capsys.readouterr().err
+    assert f"h: {project / 'data/runs/lmm/lmm-K1-s0'} (the project's best h" in capsys.readouterr().err
     assert cli.main(["transcribe", "a.wav", "-o", "midi", "-q", "--shipped"]) == 0
     assert f"h: the shipped model {shipped / 'h.pt'} (given with --shipped)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --run and --shipped exclude each other
@@ -135,7 +135,7 @@ def test_cli_without_a_shipped_model_names_the_ship_command(outside_project, tmp
     monkeypatch.setattr(shipping, "SHIPPED_DIR", tmp_path / "empty")
     assert cli.main(["transcribe", "a.wav", "-o", "midi"]) == 1
     err = capsys.readouterr().err
-    assert "no trained lmm run" in err and shipping.SHIP_COMMAND in err
+    assert "no trained run" in err and shipping.SHIP_COMMAND in err
     assert cli.main(["perform", "t.abc", "-o", "t.mid", "--shipped"]) == 1
     assert shipping.SHIP_COMMAND in capsys.readouterr().err
 
