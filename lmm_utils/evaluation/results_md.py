@@ -23,6 +23,8 @@ import yaml
 
 from lmm_utils.core.io import atomic_path
 from lmm_utils.data.corpus import FAMILIES
+from lmm_utils.evaluation.ablations_md import ablation_lines
+from lmm_utils.evaluation.summary_cells import cells, fmt_mean_sd, mean_sd, seed_band
 
 MARK_START = "<!-- results:start -->"
 MARK_END = "<!-- results:end -->"
@@ -83,46 +85,6 @@ def load_results(folder: str | Path) -> Results:
     figs = sorted((p.relative_to(folder) for p in folder.rglob("*") if p.suffix in (".png", ".svg") and p.is_file()),
                   key=lambda p: (not p.stem.startswith("curves"), p.stem != "multiplier", str(p)))
     return Results(folder, params, summary, evaluate, figs)
-
-
-# --- the summary's cells ----------------------------------------------------------------------------------------
-
-def cells(summary: dict) -> dict[tuple[str, int], dict]:
-    """{(method, K): summary cell}; keys are "<method>-K<K>" and a method may itself hold dashes (lmm-no_lmA)."""
-    out = {}
-    for key, cell in summary.items():
-        method, _, k = key.rpartition("-K")
-        if method and k.isdigit():
-            out[(method, int(k))] = cell
-    return out
-
-
-def mean_sd(cell: dict, label: str) -> tuple[float | None, float | None, int]:
-    mean, sd = cell.get("h", {}).get(label), cell.get("h_std", {}).get(label)
-    return mean, sd, int(cell.get("n_seeds", 0))
-
-
-def fmt_mean_sd(mean: float | None, sd: float | None) -> str:
-    if mean is None:
-        return "–"
-    return f"{mean:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
-
-
-def seed_band(mean: float, sd: float | None, n: int, confidence: float = 0.95, kind: str = "t") -> tuple[float, float] | None:
-    """The curves' band (curves.band) rebuilt from summary.json's mean, sample sd and n, so that the verdict speaks of
-    the band the figures draw: n >= 3: mean +- q sd / sqrt(n); n = 2: the min-max range, which is mean +- sd / sqrt(2)
-    for two values; n < 2: no band (None)."""
-    from scipy import stats  # deferred: ~1.3 s to import, and only the verdict needs it
-
-    if n < 2 or sd is None or not math.isfinite(sd):
-        return None
-    if n == 2:
-        half = sd / math.sqrt(2)
-    else:
-        p = 1.0 - (1.0 - confidence) / 2.0
-        q = float(stats.t.ppf(p, n - 1)) if kind == "t" else float(stats.norm.ppf(p))
-        half = q * sd / math.sqrt(n)
-    return mean - half, mean + half
 
 
 # --- the section's parts ----------------------------------------------------------------------------------------
@@ -365,7 +327,9 @@ def render(res: Results, readme_dir: Path = Path(".")) -> str:
              *g_table(res), "", "**Peer** (a published transcriber on the same recordings)", "",
              *peer_lines(res), "", "**Level, timbre and noise** (h note F1 on T re-levelled to a given RMS, on T_timbre and on T_noisy)", "",
              *robustness_lines(res), "", "**Language models** (LM^M on T's true motion; lmm's label cleaning)", "",
-             *lm_lines(res), "", f"**Reading.** {verdict(res)} {band_note(res)}", "",
+             *lm_lines(res), "", f"**What each term adds** (`{res.target}` against its ablations at the same K)", "",
+             *ablation_lines(res.summary, res.target, res.confidence, res.band_kind), "",
+             f"**Reading.** {verdict(res)} {band_note(res)}", "",
              "**Figures**", "", *figure_lines(res, readme_dir)]
     while lines and lines[-1] == "":
         lines.pop()
