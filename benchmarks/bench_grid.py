@@ -49,6 +49,7 @@ def main() -> None:
     params = load_params(root / "params.yaml")
     mp = copy.deepcopy(params["mapping"])
     mp["method"]["steps"] = args.steps
+    mp["workers"] = 1  # one run at a time, with the project's threads: what this compares is the process layout
     seeds = list(range(args.runs))
 
     def parts(metrics: dict) -> dict:

@@ -184,6 +184,9 @@ def test_an_hour_of_audio_is_read_in_bounded_memory(tmp_path, monkeypatch):
     ("split", lambda s: s["excerpts"].update(max_per_piece=-2), r"max_per_piece must be a whole number > 0"),
     ("corpus", lambda s: s.update(max_file_mb=0), r"corpus\.max_file_mb must be > 0"),
     ("evaluation", lambda s: s.update(confidence=95), r"evaluation\.confidence must be in \[0, 1\]"),
+    ("evaluation", lambda s: s.update(robustness_items="48"), r"evaluation\.robustness_items must be a whole number > 0"),
+    ("mapping", lambda s: s["lmm"].update(recon_eq=1.5), r"mapping\.lmm\.recon_eq must be one of \[0, 1, 2\]"),
+    ("mapping", lambda s: s.update(workers=-1), r"mapping\.workers must be >= 0"),
     # a typo'd key is refused, with the closest known key named (it would otherwise be silently ignored)
     ("mapping", lambda s: s["method"].update(stpes=100), r"mapping\.method\.stpes is not a known key \(did you mean 'steps'\?\)"),
     ("mapping", lambda s: s.update(seed=[0]), r"mapping\.seed is not a known key \(did you mean 'seeds'\?\)"),

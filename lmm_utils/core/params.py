@@ -257,7 +257,7 @@ POSITIVE_INT = {"steps", "batch_size", "batch", "block_size", "n_layer", "n_head
                 "grad_check_frames", "n_partials", "n_stages", "channels", "hidden", "key_dim", "rank",
                 "sample_rate", "hop_length", "n_fft", "n_mels", "max_items", "eval_limit", "max_new_tokens",
                 "max_works_per_collection", "max_pieces", "max_performances_per_piece", "ticks_per_beat",
-                "velocity_bins", "max_shift", "max_chord", "repeats", "shuffles", "n"}
+                "velocity_bins", "max_shift", "max_chord", "repeats", "shuffles", "n", "robustness_items"}
 NON_NEGATIVE = {"seed", "workers", "threads", "warmup", "weight_decay", "grad_clip", "min_notes", "top_k",
                 "temperature", "prior_weight", "recon_weight", "deviation_weight", "velocity_noise", "tempo_jitter",
                 "timing_noise_ms", "velocity_shift", "tempo_drift", "onset_jitter_ms", "phrase_arch", "melody_lift"}
@@ -265,7 +265,8 @@ POSITIVE = {"lr", "min_lr", "excerpt_seconds", "max_file_mb", "time_step", "fmax
 FRACTION = {"val_fraction", "dropout", "noise_prob", "piano_dropout", "warm_fraction", "keep_fraction",
             "confidence", "dynamics_change_prob", "pedal_prob", "chord_prob", "repeat_prob"}
 NULLABLE = {"max_items", "eval_limit", "max_scores", "max_unpaired", "max_works_per_collection", "max_pieces", "max_performances_per_piece",
-            "maestro_dir", "asap_dir", "tokens", "model", "user_folders"}
+            "maestro_dir", "asap_dir", "tokens", "model", "user_folders", "robustness_items"}
+CHOICES = {"recon_eq": (0, 1, 2)}  # keys that take one of a few whole numbers (the order of recon_loss's EQ curve)
 REQUIRED = {
     "features": ["sample_rate", "hop_length", "n_fft", "n_mels"],
     "synth": ["seed", "kind", "kinds", "pianos", "n_random_excerpts", "excerpt_seconds"],
@@ -293,7 +294,10 @@ def _check_key(key: str, value, where: str) -> None:
             raise ParamsError(f"params.yaml: {where} must be set (it may not be null)")
         return
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if key in POSITIVE_INT:
+    if key in CHOICES:
+        if isinstance(value, bool) or value not in CHOICES[key] or not isinstance(value, int):
+            raise ParamsError(f"params.yaml: {where} must be one of {list(CHOICES[key])}, got {value!r}")
+    elif key in POSITIVE_INT:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ParamsError(f"params.yaml: {where} must be a whole number > 0, got {value!r}")
     elif key in NON_NEGATIVE | POSITIVE | FRACTION and not number:

@@ -153,35 +153,44 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
         if log:
             log(f"{run.name}: {'reused (same fingerprint)' if reused else 'ran'} in {run.seconds:.1f} s")
 
-    for K in Ks:
-        for seed in seeds:
-            fp = run_fingerprint(method, K, seed, map_params, features, code_fp, data_fp)
-            t0 = time.perf_counter()
-            metrics = finished_metrics(run_path(runs_dir, method, K, seed), fp)
-            if metrics is None:
-                todo.append((int(K), int(seed), fp))
-            else:  # the metric code may have changed since: re-score the saved predictions, do not re-train
-                metrics, _ = runner.rescore(run_path(runs_dir, method, K, seed), ev, metrics_dir)
-                record(K, seed, True, time.perf_counter() - t0, metrics)
+    for K, seed in dict.fromkeys((int(K), int(seed)) for K in Ks for seed in seeds):  # a repeated K or seed: once
+        fp = run_fingerprint(method, K, seed, map_params, features, code_fp, data_fp)
+        t0 = time.perf_counter()
+        metrics = finished_metrics(run_path(runs_dir, method, K, seed), fp)
+        if metrics is None:
+            todo.append((int(K), int(seed), fp))
+        else:  # the metric code may have changed since: re-score the saved predictions, do not re-train
+            metrics, _ = runner.rescore(run_path(runs_dir, method, K, seed), ev, metrics_dir)
+            record(K, seed, True, time.perf_counter() - t0, metrics)
 
     jobs = [(method, K, seed, fp) for K, seed, fp in todo]
+    # A run's threads are a function of the settings alone (threads // workers), never of how many runs are pending,
+    # so a run re-made later does the same arithmetic.
+    run_params = _per_worker_params(map_params, workers) if workers > 1 else map_params
     if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            t0 = time.perf_counter()
-            metrics = _train_and_score(job, map_params, features, root, progress, runs_dir, metrics_dir, synth, ev)
-            record(job[1], job[2], False, time.perf_counter() - t0, metrics)
+        threads_before = torch.get_num_threads()
+        try:
+            for job in jobs:
+                t0 = time.perf_counter()
+                metrics = _train_and_score(job, run_params, features, root, progress, runs_dir, metrics_dir, synth, ev)
+                record(job[1], job[2], False, time.perf_counter() - t0, metrics)
+        finally:
+            torch.set_num_threads(threads_before)
     else:
-        per_worker = _per_worker_params(map_params, workers)
         # spawn, not fork: the parent has torch's thread pools running; a forked child would inherit them broken
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
-                                 initargs=(str(root), per_worker)) as pool:
-            futures = {pool.submit(_worker_run, job, per_worker, features, str(root), str(runs_dir), str(metrics_dir)):
+                                 initargs=(str(root), run_params)) as pool:
+            futures = {pool.submit(_worker_run, job, run_params, features, str(root), str(runs_dir), str(metrics_dir)):
                        job for job in jobs}
-            for fut in as_completed(futures):
-                _, K, seed, _ = futures[fut]
-                metrics, seconds = fut.result()
-                record(K, seed, False, seconds, metrics)
+            try:
+                for fut in as_completed(futures):
+                    _, K, seed, _ = futures[fut]
+                    metrics, seconds = fut.result()
+                    record(K, seed, False, seconds, metrics)
+            except BaseException:  # a failed run stops the grid now, as it does with one worker: drop the queued runs
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     return [done[(int(K), int(seed))] for K in Ks for seed in seeds]
 
 

@@ -10,7 +10,7 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
             "g's playing must sound like the audio LM^A knows"): its per-token NLL is pulled to the typical NLL
             of real U_A audio (prior_mode typical; maximizing likelihood instead falls into the likelihood trap:
             slower, quieter, sparser audio is more predictable); a small pull toward plain (deviation_weight)
-       h reads LM^A features (wrappers.LMTranscriber) [lmA]; g reads LM^V features (wrappers.make_g) [lmV].
+       h may read LM^A features (wrappers.LMTranscriber) [lmA, off by default]; g reads LM^V features [lmV].
   B  LM^M: by default the LM^M mapped from LM^V (stage pretrain_M: U_V's scores played by a generic performer),
      frozen [lmM]; with lmM_source run, one learned here on h's U_A transcriptions, g's U_V performances and the
      pairs' pseudo-motion (lmm_labels.train_lmM) -- which learns h's own mistakes.
@@ -75,7 +75,7 @@ LMM_SOURCES = ("pretrained", "run")
 class LMMConfig:
     pairs: bool = True
     recon: bool = True
-    lmA: bool = True
+    lmA: bool = False  # LM^A's features in h: off, as in params.yaml (they cost h at K = 0: README "lmm at K = 0")
     lmV: bool = True
     lmA_prior: bool = True
     lmM: bool = True
@@ -196,7 +196,7 @@ def setup(data: TrainingData, synth: Synth, params: dict, feat: FeatureConfig, o
     h.net.to(dev).train()
     g.net.to(dev).train()
     cc = CycleConfig(g_frames=lc.g_frames, onset_sigma=lc.onset_sigma, edge=lc.edge,
-                     deviation_weight=lc.deviation_weight, scales=lc.scales, g_warp=lc.g_warp,
+                     deviation_weight=lc.deviation_weight, scales=lc.scales, recon_eq=lc.recon_eq, g_warp=lc.g_warp,
                      timing_grad=lc.timing_grad)
     pairs = load_pairs(data, feat)
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)

@@ -247,6 +247,9 @@ def test_lmm_ablation_turns_its_terms_off(tiny_root):
     assert r["h"].lm is None and r["g"].lm is not None
     t = mapping.train_run("lmm-no_lmA-no_lmA_prior", 2, 0, TINY_MAP, {}, root=tiny_root)["info"]["terms"]
     assert not t["lmA"] and not t["lmA_prior"]
+    with_lmA = {**TINY_MAP, "lmm": {**TINY_MAP["lmm"], "lmA": True}}  # off by default; on, h reads LM^A's features
+    r = mapping.train_run("lmm", 2, 0, with_lmA, {}, root=tiny_root)
+    assert r["info"]["terms"]["lmA"] and r["h"].lm is not None
     with pytest.raises(ValueError):
         mapping.train_run("lmm-no_nonsense", 0, 0, TINY_MAP, {}, root=tiny_root)
 
@@ -504,6 +507,26 @@ def test_grid_workers_run_the_same_runs_in_parallel_processes(tiny_root, tmp_pat
     par_h = json.loads((tmp_path / "runs/supervised/supervised-K0-s1/scores/h.json").read_text())["rows"]
     solo_h = json.loads((tmp_path / "solo/supervised/supervised-K0-s1/scores/h.json").read_text())["rows"]
     assert len(par_h) == len(solo_h) > 0 and par_h == solo_h  # threads = 1 either way: the same arithmetic
+
+
+def test_grid_workers_fail_fast_train_a_repeated_run_once_and_keep_threads_fixed(tiny_root, tmp_path, monkeypatch):
+    """A run that fails in a worker fails the grid with its own error; a K listed twice is one run; a lone pending run
+    gets the same thread count as it would beside others (threads // workers), and the caller's threads come back."""
+    import torch
+
+    from lmm_utils.mapping import grid
+
+    kw = dict(root=tiny_root, runs_dir=tmp_path / "runs", metrics_dir=tmp_path / "metrics", log=None)
+    with pytest.raises(ValueError, match="pairs asked for"):
+        grid.run_grid("supervised", [0, 999], [0], {**TINY_MAP, "workers": 2}, {}, **kw)
+    seen = []
+    real_run = grid.runner.run
+    monkeypatch.setattr(grid.runner, "run", lambda *a, **k: seen.append(a[3]["method"]["threads"]) or real_run(*a, **k))
+    torch.set_num_threads(2)
+    two = {**TINY_MAP, "workers": 2, "method": {**TINY_MAP["method"], "threads": 2}}
+    runs = grid.run_grid("supervised", [0, 0], [3], two, {}, **kw)
+    assert [r.name for r in runs] == ["supervised-K0-s3", "supervised-K0-s3"] and seen == [1]
+    assert torch.get_num_threads() == 2
 
 
 def test_data_fingerprint_ignores_timings_but_not_data(tmp_path):
