@@ -41,29 +41,30 @@ def collect_results(root: str | Path = ".", out: str | Path = "reports/default",
     without = [r.name for r in runs if not (r.path / PREDICTIONS_FILE).is_file()]
     if without:
         raise CollectError(f"runs without {PREDICTIONS_FILE} (made before the compact file; re-run them): {without}")
+    # every copy planned and sized first: a sweep over the budget stops here, and the folder already in `out` (say, the
+    # committed results) is left as it was
+    copies = [(root / "params.yaml", "params.yaml"), (root / METRICS_DIR / "summary.json", "summary.json"),
+              (root / METRICS_DIR / "evaluate.json", "evaluate.json")]
+    if (root / REPORTS / "summary.md").is_file():
+        copies.append((root / REPORTS / "summary.md", "summary.md"))
+    figures = root / PLOTS_DIR / "evaluate" / "figures"
+    copies += [(f, str(Path("figures") / f.relative_to(figures))) for f in
+               (sorted(figures.rglob("*")) if figures.is_dir() else []) if f.suffix in FIGURE_SUFFIXES]
+    copies += [(r.path / PREDICTIONS_FILE, f"predictions/{r.name}.json.gz") for r in runs]
+    total_mb = sum(src.stat().st_size for src, _ in copies) / 1e6
+    if total_mb > MAX_TOTAL_MB:
+        raise CollectError(f"the sweep's results come to {total_mb:.1f} MB, over the {MAX_TOTAL_MB:.0f} MB budget for "
+                           f"committed results; {out} is left as it was")
     if out.exists():
         shutil.rmtree(out)
     (out / "predictions").mkdir(parents=True)
-    shutil.copy2(root / "params.yaml", out / "params.yaml")
-    shutil.copy2(root / METRICS_DIR / "summary.json", out / "summary.json")
-    shutil.copy2(root / METRICS_DIR / "evaluate.json", out / "evaluate.json")
-    if (root / REPORTS / "summary.md").is_file():
-        shutil.copy2(root / REPORTS / "summary.md", out / "summary.md")
-    figures = root / PLOTS_DIR / "evaluate" / "figures"
-    for f in sorted(figures.rglob("*")) if figures.is_dir() else []:
-        if f.suffix in FIGURE_SUFFIXES:
-            dst = out / "figures" / f.relative_to(figures)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, dst)
-    for r in runs:
-        shutil.copy2(r.path / PREDICTIONS_FILE, out / "predictions" / f"{r.name}.json.gz")
+    for src, rel in copies:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, out / rel)
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
-    total_mb = sum(files.values()) / 1e6
-    manifest = {"profile": profile, "runs": [r.name for r in runs], "n_runs": len(runs), "total_mb": round(total_mb, 2),
-                "files": files}
+    manifest = {"profile": profile, "runs": [r.name for r in runs], "n_runs": len(runs),
+                "total_mb": round(sum(files.values()) / 1e6, 2), "files": files}
     write_json(manifest, out / "manifest.json")
-    if total_mb > MAX_TOTAL_MB:
-        raise CollectError(f"{out} holds {total_mb:.1f} MB, over the {MAX_TOTAL_MB:.0f} MB budget for committed results")
     return manifest
 
 

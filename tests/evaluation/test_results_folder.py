@@ -46,6 +46,20 @@ def test_collect_refuses_an_unfinished_sweep_and_changes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_collect_over_the_budget_stops_before_touching_the_folder(tmp_path, monkeypatch):
+    import lmm_utils.evaluation.results_folder as rf
+
+    _project(tmp_path, {"methods": ["supervised"], "Ks": [1], "seeds": [0]})
+    out = tmp_path / "reports/paper"
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text('{"committed": true}')
+    monkeypatch.setattr(rf, "MAX_TOTAL_MB", 1e-6)
+    with pytest.raises(CollectError, match="over the .* budget.*left as it was"):
+        collect_results(tmp_path, out)
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert json.loads((out / "summary.json").read_text()) == {"committed": True}
+
+
 def test_robustness_levels_and_rows():
     """Re-levelling hits the asked RMS; h's rows cover every condition and subset; a level-invariant h gets
     level_spread 0 (a tiny untrained h: its front end already sees the same input at every level)."""
