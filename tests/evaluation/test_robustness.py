@@ -86,13 +86,16 @@ def test_peer_stage_transcribes_t_at_each_level(tmp_path, monkeypatch):
     _recordings(tmp_path, ("T", "T_timbre"), ["a", "b"])
     heard: dict[str, list[float]] = {}
 
-    def fake_transcribe(py, root, audio_dir, out_dir, limit):
-        out_dir.mkdir(parents=True)
-        files = sorted(Path(audio_dir).iterdir())
-        heard[out_dir.name] = [20 * np.log10(np.sqrt(np.mean(sf.read(f)[0] ** 2))) for f in files]
-        for f in files:
-            write_midi(Performance([]), out_dir / f"{f.stem}.mid")
-        return {"files": len(files), "written": len(files)}
+    def fake_transcribe(py, root, jobs, limit):
+        out = []
+        for audio_dir, out_dir in jobs:
+            out_dir.mkdir(parents=True)
+            files = sorted(Path(audio_dir).iterdir())
+            heard[out_dir.name] = [20 * np.log10(np.sqrt(np.mean(sf.read(f)[0] ** 2))) for f in files]
+            for f in files:
+                write_midi(Performance([]), out_dir / f"{f.stem}.mid")
+            out.append({"files": len(files), "written": len(files)})
+        return out
 
     monkeypatch.setattr(peers, "bp_python", lambda root: Path("/fake/python"))
     monkeypatch.setattr(peers, "transcribe", fake_transcribe)
@@ -111,10 +114,11 @@ def test_robustness_items_restrict_the_relevelled_runs_and_the_table_to_one_subs
     monkeypatch.setattr(EvaluationData, "eval_ids", lambda self, n=None: ["b"] if n else ["a", "b"])
     heard: dict[str, list[str]] = {}
 
-    def fake_transcribe(py, root, audio_dir, out_dir, limit):
-        out_dir.mkdir(parents=True)
-        heard[out_dir.name] = sorted(f.stem for f in Path(audio_dir).iterdir())
-        return {"files": len(heard[out_dir.name]), "written": len(heard[out_dir.name])}
+    def fake_transcribe(py, root, jobs, limit):
+        for audio_dir, out_dir in jobs:
+            out_dir.mkdir(parents=True)
+            heard[out_dir.name] = sorted(f.stem for f in Path(audio_dir).iterdir())
+        return [{"files": len(heard[o.name]), "written": len(heard[o.name])} for _, o in jobs]
 
     monkeypatch.setattr(peers, "bp_python", lambda root: Path("/fake/python"))
     monkeypatch.setattr(peers, "transcribe", fake_transcribe)
@@ -123,3 +127,39 @@ def test_robustness_items_restrict_the_relevelled_runs_and_the_table_to_one_subs
     data = EvaluationData(tmp_path)
     assert robustness.subset_truth(data, _truth(), 1).ids == ["b"]
     assert robustness.subset_truth(data, _truth(), None).ids == _truth().ids
+
+
+def test_items_restrict_the_peer_pools_to_the_runs_subset_and_the_robustness_one(tmp_path, monkeypatch):
+    """items (mapping.eval.max_items): each pool is transcribed on the runs' scored subset plus the robustness subset
+    only -- one Basic Pitch call for every folder -- and the status says how many excerpts that is."""
+    _recordings(tmp_path, ("T", "T_timbre"), ["a", "b", "c", "d"])
+    monkeypatch.setattr(EvaluationData, "eval_ids",
+                        lambda self, n=None: {None: ["a", "b", "c", "d"], 1: ["c"], 2: ["a", "b"]}[n])
+    calls: list[list[str]] = []
+    heard: dict[str, list[str]] = {}
+
+    def fake_transcribe(py, root, jobs, limit):
+        calls.append([o.name for _, o in jobs])
+        for audio_dir, out_dir in jobs:
+            heard[out_dir.name] = sorted(f.stem for f in Path(audio_dir).iterdir())
+        return [{"files": len(heard[o.name]), "written": len(heard[o.name])} for _, o in jobs]
+
+    monkeypatch.setattr(peers, "bp_python", lambda root: Path("/fake/python"))
+    monkeypatch.setattr(peers, "transcribe", fake_transcribe)
+    status = peers.run(tmp_path, robustness_items=1, items=2)
+    assert len(calls) == 1 and set(calls[0]) == {"T", "T_timbre", *(level_folder(lv) for lv in LEVELS_DBFS)}
+    assert heard["T"] == heard["T_timbre"] == ["a", "b", "c"] and status["items"] == 3
+    assert all(heard[level_folder(lv)] == ["c"] for lv in LEVELS_DBFS)
+    assert peers.run(tmp_path, robustness_items=1, items=None)["items"] is None
+    assert heard["T"] == ["a", "b", "c", "d"]
+
+
+def test_basic_pitch_run_takes_folder_pairs_and_refuses_an_odd_count(tmp_path):
+    from lmm_utils.evaluation.peers.basic_pitch_run import folder_pairs
+
+    (tmp_path / "a").mkdir()
+    assert folder_pairs([tmp_path / "a", tmp_path / "out"]) == [(tmp_path / "a", tmp_path / "out")]
+    with pytest.raises(ValueError, match="pairs"):
+        folder_pairs([tmp_path / "a", tmp_path / "out", tmp_path / "a"])
+    with pytest.raises(ValueError, match="not a folder"):
+        folder_pairs([tmp_path / "nope", tmp_path / "out"])

@@ -4,10 +4,13 @@ Runs in .venv-bp (`make basic-pitch`), which has basic-pitch, onnxruntime and th
 path imports -- not torch, not the project's dependencies; only the standard library and lmm_utils.core.io
 (stdlib only) are imported from here.
 
-    .venv-bp/bin/python -m lmm_utils.evaluation.peers.basic_pitch_run data/audio/T data/peers/basic_pitch/T
+    .venv-bp/bin/python -m lmm_utils.evaluation.peers.basic_pitch_run data/audio/T data/peers/basic_pitch/T \
+        data/audio/T_timbre data/peers/basic_pitch/T_timbre
 
+Any number of (recordings folder, MIDI folder) pairs: the model is loaded once for all of them (the references stage
+passes every pool and level in one call; a process per folder cost ~4 s of start and model load each).
 Basic Pitch's own defaults are used (onset 0.5, frame 0.3, minimum note 127.7 ms, melodia trick): a peer
-is run as its users run it, never tuned on T. The last line printed is a JSON summary.
+is run as its users run it, never tuned on T. The last line printed is a JSON list, one summary per pair.
 """
 from __future__ import annotations
 
@@ -24,20 +27,28 @@ AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 SETTINGS = {"onset_threshold": 0.5, "frame_threshold": 0.3, "minimum_note_length": 127.70, "melodia_trick": True}
 
 
-def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None) -> dict:
+def load_model():
+    """Basic Pitch's ONNX model -> (model, its path)."""
     logging.disable(logging.WARNING)  # basic_pitch warns at import about every backend it does not find
     import basic_pitch  # deferred: runs in .venv-bp, the peer's own environment
-    from basic_pitch.inference import Model, predict  # deferred: runs in .venv-bp, the peer's own environment
+    from basic_pitch.inference import Model  # deferred: runs in .venv-bp, the peer's own environment
+
+    model_path = basic_pitch.build_icassp_2022_model_path(basic_pitch.FilenameSuffix.onnx)
+    return Model(model_path), model_path
+
+
+def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None, loaded=None) -> dict:
+    """One folder of recordings -> <out_dir>/<stem>.mid; `loaded` = load_model() (loaded here when None)."""
+    from basic_pitch.inference import predict  # deferred: runs in .venv-bp, the peer's own environment
     from tqdm import tqdm  # deferred: runs in .venv-bp, the peer's own environment
 
     from lmm_utils.core.io import atomic_path  # deferred: runs in .venv-bp, the peer's own environment
 
-    model_path = basic_pitch.build_icassp_2022_model_path(basic_pitch.FilenameSuffix.onnx)
-    model = Model(model_path)
+    model, model_path = loaded or load_model()
     files = sorted(f for f in audio_dir.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)[:limit]
     out_dir.mkdir(parents=True, exist_ok=True)
     failed, start = {}, time.time()
-    for f in tqdm(files, desc=f"basic-pitch {audio_dir.name}", mininterval=2.0):
+    for f in tqdm(files, desc=f"basic-pitch {out_dir.name}", mininterval=2.0):
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # it prints a line per file
                 _, midi, _ = predict(str(f), model, **SETTINGS)
@@ -50,6 +61,17 @@ def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None) 
             "settings": SETTINGS}
 
 
+def folder_pairs(folders: list[Path]) -> list[tuple[Path, Path]]:
+    """[audio_dir, out_dir, audio_dir, out_dir, ...] -> [(audio_dir, out_dir), ...]; a clear error otherwise."""
+    if not folders or len(folders) % 2:
+        raise ValueError(f"expected (recordings folder, MIDI folder) pairs, got {len(folders)} path(s)")
+    pairs = list(zip(folders[::2], folders[1::2]))
+    missing = [str(a) for a, _ in pairs if not a.is_dir()]
+    if missing:
+        raise ValueError(f"not a folder: {', '.join(missing)}")
+    return pairs
+
+
 def _version() -> str:
     from importlib.metadata import version  # deferred: runs in .venv-bp, the peer's own environment
 
@@ -59,15 +81,18 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lmm_utils.evaluation.peers.basic_pitch_run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("audio_dir", type=Path)
-    p.add_argument("out_dir", type=Path)
-    p.add_argument("--limit", type=int, default=None, help="only the first N files (smoke tests)")
+    p.add_argument("folders", type=Path, nargs="+", metavar="AUDIO_DIR OUT_DIR",
+                   help="one or more pairs: a folder of recordings, the folder its MIDI files go to")
+    p.add_argument("--limit", type=int, default=None, help="only the first N files of each folder (smoke tests)")
     args = p.parse_args(argv)
-    if not args.audio_dir.is_dir():
-        sys.exit(f"error: {args.audio_dir} is not a folder")
-    summary = transcribe_folder(args.audio_dir, args.out_dir, args.limit)
-    print(json.dumps(summary))
-    sys.exit(1 if summary["failed"] and not summary["written"] else 0)
+    try:
+        pairs = folder_pairs(args.folders)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    loaded = load_model()
+    summaries = [transcribe_folder(a, o, args.limit, loaded) for a, o in pairs]
+    print(json.dumps(summaries))
+    sys.exit(1 if any(s["failed"] and not s["written"] for s in summaries) else 0)
 
 
 if __name__ == "__main__":

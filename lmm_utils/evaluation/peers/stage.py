@@ -8,7 +8,10 @@ meet the project's. Without .venv-bp the stage still succeeds and writes only st
 Output layout: data/peers/basic_pitch/{T,T_timbre,T_noisy}/<excerpt id>.mid + status.json (a pool without
 recordings, e.g. T_noisy on data made before it, is skipped and has no folder), and T_at_<level>dBFS/ for T's
 recordings re-levelled to each of evaluation.levels.LEVELS_DBFS (the robustness table's levels; written as float
-WAV to a temporary folder first, so nothing clips).
+WAV to a temporary folder first, so nothing clips). With `items` (mapping.eval.max_items) each pool holds only the
+excerpts the runs are scored on (EvaluationData.eval_ids) and the robustness subset -- the peer line compares on
+the same audio as the runs, and the default run does not transcribe excerpts nobody scores. One Basic Pitch
+process does every folder (its model loaded once).
 """
 from __future__ import annotations
 
@@ -36,16 +39,36 @@ def bp_python(root: Path) -> Path | None:
     return py if py.is_file() and (root / BP_VENV / ".installed").is_file() else None
 
 
-def transcribe(py: Path, root: Path, audio_dir: Path, out_dir: Path, limit: int | None) -> dict:
-    """Basic Pitch on a folder, in its own venv -> its JSON summary."""
-    cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", str(audio_dir), str(out_dir)]
+def transcribe(py: Path, root: Path, jobs: list[tuple[Path, Path]], limit: int | None) -> list[dict]:
+    """Basic Pitch on each (recordings folder, MIDI folder) of `jobs`, in one process of its own venv -> one JSON
+    summary per job."""
+    cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", *(str(p) for job in jobs for p in job)]
     if limit:
         cmd += ["--limit", str(limit)]
-    # stderr (progress bar) goes straight to the terminal; the last stdout line is the summary.
+    # stderr (progress bar) goes straight to the terminal; the last stdout line is the summaries.
     proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"basic-pitch failed on {audio_dir} (exit {proc.returncode}): {proc.stdout[-2000:]}")
+        folders = ", ".join(str(a) for a, _ in jobs)
+        raise RuntimeError(f"basic-pitch failed on {folders} (exit {proc.returncode}): {proc.stdout[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def pool_ids(data: EvaluationData, items: int | None, robustness_items: int | None) -> list[str] | None:
+    """The excerpts transcribed in each pool: the runs' subset (eval_ids(items)) and the robustness table's; None
+    (all of them) without `items`."""
+    if not items:
+        return None
+    return sorted(set(data.eval_ids(items)) | set(level_ids(data, robustness_items)))
+
+
+def link_subset(data: EvaluationData, pool: str, ids: list[str], out_dir: Path) -> Path:
+    """A folder of links to `pool`'s recordings of `ids` (those it has) -> out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        src = data.audio_path(pool, i)
+        if src.is_file():
+            (out_dir / src.name).symlink_to(src.resolve())
+    return out_dir
 
 
 def level_ids(data: EvaluationData, robustness_items: int | None = None) -> list[str]:
@@ -67,23 +90,26 @@ def write_relevelled(data: EvaluationData, dbfs: float, out_dir: Path, limit: in
 
 
 def run(root: Path, out: Path = OUT, pools: tuple[str, ...] = POOLS, limit: int | None = None,
-        levels: tuple[float, ...] = LEVELS_DBFS, robustness_items: int | None = None) -> dict:
-    """Basic Pitch on every recording of `pools`, and on T re-levelled to each of `levels` -- for the robustness
+        levels: tuple[float, ...] = LEVELS_DBFS, robustness_items: int | None = None, items: int | None = None) -> dict:
+    """Basic Pitch on the recordings of `pools` -- the runs' subset and the robustness table's with `items`
+    (mapping.eval.max_items), all of them without -- and on T re-levelled to each of `levels`, for the robustness
     table's subset only (evaluation.robustness_items; None: all of T)."""
     py = bp_python(root)
     data = EvaluationData(root)
-    with atomic_dir(root / out) as tmp:
+    with atomic_dir(root / out) as tmp, tempfile.TemporaryDirectory(prefix="bp-") as work:
         if py is None:
             status = {"available": False, "note": NOTE_MISSING}
         else:
-            status = {"available": True, "pools": {}}
-            for pool in (p for p in pools if data.audio_files(p)):
-                status["pools"][pool] = transcribe(py, root, data.audio_dir(pool), tmp / pool, limit)
+            ids = pool_ids(data, items, robustness_items)
+            jobs = [(data.audio_dir(pool) if ids is None else link_subset(data, pool, ids, Path(work) / pool), tmp / pool)
+                    for pool in pools if data.audio_files(pool)]
             for dbfs in levels if data.audio_files(TEST_POOL) else ():
-                with tempfile.TemporaryDirectory(prefix="bp-level-") as wav_dir:
-                    write_relevelled(data, dbfs, Path(wav_dir), limit, level_ids(data, robustness_items))
-                    status["pools"][level_folder(dbfs)] = transcribe(py, root, Path(wav_dir), tmp / level_folder(dbfs),
-                                                                     limit)
+                wav_dir = Path(work) / level_folder(dbfs)
+                write_relevelled(data, dbfs, wav_dir, limit, level_ids(data, robustness_items))
+                jobs.append((wav_dir, tmp / level_folder(dbfs)))
+            summaries = transcribe(py, root, jobs, limit) if jobs else []
+            status = {"available": True, "items": None if ids is None else len(ids),
+                      "pools": {out_dir.name: s for (_, out_dir), s in zip(jobs, summaries)}}
         (tmp / "status.json").write_text(json.dumps(status, indent=2) + "\n")
     return status
 
