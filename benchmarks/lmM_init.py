@@ -5,7 +5,7 @@ generic motion, and -- for reference -- the oracle trained on U_A's true motion 
 
     .venv/bin/python benchmarks/lmM_init.py [--steps 500] [--out reports/bench_lmM_init.json]
 
-Needs data/scores (stage split), data/motion/T (perform) and data/lm/V (pretrain@V).
+Needs data/scores (stage split), data/motion/T (perform) and data/lm/V (stage pretrain).
 """
 from __future__ import annotations
 

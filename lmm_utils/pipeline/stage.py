@@ -1,18 +1,26 @@
 """Run one pipeline stage: a notebook, through papermill, on the project's registered kernel.
 
     python -m lmm_utils.pipeline.stage notebooks/01_corpus.ipynb --sections corpus [-p name=value] [--out reports/x.ipynb]
+    python -m lmm_utils.pipeline.stage notebooks/06_pretrain.ipynb --sections pretrain --each modality=V,A \
+        --out reports/06_pretrain_{modality}.ipynb     # one run per value, all at once, each in its own process
 
 Each listed params.yaml section is injected as one dict parameter of the same name. The executed
 notebook is written under a temporary name and renamed only when every cell has run, so a failed or
 killed stage never leaves an executed notebook that looks complete (a failed run is kept as
 `*.failed.ipynb` for debugging).
+
+Why --each: the training loops run on one torch thread (training.loop.TrainConfig.threads), so on 2 cores two
+independent notebooks side by side take about as long as one (LM^V and LM^A: README "Time"). The first run that
+fails stops the others; the stage then fails.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -138,6 +146,42 @@ def run_stage(notebook: str, sections: list[str], extra: dict, out: str | None =
     return out_path
 
 
+def each_commands(notebook: str, sections: str, params: list[str], each: str, out: str | None) -> list[list[str]]:
+    """--each NAME=V1,V2 -> one stage command per value (-p NAME=value, --out with {NAME} filled in)."""
+    name, _, values = each.partition("=")
+    vals = [v for v in values.split(",") if v]
+    if not name or not vals:
+        raise StageError(f"--each needs NAME=VALUE1,VALUE2 (got {each!r})")
+    if out is not None and "{" + name + "}" not in out:
+        raise StageError(f"--out must hold {{{name}}} with --each, or every run would write {out}")
+    if len(set(vals)) != len(vals):
+        raise StageError(f"--each repeats a value: {each!r}")
+    base = [sys.executable, "-m", "lmm_utils.pipeline.stage", notebook, "--sections", sections]
+    for p in params:
+        base += ["-p", p]
+    return [base + ["-p", f"{name}={v}"] + (["--out", out.replace("{" + name + "}", v)] if out else []) for v in vals]
+
+
+def run_together(commands: list[list[str]], poll_s: float = 0.5) -> None:
+    """Run the commands at once; wait for all. The first that fails stops the others -> StageError."""
+    procs = [subprocess.Popen(c) for c in commands]
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+                break
+            time.sleep(poll_s)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait()
+    bad = [" ".join(c[1:]) for c, p in zip(commands, procs) if p.returncode != 0]
+    if bad:
+        raise StageError("failed: " + "; ".join(bad))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lmm_utils.pipeline.stage", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,7 +190,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra parameter (YAML value)")
     parser.add_argument("--out", help="executed notebook path (default reports/<notebook name>)")
+    parser.add_argument("--each", metavar="NAME=V1,V2",
+                        help="run the notebook once per value, all at once, each in its own process; --out holds {NAME}")
     args = parser.parse_args(argv)
+    if args.each:
+        try:
+            run_together(each_commands(args.notebook, args.sections, args.param, args.each, args.out))
+        except StageError as exc:
+            sys.exit(f"stage error: {exc}")
+        return
     extra = {}
     for item in args.param:
         name, _, value = item.partition("=")
