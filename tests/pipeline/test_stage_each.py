@@ -35,3 +35,14 @@ def test_run_together_waits_for_all_and_a_failure_stops_the_others():
         run_together([sleeper, failing], poll_s=0.05)
     # the sleeper was stopped (not waited for): it is listed as failed too
     assert "time.sleep(60)" in str(err.value) and "SystemExit(3)" in str(err.value)
+
+
+def test_each_run_gets_its_share_of_the_cores(monkeypatch):
+    from lmm_utils.pipeline.stage import THREADS_ENV, thread_share
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert thread_share(2) == 2
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert thread_share(2) == 1 and thread_share(0) == 0
+    probe = [sys.executable, "-c", f"import os, sys; sys.exit(0 if os.environ['{THREADS_ENV}'] else 1)"]
+    run_together([probe, probe], poll_s=0.05)
