@@ -28,17 +28,9 @@ import yaml
 from lmm_utils.core.params import ParamsError, load_params, section
 from lmm_utils.core.paths import project_root
 from lmm_utils.pipeline.checks import check_section
+from lmm_utils.pipeline.threads import share_env
 
 KERNEL_NAME = os.environ.get("LMM_KERNEL", "lmm")
-# Set by --each for its runs: the torch threads each may use (the cores shared out). A 2-thread k-means beside a
-# busy sibling waits on the core the sibling holds: LM^A's data preparation took 111 s instead of ~15 s.
-THREADS_ENV = "LMM_STAGE_THREADS"
-
-
-def thread_share(threads: int) -> int:
-    """`threads`, capped by the share --each gave this run (LMM_STAGE_THREADS); unchanged outside --each."""
-    cap = os.environ.get(THREADS_ENV)
-    return max(1, min(int(threads), int(cap))) if cap and threads else threads
 
 
 class StageError(RuntimeError):
@@ -174,7 +166,7 @@ def each_commands(notebook: str, sections: str, params: list[str], each: str, ou
 def run_together(commands: list[list[str]], poll_s: float = 0.5) -> None:
     """Run the commands at once, each with its share of the cores (THREADS_ENV); wait for all. The first that fails
     stops the others -> StageError."""
-    env = {**os.environ, THREADS_ENV: str(max(1, (os.cpu_count() or 1) // len(commands)))}
+    env = share_env(len(commands))
     procs = [subprocess.Popen(c, env=env) for c in commands]
     try:
         while True:

@@ -38,7 +38,7 @@ def test_run_together_waits_for_all_and_a_failure_stops_the_others():
 
 
 def test_each_run_gets_its_share_of_the_cores(monkeypatch):
-    from lmm_utils.pipeline.stage import THREADS_ENV, thread_share
+    from lmm_utils.pipeline.threads import THREADS_ENV, thread_share
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
     assert thread_share(2) == 2
