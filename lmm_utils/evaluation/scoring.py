@@ -268,7 +268,10 @@ def collect(runs: list[Run], truth: Truth, cache_dir: Path | None = CACHE_DIR, p
 
 
 def score_peers(peers_dir: str | Path, truth: Truth, cache_dir: Path | None = CACHE_DIR) -> tuple[list[dict], dict]:
-    """Peers (data/peers/<name>/{T,T_timbre,T_noisy}/<id>.mid) scored like h: (long rows, {name: status note})."""
+    """Peers (data/peers/<name>/{T,T_timbre,T_noisy}/<id>.mid) scored like h: (long rows, {name: status note}).
+    A folder that was never asked for some of the truth's excerpts (the references stage transcribes the runs' subset,
+    mapping.eval.max_items) is left out and named in the note (`not_transcribed`), rather than scored as if the peer
+    had heard nothing there; a file the peer failed on still counts as an empty transcription."""
     peers_dir = Path(peers_dir)
     rows, notes = [], {}
     if not peers_dir.is_dir():
@@ -278,8 +281,16 @@ def score_peers(peers_dir: str | Path, truth: Truth, cache_dir: Path | None = CA
         notes[d.name] = status
         summaries = {}
         for system in TRANSCRIPTION_SYSTEMS:
-            pred = d / SYSTEMS[system][0]
+            folder = SYSTEMS[system][0]
+            pred = d / folder
             if pred.is_dir() and any(pred.glob("*.mid")):
+                asked = {f.stem for f in pred.glob("*.mid")} | {
+                    Path(name).stem for name in ((status.get("pools") or {}).get(folder) or {}).get("failed", {})}
+                absent = [i for i in truth.ids if i not in asked]
+                if absent:
+                    notes[d.name] = status = {**status, "not_transcribed": {
+                        **status.get("not_transcribed", {}), folder: len(absent)}}
+                    continue
                 summaries[system] = summarize(cached_scores(f"peer-{d.name}__{system}", pred, truth, "transcription",
                                                             cache_dir))
         rows += long_rows(d.name, d.name, None, None, summaries)

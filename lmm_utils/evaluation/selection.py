@@ -21,10 +21,14 @@ PICKS = (*CRITERIA, "both")
 
 
 def _pick(sel: list[dict], criterion: str) -> float:
+    """F1 of the seed the criterion prefers; a tie is broken at random, i.e. its expected F1 (the tied seeds' mean),
+    not in favour of the lowest seed."""
     if criterion == "both":
-        ranks = sum(stats.rankdata([r[c] for r in sel]) for c in CRITERIA)
-        return sel[int(np.argmax(ranks))]["f1"]
-    return sel[int(np.argmax([r[criterion] for r in sel]))]["f1"]
+        vals = np.asarray(sum(stats.rankdata([r[c] for r in sel]) for c in CRITERIA), float)
+    else:
+        vals = np.asarray([r[criterion] for r in sel], float)
+    tied = np.flatnonzero(vals == vals.max())
+    return float(np.mean([sel[i]["f1"] for i in tied]))
 
 
 def selection_groups(rows: list[dict], pick_from: int = 3) -> list[dict]:
@@ -34,7 +38,10 @@ def selection_groups(rows: list[dict], pick_from: int = 3) -> list[dict]:
         raise ValueError(f"pick_from must be >= 2 (got {pick_from}): with one seed there is nothing to choose")
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["method"], int(r["K"])), []).append(r)
+        group = groups.setdefault((r["method"], int(r["K"])), [])
+        if any(int(o["seed"]) == int(r["seed"]) for o in group):
+            raise ValueError(f"{r['method']} K={r['K']} seed {r['seed']} appears twice among the runs")
+        group.append(r)
     out = []
     for (method, K), rs in sorted(groups.items()):
         if len(rs) < 2:
@@ -60,16 +67,27 @@ def _aggregate(groups: list[dict]) -> dict:
 
 
 def _spearman(rows: list[dict]) -> dict:
+    """Each criterion's Spearman rho with F1 and its p-value, over `rows` (>= 4 of them)."""
     if len(rows) < 4:
         return {}
-    return {c: float(stats.spearmanr([r[c] for r in rows], [r["f1"] for r in rows]).statistic) for c in CRITERIA}
+    out = {"n": len(rows)}
+    for c in CRITERIA:
+        res = stats.spearmanr([r[c] for r in rows], [r["f1"] for r in rows])
+        out[c], out[f"{c}_p"] = float(res.statistic), float(res.pvalue)
+    return out
 
 
 def selection_summary(groups: list[dict], rows: list[dict]) -> dict:
-    """Means over the groups at K = 0, at K >= 1 and over all; each criterion's Spearman with F1 over the runs."""
+    """Means over the groups at K = 0, at K >= 1 and over all; each criterion's Spearman with F1 over the runs at
+    K = 0 (pooled over methods), over all runs, and inside each (method, K) group of >= 4 seeds."""
+    by_group: dict[str, dict] = {}
+    for g in groups:
+        if len(g["seeds"]) >= 4:
+            by_group[f"{g['method']}-K{g['K']}"] = _spearman([r for r in rows if r["method"] == g["method"]
+                                                             and int(r["K"]) == g["K"]])
     return {"K=0": _aggregate([g for g in groups if g["K"] == 0]), "K>=1": _aggregate([g for g in groups if g["K"] >= 1]),
             "all": _aggregate(groups), "spearman_K0": _spearman([r for r in rows if int(r["K"]) == 0]),
-            "spearman_all": _spearman(rows)}
+            "spearman_all": _spearman(rows), "spearman_by_group": by_group}
 
 
 def selection_lines(summary: dict) -> list[str]:

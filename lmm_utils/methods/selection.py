@@ -7,7 +7,8 @@
     recon   how well h's transcriptions, played through S, explain their recordings (losses.recon_loss, the loss lmm
             trains on): minus its mean over the sample; an empty transcription is scored as silence.
     lmM     how probable LM^M finds them: the mean over the sample of LM^M's mean log-prob per token (nats); an empty
-            transcription gets the sample's worst finite value.
+            transcription scores as chance, -ln(vocabulary size): the same floor for every h, so an h that hears
+            little cannot hide behind its own worst transcription.
 
 Only U_A's recordings are read (TrainingData); no labels, no true motion, nothing of T. Whether the criteria pick the
 better h is measured in the evaluation part (evaluation.selection, benchmarks/model_selection.py). No method runs
@@ -25,7 +26,6 @@ from lmm_utils.methods.lmm_labels import lm_score
 from lmm_utils.methods.losses import recon_loss
 
 CRITERIA = ("recon", "lmM")
-EMPTY_LM_FALLBACK = -50.0  # nats/token when no transcription of the sample holds a note (far below any real one)
 
 
 def unsupervised_criteria(h, sample: list[tuple[str, np.ndarray]], synth, lmM, feat: FeatureConfig,
@@ -41,8 +41,7 @@ def unsupervised_criteria(h, sample: list[tuple[str, np.ndarray]], synth, lmM, f
         target = torch.from_numpy(np.asarray(x, np.float32))[None]
         losses.append(float(recon_loss(torch.from_numpy(np.asarray(pred, np.float32))[None], target, scales=scales)))
         lps.append(lm_score(lmM, lmM.tokenizer, perf))
-    finite = [v for v in lps if np.isfinite(v)]
-    floor = min(finite) if finite else EMPTY_LM_FALLBACK
+    floor = -float(np.log(lmM.tokenizer.vocab_size))  # chance: a uniform guess over the tokens
     return {"recon": -float(np.mean(losses)), "lmM": float(np.mean([v if np.isfinite(v) else floor for v in lps])),
             "empty_fraction": empty / len(sample)}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -153,8 +154,8 @@ def each_commands(notebook: str, sections: str, params: list[str], each: str, ou
     vals = [v for v in values.split(",") if v]
     if not name or not vals:
         raise StageError(f"--each needs NAME=VALUE1,VALUE2 (got {each!r})")
-    if out is not None and "{" + name + "}" not in out:
-        raise StageError(f"--out must hold {{{name}}} with --each, or every run would write {out}")
+    if out is None or "{" + name + "}" not in out:
+        raise StageError(f"--each needs an --out that holds {{{name}}}: otherwise every run writes the same notebook")
     if len(set(vals)) != len(vals):
         raise StageError(f"--each repeats a value: {each!r}")
     base = [sys.executable, "-m", "lmm_utils.pipeline.stage", notebook, "--sections", sections]
@@ -163,11 +164,17 @@ def each_commands(notebook: str, sections: str, params: list[str], each: str, ou
     return [base + ["-p", f"{name}={v}"] + (["--out", out.replace("{" + name + "}", v)] if out else []) for v in vals]
 
 
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def run_together(commands: list[list[str]], poll_s: float = 0.5) -> None:
     """Run the commands at once, each with its share of the cores (THREADS_ENV); wait for all. The first that fails
     stops the others -> StageError."""
     env = share_env(len(commands))
     procs = [subprocess.Popen(c, env=env) for c in commands]
+    # DVC (or a user) stopping the stage with SIGTERM must stop the runs too: raise, so `finally` terminates them.
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
         while True:
             codes = [p.poll() for p in procs]
@@ -180,6 +187,7 @@ def run_together(commands: list[list[str]], poll_s: float = 0.5) -> None:
                 p.terminate()
         for p in procs:
             p.wait()
+        signal.signal(signal.SIGTERM, previous)
     bad = [" ".join(c[1:]) for c, p in zip(commands, procs) if p.returncode != 0]
     if bad:
         raise StageError("failed: " + "; ".join(bad))

@@ -163,3 +163,18 @@ def test_basic_pitch_run_takes_folder_pairs_and_refuses_an_odd_count(tmp_path):
         folder_pairs([tmp_path / "a", tmp_path / "out", tmp_path / "a"])
     with pytest.raises(ValueError, match="not a folder"):
         folder_pairs([tmp_path / "nope", tmp_path / "out"])
+
+
+def test_a_peer_folder_never_asked_for_some_excerpts_is_left_out_not_scored_as_silence(tmp_path):
+    """The references stage transcribes the runs' subset: a truth with more excerpts leaves that peer system out
+    (named in the note); a file the peer failed on is still an empty transcription."""
+    from lmm_utils.evaluation.scoring import score_peers
+
+    truth = _truth()
+    peers_dir = _peer(tmp_path, Truth({"a": truth.perf["a"]}, {"a": truth.collection["a"]}), {"T": 1.0})
+    rows, notes = score_peers(peers_dir, truth, cache_dir=None)
+    assert rows == [] and notes["basic_pitch"]["not_transcribed"] == {"T": 1}
+    (peers_dir / "basic_pitch/status.json").write_text(
+        json.dumps({"available": True, "pools": {"T": {"failed": {"b.flac": "x"}}}}))
+    rows, notes = score_peers(peers_dir, truth, cache_dir=None)
+    assert rows and "not_transcribed" not in notes["basic_pitch"]

@@ -30,3 +30,11 @@ def test_groups_of_one_seed_are_left_out_and_pick_from_one_is_refused():
     assert [(g["method"], g["K"]) for g in groups] == [("lmm", 4)] and groups[0]["subsets"] == 1
     with pytest.raises(ValueError, match="pick_from"):
         selection_groups(rows, pick_from=1)
+
+
+def test_a_tie_is_worth_the_tied_seeds_mean_and_a_repeated_seed_is_refused():
+    rows = _rows([0.6, 0.9, 0.7], recon=[1.0, 1.0, 0.0], lmM=[0.0, 0.0, 0.0])
+    (g,) = selection_groups(rows)
+    assert g["pick_recon"] == pytest.approx(0.75) and g["pick_lmM"] == pytest.approx(g["random"])
+    with pytest.raises(ValueError, match="twice"):
+        selection_groups(rows + rows[:1])

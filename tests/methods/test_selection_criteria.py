@@ -45,7 +45,8 @@ def test_recon_prefers_the_h_whose_notes_explain_the_recording():
     silent = unsupervised_criteria(FixedH(Performance([])), sample, synth, PitchLM(), FEAT)
     assert right["recon"] > max(wrong["recon"], silent["recon"])
     assert right["empty_fraction"] == 0.0 and silent["empty_fraction"] == 1.0
-    assert right["lmM"] == pytest.approx(-1.0) and silent["lmM"] < -10   # no notes anywhere: the fallback floor
+    chance = -np.log(PitchLM.tokenizer.vocab_size)
+    assert right["lmM"] == pytest.approx(-1.0) and silent["lmM"] == pytest.approx(chance)   # empty: chance
 
 
 def test_an_empty_sample_is_refused():

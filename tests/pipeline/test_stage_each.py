@@ -16,10 +16,11 @@ def test_each_builds_one_command_per_value_with_its_own_output():
 
 
 @pytest.mark.parametrize("each, out, match", [
-    ("modality", None, "NAME=VALUE1"),
-    ("=V,A", None, "NAME=VALUE1"),
-    ("modality=V,A", "reports/06_pretrain.ipynb", "must hold"),
-    ("modality=V,V", None, "repeats"),
+    ("modality", "r_{modality}.ipynb", "NAME=VALUE1"),
+    ("=V,A", "r_{modality}.ipynb", "NAME=VALUE1"),
+    ("modality=V,A", "reports/06_pretrain.ipynb", "holds"),
+    ("modality=V,A", None, "holds"),
+    ("modality=V,V", "r_{modality}.ipynb", "repeats"),
 ])
 def test_each_refuses_what_would_clash(each, out, match):
     with pytest.raises(StageError, match=match):
@@ -43,6 +44,37 @@ def test_each_run_gets_its_share_of_the_cores(monkeypatch):
     monkeypatch.delenv(THREADS_ENV, raising=False)
     assert thread_share(2) == 2
     monkeypatch.setenv(THREADS_ENV, "1")
-    assert thread_share(2) == 1 and thread_share(0) == 0
+    assert thread_share(2) == 1 and thread_share(0) == 1   # torch's default (every core) is capped too
     probe = [sys.executable, "-c", f"import os, sys; sys.exit(0 if os.environ['{THREADS_ENV}'] else 1)"]
     run_together([probe, probe], poll_s=0.05)
+
+
+def test_a_terminated_run_together_stops_its_runs(tmp_path):
+    """SIGTERM to the process running the runs (DVC stopping the stage) leaves no run behind."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    script = (f"import os, sys, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import sys; from lmm_utils.pipeline.stage import run_together; "
+                               f"run_together([[sys.executable, '-c', {script!r}]], poll_s=0.05)"])
+    for _ in range(200):
+        if pid_file.is_file() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(timeout=30)
+    child = int(pid_file.read_text())
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the run outlived the stage")
+    assert parent.returncode != 0
