@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -172,10 +173,14 @@ def run_together(commands: list[list[str]], poll_s: float = 0.5) -> None:
     """Run the commands at once, each with its share of the cores (THREADS_ENV); wait for all. The first that fails
     stops the others -> StageError."""
     env = share_env(len(commands))
-    procs = [subprocess.Popen(c, env=env) for c in commands]
     # DVC (or a user) stopping the stage with SIGTERM must stop the runs too: raise, so `finally` terminates them.
-    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    # (Signal handlers can only be set from the main thread; elsewhere the caller owns the signals.)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm) if main_thread else None
+    procs: list[subprocess.Popen] = []
     try:
+        for c in commands:  # one at a time, so a failed start still stops the ones already running
+            procs.append(subprocess.Popen(c, env=env))
         while True:
             codes = [p.poll() for p in procs]
             if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
@@ -187,7 +192,8 @@ def run_together(commands: list[list[str]], poll_s: float = 0.5) -> None:
                 p.terminate()
         for p in procs:
             p.wait()
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     bad = [" ".join(c[1:]) for c, p in zip(commands, procs) if p.returncode != 0]
     if bad:
         raise StageError("failed: " + "; ".join(bad))
