@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmm_utils.core.io import atomic_path
+from lmm_utils.evaluation.results_md import replace_section
 from lmm_utils.evaluation.summary_cells import cells, mean_sd, seed_band
 
 LABEL = "note F1"  # summary.json's h column: note F1 on all of T
@@ -134,13 +135,10 @@ def write_checks_section(folder: str | Path, readme: str | Path) -> str:
     """Replace the README's text between DEFAULT_START and DEFAULT_END with render_checks(folder); -> the section.
     Raises ValueError (and writes nothing) when the markers are missing or repeated."""
     readme = Path(readme)
-    text = readme.read_text()
-    start, end = text.find(DEFAULT_START), text.find(DEFAULT_END)
-    if start < 0 or end < start or text.count(DEFAULT_START) != 1 or text.count(DEFAULT_END) != 1:
-        raise ValueError(f"{readme} needs exactly one {DEFAULT_START} followed by one {DEFAULT_END}")
     section = render_checks(folder)
+    text = replace_section(readme.read_text(), section, DEFAULT_START, DEFAULT_END)  # ResultsError is a ValueError
     with atomic_path(readme) as tmp:
-        tmp.write_text(text[:start + len(DEFAULT_START)] + "\n" + section + "\n" + text[end:])
+        tmp.write_text(text)
     return section
 
 

@@ -38,7 +38,7 @@ F1_COLUMNS = [("T", "note F1"), ("T_timbre", "T_timbre note F1"), ("T_noisy", "T
 F1_LABEL = "note F1"  # the column the verdict compares on: h note F1 on all of T
 
 
-class ResultsError(Exception):
+class ResultsError(ValueError):
     """The results folder or the README cannot be used; the message says what to do. Nothing was written."""
 
 
@@ -336,12 +336,12 @@ def render(res: Results, readme_dir: Path = Path(".")) -> str:
     return "\n".join(lines)
 
 
-def replace_section(text: str, section: str) -> str:
+def replace_section(text: str, section: str, mark_start: str = MARK_START, mark_end: str = MARK_END) -> str:
     """text with everything between the markers replaced by section (the markers stay)."""
-    start, end = text.find(MARK_START), text.find(MARK_END)
-    if start < 0 or end < 0 or end < start or text.count(MARK_START) != 1 or text.count(MARK_END) != 1:
-        raise ResultsError(f"the README needs exactly one {MARK_START} followed by one {MARK_END}")
-    return text[:start + len(MARK_START)] + "\n" + section + "\n" + text[end:]
+    start, end = text.find(mark_start), text.find(mark_end)
+    if start < 0 or end < 0 or end < start or text.count(mark_start) != 1 or text.count(mark_end) != 1:
+        raise ResultsError(f"the README needs exactly one {mark_start} followed by one {mark_end}")
+    return text[:start + len(mark_start)] + "\n" + section + "\n" + text[end:]
 
 
 def write_readme(results: str | Path, readme: str | Path) -> str:

@@ -284,7 +284,7 @@ def score_peers(peers_dir: str | Path, truth: Truth, cache_dir: Path | None = CA
             folder = SYSTEMS[system][0]
             pred = d / folder
             if pred.is_dir() and any(pred.glob("*.mid")):
-                asked = {f.stem for f in pred.glob("*.mid")} | {
+                asked = set(MidiFolder(pred).ids()) | {
                     Path(name).stem for name in ((status.get("pools") or {}).get(folder) or {}).get("failed", {})}
                 absent = [i for i in truth.ids if i not in asked]
                 if absent:

@@ -16,7 +16,8 @@ import itertools
 import numpy as np
 from scipy import stats
 
-CRITERIA = ("recon", "lmM")
+from lmm_utils.methods.selection import CRITERIA
+
 PICKS = (*CRITERIA, "both")
 
 

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from lmm_utils.core.features import FeatureConfig
-from lmm_utils.core.motion import Performance
 from lmm_utils.methods.alignment import render_logmel
 from lmm_utils.methods.lmm_labels import lm_score
 from lmm_utils.methods.losses import recon_loss
@@ -37,7 +36,7 @@ def unsupervised_criteria(h, sample: list[tuple[str, np.ndarray]], synth, lmM, f
     for _, x in sample:
         perf = h.transcribe(x)
         empty += not perf.notes
-        pred = render_logmel(perf if perf.notes else Performance(notes=[]), synth, feat.fps, x.shape[1])
+        pred = render_logmel(perf, synth, feat.fps, x.shape[1])  # an empty one renders as silence
         target = torch.from_numpy(np.asarray(x, np.float32))[None]
         losses.append(float(recon_loss(torch.from_numpy(np.asarray(pred, np.float32))[None], target, scales=scales)))
         lps.append(lm_score(lmM, lmM.tokenizer, perf))

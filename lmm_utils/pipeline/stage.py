@@ -162,7 +162,7 @@ def each_commands(notebook: str, sections: str, params: list[str], each: str, ou
     base = [sys.executable, "-m", "lmm_utils.pipeline.stage", notebook, "--sections", sections]
     for p in params:
         base += ["-p", p]
-    return [base + ["-p", f"{name}={v}"] + (["--out", out.replace("{" + name + "}", v)] if out else []) for v in vals]
+    return [base + ["-p", f"{name}={v}", "--out", out.replace("{" + name + "}", v)] for v in vals]
 
 
 def _raise_on_sigterm(signum, frame):
