@@ -94,3 +94,20 @@ def trained_run(runs_dir, method: str, K: int, seed: int, *, h_note_f1: float | 
     metrics = {"run": d.name, "method": method, "K": K, "seed": seed, "h": h_rows, "g": g_rows}
     (d / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return d
+
+
+# A mapping section small enough for a run in about a second on the tiny project (tests/conftest.py tiny_root).
+TINY_MAP = {
+    "device": "cpu", "synth": "data/synth/S.pt", "lm": {"A": "data/lm/A", "V": "data/lm/V", "M": "data/lm/M"},
+    "eval": {"max_items": None},
+    "method": {"steps": 2, "batch_size": 2, "crop_frames": 40, "warmup": 1, "threads": 1},
+    "transcriber": {"harmonics": [0.5, 1.0, 2.0, 3.0], "contour_channels": 4, "contour_out_channels": 4,
+                    "note_channels": 4, "onset_channels": 4, "time_kernel": 3},
+    "performer": {"d_model": 16, "n_layers": 1, "dropout": 0.0},
+    "synth_pairs": {"max_scores": 3},
+    "cycle": {"max_unpaired": 2, "g_frames": 60, "unpaired_batch": 2},
+    "surface": {"rank": 4},
+    "lmm": {"max_unpaired": 3, "g_frames": 60, "prior_frames": 32, "prior_batch": 1, "unpaired_batch": 2,
+            "candidates": 3, "lmM_model": {"block_size": 32, "n_layer": 1, "n_head": 1, "n_embd": 16, "dropout": 0.0},
+            "lmM_train": {"steps": 2, "batch_size": 2, "warmup": 1}},
+}

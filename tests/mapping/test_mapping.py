@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from factories import TINY_MAP
 
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.io import jsonable
@@ -27,21 +28,6 @@ from lmm_utils.models.performer import plain_performance
 FEAT = FeatureConfig()
 SR = FEAT.sample_rate
 POOL_SIZES = {"U_V": 4, "U_A": 4, "P": 5, "T": 3}
-
-TINY_MAP = {
-    "device": "cpu", "synth": "data/synth/S.pt", "lm": {"A": "data/lm/A", "V": "data/lm/V", "M": "data/lm/M"},
-    "eval": {"max_items": None},
-    "method": {"steps": 2, "batch_size": 2, "crop_frames": 40, "warmup": 1, "threads": 1},
-    "transcriber": {"harmonics": [0.5, 1.0, 2.0, 3.0], "contour_channels": 4, "contour_out_channels": 4,
-                    "note_channels": 4, "onset_channels": 4, "time_kernel": 3},
-    "performer": {"d_model": 16, "n_layers": 1, "dropout": 0.0},
-    "synth_pairs": {"max_scores": 3},
-    "cycle": {"max_unpaired": 2, "g_frames": 60, "unpaired_batch": 2},
-    "surface": {"rank": 4},
-    "lmm": {"max_unpaired": 3, "g_frames": 60, "prior_frames": 32, "prior_batch": 1, "unpaired_batch": 2,
-            "candidates": 3, "lmM_model": {"block_size": 32, "n_layer": 1, "n_head": 1, "n_embd": 16, "dropout": 0.0},
-            "lmM_train": {"steps": 2, "batch_size": 2, "warmup": 1}},
-}
 
 
 def _score(pool: str, i: int, rng: np.random.Generator) -> ScoreExcerpt:
@@ -487,6 +473,23 @@ def test_grid_runs_each_run_once_and_reuses_it_by_fingerprint(tiny_root, tmp_pat
     assert set(table) == {"supervised-K0-s0", "supervised-K0-s1", "supervised-K2-s0", "supervised-K2-s1"}
     assert table["supervised-K2-s0"]["reused"] is False and table["supervised-K0-s0"]["h T"] is not None
     assert [r.name for r in scoring.discover_runs(tmp_path / "runs")] == sorted(table)
+
+
+def test_a_restored_run_is_reused_by_the_grid(tiny_root, tmp_path):
+    """The point of the archive: a run saved on one machine and restored in a fresh project is not trained again."""
+    from lmm_utils.mapping import grid
+    from lmm_utils.pipeline import run_archive as ra
+
+    def run_in(proj):
+        return grid.run_grid("supervised", [0], [0], TINY_MAP, {}, root=tiny_root, runs_dir=proj / "data/runs",
+                             metrics_dir=proj / "reports/metrics/map", log=None)
+
+    made = run_in(tmp_path / "one")
+    assert not made[0].reused
+    ra.save(tmp_path / "archive", tmp_path / "one")
+    assert ra.restore(tmp_path / "archive", tmp_path / "two").copied == ["supervised-K0-s0"]
+    again = run_in(tmp_path / "two")
+    assert again[0].reused and again[0].metrics == made[0].metrics
 
 
 def test_grid_workers_run_the_same_runs_in_parallel_processes(tiny_root, tmp_path):
