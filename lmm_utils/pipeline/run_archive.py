@@ -10,9 +10,11 @@ and a session's machine is not always the next one's, so its finished runs are c
 mapping stage left them, and copied back before the next `dvc repro`.
 
 What a run keeps: metrics.json (with its fingerprint), draw.json, the predictions file, its per-excerpt score rows
-(scores/*.json) and the flat copy of its numbers (reports/metrics/map/<method>/<run>.json) -- all the summary and
-evaluate stages read -- plus h.pt and g.pt where `weights` is on (scripts/ship_models.py ships them). LM^M's
-per-run copy (lmM/) is left out: nothing downstream reads it.
+(scores/*.json, gzip'd in the archive: a tenth of the size) and the flat copy of its numbers
+(reports/metrics/map/<method>/<run>.json) -- all the summary and evaluate stages read -- plus h.pt and g.pt only when
+asked (`weights`: ~0.25 MB a run that only scripts/ship_models.py reads, and it ships from the default profile's
+runs). LM^M's per-run copy (lmM/) is left out: nothing downstream reads it. The predictions file is the same file
+collect_results copies into reports/<profile>/predictions, so git stores it once.
 
 A restored run is only a candidate: the grid re-runs any whose fingerprint (code, params, data) differs from what it
 computes, and overwrites it. Restore never replaces a run folder that is already there.
@@ -22,6 +24,7 @@ not change what a run is.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -65,7 +68,7 @@ def fingerprint(run_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     fp = metrics.get(FINGERPRINT_KEY) if isinstance(metrics, dict) else None
-    if not fp or not any((Path(run_dir) / SCORES).glob("*.json")):
+    if not fp or not any((Path(run_dir) / SCORES).glob("*.json*")):
         return None
     return str(fp)
 
@@ -84,22 +87,25 @@ def run_folders(base: Path) -> list[tuple[str, int, int, Path]]:
 
 
 def _copy_run(src: Path, dst: Path, weights: bool, extra: dict[str, Path] | None = None) -> None:
-    """The run's kept files from src into dst (built aside, swapped in whole); extra: {name in dst: file}."""
+    """The run's kept files from src into dst (built aside, swapped in whole); score rows are gzip'd on the way into
+    the archive and unzipped on the way out. extra: {name in dst: file}."""
     names = RUN_FILES + (WEIGHT_FILES if weights else ())
     with atomic_dir(dst) as tmp:
         for name in names:
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
         (tmp / SCORES).mkdir()
-        for f in sorted((src / SCORES).glob("*.json")):
-            shutil.copy2(f, tmp / SCORES / f.name)
+        for f in sorted((src / SCORES).glob("*.json")):  # into the archive
+            (tmp / SCORES / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes(), mtime=0))
+        for f in sorted((src / SCORES).glob("*.json.gz")):  # out of it
+            (tmp / SCORES / f.name[:-len(".gz")]).write_bytes(gzip.decompress(f.read_bytes()))
         for name, f in (extra or {}).items():
             if f.is_file():
                 shutil.copy2(f, tmp / name)
 
 
 def save(archive: str | Path, root: str | Path = ".", runs: set[tuple[str, int, int]] | None = None,
-         weights: bool = True) -> ArchiveReport:
+         weights: bool = False) -> ArchiveReport:
     """Copy every finished run under root/data/runs (only `runs`, when given) into the archive, where the archive
     lacks it or holds it with another fingerprint. Unfinished or half-written folders are left out."""
     root, archive = Path(root), Path(archive)
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=".", help="the project (default: .)")
     ap.add_argument("--all", action="store_true",
                     help="every run folder, not only the runs of the sweep params.yaml defines")
-    ap.add_argument("--no-weights", action="store_true", help="save: leave h.pt and g.pt out")
+    ap.add_argument("--weights", action="store_true", help="save: keep h.pt and g.pt too (for ship_models)")
     args = ap.parse_args(argv)
     try:
         mapping = _mapping(Path(args.root) / "params.yaml")
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                    "different, so every archived run will be trained again"))
             return 0 if same else 1
         if args.action == "save":
-            report = save(args.archive, args.root, runs, weights=not args.no_weights)
+            report = save(args.archive, args.root, runs, weights=args.weights)
             if report.copied and (Path(args.root) / mapping.get("synth", "data/synth/S.pt")).is_file():
                 record_data(args.archive, args.root, mapping)
         else:

@@ -33,13 +33,13 @@ def test_save_keeps_finished_runs_without_lmM_and_only_once(tmp_path):
     assert rep.copied == ["lmm-K0-s0", "supervised-K4-s2"] and rep.skipped == {"lmm-K0-s1": "not finished"}
     kept = run_path(archive, "lmm", 0, 0)
     assert sorted(p.name for p in kept.rglob("*")) == sorted(
-        ["metrics.json", "draw.json", "predictions.json.gz", "h.pt", "scores", "h.json", ra.FLAT_METRICS])
+        ["metrics.json", "draw.json", "predictions.json.gz", "scores", "h.json.gz", ra.FLAT_METRICS])
     assert ra.save(archive, proj).unchanged == ["lmm-K0-s0", "supervised-K4-s2"]
-    # a run made again (another fingerprint) replaces its archived copy; --no-weights leaves the checkpoints out
+    # a run made again (another fingerprint) replaces its archived copy; weights=True keeps the checkpoints too
     run = run_path(proj / RUNS_DIR, "lmm", 0, 0)
     (run / "metrics.json").write_text(json.dumps({"fingerprint": "fp-2"}))
-    rep = ra.save(archive, proj, weights=False)
-    assert rep.copied == ["lmm-K0-s0"] and ra.fingerprint(kept) == "fp-2" and not (kept / "h.pt").exists()
+    rep = ra.save(archive, proj, weights=True)
+    assert rep.copied == ["lmm-K0-s0"] and ra.fingerprint(kept) == "fp-2" and (kept / "h.pt").read_bytes() == b"h"
     # only the sweep's runs, when asked
     assert ra.save(tmp_path / "other", proj, runs={("supervised", 4, 2)}).copied == ["supervised-K4-s2"]
 
@@ -55,6 +55,7 @@ def test_restore_fills_only_missing_folders_and_puts_the_flat_metrics_back(tmp_p
     assert ra.fingerprint(run_path(fresh / RUNS_DIR, "basis", 16, 1)) == "made-here"
     back = run_path(fresh / RUNS_DIR, "lmm", 0, 0)
     assert ra.fingerprint(back) == "fp-1" and not (back / ra.FLAT_METRICS).exists()
+    assert (back / "scores" / "h.json").read_text() == "{}"  # unzipped, where the grid reads it
     assert json.loads(run_metrics_path(fresh / RUN_METRICS_DIR, "lmm", 0, 0).read_text()) == {"run": "lmm-K0-s0"}
     assert ra.restore(archive, fresh).unchanged == ["lmm-K0-s0"]
     with pytest.raises(ra.ArchiveError, match="no run archive"):
