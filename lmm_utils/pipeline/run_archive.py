@@ -11,9 +11,10 @@ mapping stage left them, and copied back before the next `dvc repro`.
 
 What a run keeps: metrics.json (with its fingerprint), draw.json, the predictions file, its per-excerpt score rows
 (scores/*.json, gzip'd in the archive: a tenth of the size) and the flat copy of its numbers
-(reports/metrics/map/<method>/<run>.json) -- all the summary and evaluate stages read -- plus h.pt and g.pt only when
-asked (`weights`: ~0.25 MB a run that only scripts/ship_models.py reads, and it ships from the default profile's
-runs). LM^M's per-run copy (lmM/) is left out: nothing downstream reads it. The predictions file is the same file
+(reports/metrics/map/<method>/<run>.json) and h.pt (the evaluate stage's robustness table runs each method's best h
+on re-levelled audio) -- all the summary and evaluate stages read --, plus g.pt only when asked (`weights`: only the
+command line and scripts/ship_models.py read it, and they ship from the default profile's runs). LM^M's per-run copy
+(lmM/) is left out: nothing downstream reads it. The predictions file is the same file
 collect_results copies into reports/<profile>/predictions, so git stores it once.
 
 A restored run is only a candidate: the grid re-runs any whose fingerprint (code, params, data) differs from what it
@@ -38,8 +39,8 @@ from lmm_utils.evaluation.scoring import SCORES
 from lmm_utils.mapping.grid import FINGERPRINT_KEY, data_fingerprint
 
 METRICS_FILE = "metrics.json"
-RUN_FILES = (METRICS_FILE, "draw.json", PREDICTIONS_FILE)
-WEIGHT_FILES = ("h.pt", "g.pt")
+RUN_FILES = (METRICS_FILE, "draw.json", PREDICTIONS_FILE, "h.pt")
+WEIGHT_FILES = ("g.pt",)
 FLAT_METRICS = "flat_metrics.json"  # in the archive: the run's reports/metrics/map/<method>/<run>.json
 DATA_RECORD = "data_fingerprint.json"  # in the archive: the fingerprint of the data its runs read
 
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=".", help="the project (default: .)")
     ap.add_argument("--all", action="store_true",
                     help="every run folder, not only the runs of the sweep params.yaml defines")
-    ap.add_argument("--weights", action="store_true", help="save: keep h.pt and g.pt too (for ship_models)")
+    ap.add_argument("--weights", action="store_true", help="save: keep g.pt too (for ship_models)")
     args = ap.parse_args(argv)
     try:
         mapping = _mapping(Path(args.root) / "params.yaml")

@@ -13,6 +13,7 @@ def _fake_run(root, method, K, seed, fp="fp-1", finished=True):
     (d / "lmM").mkdir()
     (d / "lmM" / "model.pt").write_bytes(b"x" * 100)
     (d / "h.pt").write_bytes(b"h")
+    (d / "g.pt").write_bytes(b"g")
     (d / "draw.json").write_text("{}")
     (d / "predictions.json.gz").write_bytes(b"p")
     if finished:
@@ -33,13 +34,13 @@ def test_save_keeps_finished_runs_without_lmM_and_only_once(tmp_path):
     assert rep.copied == ["lmm-K0-s0", "supervised-K4-s2"] and rep.skipped == {"lmm-K0-s1": "not finished"}
     kept = run_path(archive, "lmm", 0, 0)
     assert sorted(p.name for p in kept.rglob("*")) == sorted(
-        ["metrics.json", "draw.json", "predictions.json.gz", "scores", "h.json.gz", ra.FLAT_METRICS])
+        ["metrics.json", "draw.json", "predictions.json.gz", "h.pt", "scores", "h.json.gz", ra.FLAT_METRICS])
     assert ra.save(archive, proj).unchanged == ["lmm-K0-s0", "supervised-K4-s2"]
     # a run made again (another fingerprint) replaces its archived copy; weights=True keeps the checkpoints too
     run = run_path(proj / RUNS_DIR, "lmm", 0, 0)
     (run / "metrics.json").write_text(json.dumps({"fingerprint": "fp-2"}))
     rep = ra.save(archive, proj, weights=True)
-    assert rep.copied == ["lmm-K0-s0"] and ra.fingerprint(kept) == "fp-2" and (kept / "h.pt").read_bytes() == b"h"
+    assert rep.copied == ["lmm-K0-s0"] and ra.fingerprint(kept) == "fp-2" and (kept / "g.pt").read_bytes() == b"g"
     # only the sweep's runs, when asked
     assert ra.save(tmp_path / "other", proj, runs={("supervised", 4, 2)}).copied == ["supervised-K4-s2"]
 
