@@ -1,9 +1,10 @@
-"""Fill lmm_utils/app/shipped/ from a trained sweep: the best h (h note F1 on T, all) and the best g (shipping.G_CRITERION)
-of the runs under --runs, their checkpoints (+ the frozen LMs they read) and provenance.json.
+"""Fill lmm_utils/app/shipped/ from a trained sweep: h and g of the run picked by shipping.RULE (the most pairs, lmm
+before supervised, the lowest seed; no score is read: every score is on the test pools), their checkpoints (+ the
+frozen LMs they read) and provenance.json.
 
-    .venv/bin/python scripts/ship_models.py --runs data/runs --profile default
-    .venv/bin/python scripts/ship_models.py --runs data/runs --profile default --dry-run      # only print the picks
-    .venv/bin/python scripts/ship_models.py --runs data/runs --profile default --methods lmm supervised
+    .venv/bin/python scripts/ship_models.py --runs data/runs --profile paper
+    .venv/bin/python scripts/ship_models.py --runs data/runs --profile paper --dry-run        # only print the picks
+    .venv/bin/python scripts/ship_models.py --runs data/runs --profile paper --methods supervised
 
 Run it from the project root after `dvc repro` (stage map); then commit lmm_utils/app/shipped/.
 """
@@ -24,16 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", required=True, help="the params profile the sweep ran with (recorded in provenance)")
     p.add_argument("--root", type=Path, default=Path("."), help="project root: the runs' LM folders and git HEAD")
     p.add_argument("--out", type=Path, default=shipping.SHIPPED_DIR, help="default: the package's shipped folder")
-    p.add_argument("--methods", nargs="+", help="only runs of these methods (default: every run)")
+    p.add_argument("--methods", nargs="+", default=list(shipping.SHIP_METHODS),
+                   help="the methods preferred, in order, among the runs with the most pairs (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the picks, write nothing")
     args = p.parse_args(argv)
-    methods = tuple(args.methods) if args.methods else None
+    methods = tuple(args.methods)
     try:
         if args.dry_run:
             runs = discover_runs(args.runs)
-            for kind, crit in shipping.CRITERIA.items():
-                best = shipping.pick_best(runs, crit, methods)
-                print(f"{kind}: {best.run.name} ({crit.label()} = {best.score:.4f}) at {best.run.path}")
+            for kind in shipping.MODELS:
+                chosen = shipping.pick(runs, kind, methods)
+                print(f"{kind}: {chosen.run.name} at {chosen.run.path}")
             return 0
         prov = shipping.ship(args.runs, args.profile, args.out, args.root, methods)
     except shipping.ShippingError as exc:

@@ -5,10 +5,10 @@
     lmm evaluate REF EST [--json]         note metrics of an estimate against a reference (MIDI or TSV)
 
 Which model: --run picks a checkpoint folder (a run name under data/runs or any folder with h.pt / g.pt);
---shipped the model shipped inside the package (lmm_utils/app/shipped). Without either: the project's best run
-under data/runs for the model asked (h by note F1 on T, g by per-note velocity r on T: the criteria the shipped
-models were chosen by), else -- outside a project, or before its first sweep -- the shipped model. The command
-always says which it used.
+--shipped the model shipped inside the package (lmm_utils/app/shipped). Without either: the project's run under
+data/runs with the most pairs (lmm before supervised, the lowest seed: the rule the shipped models were picked by,
+which reads no score, since every score is on the test pools), else -- outside a project, or before its first
+sweep -- the shipped model. The command always says which it used.
 A bad input file is reported and the batch goes on; the exit status is 1 if any input failed, 2 for a
 usage error.
 """
@@ -58,8 +58,8 @@ def _run_by_name(name: str, root: Path) -> Path | None:
 
 def resolve_run(arg: str | None, need: str, root: Path) -> tuple[Path, str]:
     """(run folder, why it was chosen). `need` = "h" or "g" (its checkpoint must exist). Without `arg`: the
-    project's best run for that model by the criterion the shipped model was chosen by (shipping.CRITERIA: h by
-    note F1 on T, g by per-note velocity r on T), over every method of the sweep."""
+    project's run picked by the rule the shipped model was picked by (shipping.RULE: the most pairs, lmm before
+    supervised, the lowest seed; no score is read, since every score is on the test pools)."""
     # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.app import shipping
     from lmm_utils.evaluation.scoring import RUNS_DIR, discover_runs
@@ -76,17 +76,16 @@ def resolve_run(arg: str | None, need: str, root: Path) -> tuple[Path, str]:
     if not runs:
         raise NoTrainedRun(f"no trained run with {ck} under {root / RUNS_DIR}: run `dvc repro` (stage map) "
                            "or pass --run DIR")
-    criterion = shipping.CRITERIA[need]
     try:
-        pick = shipping.pick_best(runs, criterion)
-        return pick.run.path, f"the project's best {need} by {criterion.label()} = {pick.score:.3f}, of {len(runs)} runs"
-    except shipping.ShippingError:
-        r = max(runs, key=lambda r: (r.K, -r.seed))
-        return r.path, f"no run has a {criterion.label()} in its metrics.json: the run with the most pairs"
+        r = shipping.pick(runs, need).run
+    except shipping.ShippingError as exc:
+        raise CLIError(str(exc)) from None
+    return r.path, f"the project's run with the most pairs ({r.method}, K={r.K}, seed {r.seed}), of {len(runs)} runs"
 
 
 def choose_model(args: argparse.Namespace, need: str, root: Path) -> tuple[Path, Path]:
-    """(checkpoint folder, LM root) for h or g: --run, --shipped, the project's best run, else the shipped model.
+    """(checkpoint folder, LM root) for h or g: --run, --shipped, the project's run with the most pairs, else the
+    shipped model.
     Prints which it used (stderr)."""
     # deferred: each subcommand imports what it runs (`lmm --help` loads no torch)
     from lmm_utils.app import shipping
@@ -286,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lmm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_help = ("checkpoint folder: a run name under data/runs (e.g. lmm-K16-s0) or a path. Default: the project's "
-                "best run for the model (h by note F1 on T, g by velocity r on T), else (no trained run here) the "
-                "shipped model")
+                "run with the most pairs (lmm before supervised, lowest seed; no score read), else (no trained run "
+                "here) the shipped model")
     shipped_help = ("the model shipped inside the package (lmm_utils/app/shipped; its provenance is printed), even "
                     "in a project with trained runs")
 

@@ -1,9 +1,12 @@
 """Trained h and g that ship inside the package (lmm_utils/app/shipped/), so `lmm transcribe` / `lmm perform` work
 right after `pip install`, as Basic Pitch does with its bundled model.
 
-- `pick_best`: the best run of a sweep for one model by one named criterion (`H_CRITERION`, `G_CRITERION`), read
-  from each run's metrics.json. Runs are found with `evaluation.scoring.discover_runs` and read through `run.path`
-  only: the run-folder layout is not this module's to know.
+- `pick`: the run a sweep ships for one model, by a rule that reads no score (`RULE`): the most pairs, then the
+  first of the preferred methods (`SHIP_METHODS`: lmm, then supervised), then the lowest seed. Why no score: every
+  score a run has is on T, T_timbre or T_noisy, the test pools; the best of 264 runs by its T score would be a model
+  chosen on the test set, and the T score it ships with an optimistic one. Picked by the rule, the scores in
+  provenance.json are an honest estimate for that one model. Runs are found with `evaluation.scoring.discover_runs`
+  and read through `run.path` only: the run-folder layout is not this module's to know.
 - `ship`: copy the two winners' checkpoints into the shipped folder, with the frozen LM folders an LM-reading
   checkpoint needs (lm/A, lm/V; the checkpoint is re-saved to name them there), and write provenance.json last,
   so a folder without provenance.json is never taken for a complete shipment.
@@ -33,34 +36,10 @@ class ShippingError(RuntimeError):
     """No run to ship, or no (complete) shipped model to load; the message says what to run."""
 
 
-@dataclass(frozen=True)
-class Criterion:
-    """One number of a run's metrics.json: metrics[model][pool][subset][key]."""
-
-    model: str
-    pool: str
-    subset: str
-    key: str
-    higher_is_better: bool = True
-
-    def label(self) -> str:
-        return f"{self.model} {self.key} on {self.pool} ({self.subset})"
-
-    def value(self, metrics: dict) -> float | None:
-        try:
-            v = metrics[self.model][self.pool][self.subset][self.key]
-        except (KeyError, TypeError):
-            return None
-        # null in metrics.json is a NaN that write_json cleaned (no prediction scored): not a candidate
-        return float(v) if isinstance(v, int | float) and v == v else None
-
-
-H_CRITERION = Criterion("h", "T", "all", "note_f1")
-# g by its per-note velocity correlation with the true performance: note F1 at 50 ms ties every g with the metronome
-# (the benchmark's tempo drift and jitter are not in the score), velocity is what a score can teach
-# (the provenance records the criterion used).
-G_CRITERION = Criterion("g", "T", "all", "velocity_r")
-CRITERIA = {"h": H_CRITERION, "g": G_CRITERION}
+# The methods a shipment prefers, in order, among the runs with the most pairs: the project's method, then the
+# baseline. A method not in the sweep is skipped; with none of them, any method (discover_runs order).
+SHIP_METHODS = ("lmm", "supervised")
+RULE = "the most pairs, then the first of the preferred methods, then the lowest seed (no score is read)"
 # What provenance.json keeps of the winner's metrics.json: each model's "all" rows on every pool it was scored on.
 REPORTED_POOLS = {"h": ("T", "T_timbre", "T_noisy"), "g": ("T",)}  # a pool the run lacks is left out
 
@@ -68,7 +47,6 @@ REPORTED_POOLS = {"h": ("T", "T_timbre", "T_noisy"), "g": ("T",)}  # a pool the 
 @dataclass(frozen=True)
 class Pick:
     run: Run
-    score: float
     metrics: dict
 
 
@@ -79,24 +57,17 @@ def read_metrics(run: Run) -> dict | None:
         return None
 
 
-def pick_best(runs: list[Run], criterion: Criterion, methods: tuple[str, ...] | None = None) -> Pick:
-    """The run with the best criterion value among those with a checkpoint for the criterion's model.
-    Ties go to the first in discover_runs order (method, K, seed), so a pick is reproducible."""
-    cands: list[Pick] = []
-    for run in runs:
-        if methods and run.method not in methods:
-            continue
-        if not (run.path / f"{criterion.model}.pt").is_file():
-            continue
-        metrics = read_metrics(run)
-        v = criterion.value(metrics) if metrics is not None else None
-        if v is not None:
-            cands.append(Pick(run, v, metrics))
+def pick(runs: list[Run], kind: str, methods: tuple[str, ...] | None = SHIP_METHODS) -> Pick:
+    """The run `kind` ("h" or "g") ships from, by RULE, among the runs with a <kind>.pt of
+    `methods` (preferred in the order given; None or none of them in the sweep: every method, discover_runs order)."""
+    have = [r for r in runs if (r.path / f"{kind}.pt").is_file()]
+    preferred = [r for r in have if methods and r.method in methods]
+    cands = preferred or have
     if not cands:
-        only = f" of methods {', '.join(methods)}" if methods else ""
-        raise ShippingError(f"no run{only} with {criterion.model}.pt and a {criterion.label()} in its metrics.json")
-    sign = 1.0 if criterion.higher_is_better else -1.0
-    return max(cands, key=lambda p: sign * p.score)  # max keeps the first of equals
+        raise ShippingError(f"no run with {kind}.pt among {len(runs)} run folders")
+    rank = {m: i for i, m in enumerate(methods or ())}
+    best = min(cands, key=lambda r: (-r.K, rank.get(r.method, len(rank)), r.seed))  # stable: discover_runs order
+    return Pick(best, read_metrics(best) or {})  # the scores go into provenance only; the pick never reads them
 
 
 def git_commit(root: Path) -> tuple[str | None, bool | None]:
@@ -145,37 +116,36 @@ def _copy_checkpoint(src: Path, dst: Path, kind: str, lm_root: Path, out_dir: Pa
     return {"source": source, "shipped": ck["lm"], "md5": md5}
 
 
-def _entry(pick: Pick, criterion: Criterion, kind: str, out_dir: Path, lm: dict | None) -> dict:
-    r = pick.run
-    scored = {pool: (pick.metrics.get(kind) or {}).get(pool, {}).get("all") for pool in REPORTED_POOLS[kind]}
+def _entry(chosen: Pick, methods: tuple[str, ...] | None, kind: str, out_dir: Path, lm: dict | None) -> dict:
+    r = chosen.run
+    scored = {pool: (chosen.metrics.get(kind) or {}).get(pool, {}).get("all") for pool in REPORTED_POOLS[kind]}
     return {"file": f"{kind}.pt", "run": r.name, "method": r.method, "K": r.K, "seed": r.seed,
-            "criterion": {"model": criterion.model, "pool": criterion.pool, "subset": criterion.subset,
-                          "key": criterion.key, "value": pick.score},
+            "rule": {"text": RULE, "preferred_methods": list(methods or ())},
             "metrics": {pool: rows for pool, rows in scored.items() if rows is not None},
             "sha256": _sha256(out_dir / f"{kind}.pt"), "lm": lm}
 
 
 def ship(runs_dir: str | Path, profile: str, out_dir: str | Path = SHIPPED_DIR, root: str | Path = ".",
-         methods: tuple[str, ...] | None = None, now: dt.datetime | None = None) -> dict:
-    """Pick the best h and g of the sweep under runs_dir, copy them into out_dir, write provenance.json. `root` is
+         methods: tuple[str, ...] | None = SHIP_METHODS, now: dt.datetime | None = None) -> dict:
+    """Pick h and g of the sweep under runs_dir by RULE, copy them into out_dir, write provenance.json. `root` is
     the project the runs belong to (their LM folders are relative to it; its git HEAD is recorded). -> provenance."""
     out_dir, root = Path(out_dir), Path(root)
     runs = discover_runs(runs_dir)
     if not runs:
         raise ShippingError(f"no run folders under {runs_dir}: run the sweep first (`dvc repro`, stage map)")
-    picks = {kind: pick_best(runs, CRITERIA[kind], methods) for kind in MODELS}
+    picks = {kind: pick(runs, kind, methods) for kind in MODELS}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / PROVENANCE).unlink(missing_ok=True)  # incomplete until the end: the CLI then refuses it
     if (out_dir / LM_DIR).exists():
         shutil.rmtree(out_dir / LM_DIR)  # an old shipment's LMs must not outlive it
     entries = {}
-    for kind, pick in picks.items():
-        lm = _copy_checkpoint(pick.run.path / f"{kind}.pt", out_dir / f"{kind}.pt", kind, root, out_dir)
-        entries[kind] = _entry(pick, CRITERIA[kind], kind, out_dir, lm)
+    for kind, chosen in picks.items():
+        lm = _copy_checkpoint(chosen.run.path / f"{kind}.pt", out_dir / f"{kind}.pt", kind, root, out_dir)
+        entries[kind] = _entry(chosen, methods, kind, out_dir, lm)
     commit, dirty = git_commit(root)
     prov = {"profile": profile, "date": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
             "git_commit": commit, "git_dirty": dirty, "runs_dir": str(runs_dir), "n_runs": len(runs),
-            "methods": list(methods) if methods else None, **entries}
+            **entries}
     write_json(prov, out_dir / PROVENANCE)
     return prov
 
@@ -203,17 +173,18 @@ def shipped_model(kind: str, shipped_dir: str | Path = SHIPPED_DIR) -> tuple[Pat
 
 
 def describe(prov: dict, kind: str) -> str:
-    """One line: which run the shipped model came from, its score, and the sweep it was picked from."""
+    """One line: which run the shipped model came from, how it was picked, its scores, and the sweep."""
     e = prov[kind]
-    c = e["criterion"]
+    c = e.get("criterion")  # shipments made before RULE were picked by a score on T
+    how = ("by the most pairs, no score read" if "rule" in e else
+           f"by {c['model']} {c['key']} on {c['pool']} {c['subset']} = {c['value']:.3f}" if c else "by an unrecorded rule")
     scores = ", ".join(f"{pool} {rows['note_f1']:.3f}" for pool, rows in e.get("metrics", {}).items()
                        if isinstance(rows.get("note_f1"), int | float))
     commit = (prov.get("git_commit") or "unknown")[:10] + ("+dirty" if prov.get("git_dirty") else "")
-    return (f"run {e['run']} ({e['method']}, K={e['K']}, seed {e['seed']}), picked by {c['model']} {c['key']} on "
-            f"{c['pool']} {c['subset']} = {c['value']:.3f}; {kind} note F1: {scores or 'n/a'}; "
+    return (f"run {e['run']} ({e['method']}, K={e['K']}, seed {e['seed']}), picked {how}; {kind} note F1: "
+            f"{scores or 'n/a'}; "
             f"profile {prov.get('profile')}, commit {commit}, {str(prov.get('date', ''))[:10]}")
 
 
-__all__ = ["CRITERIA", "Criterion", "G_CRITERION", "H_CRITERION", "MODELS", "Pick", "SHIPPED_DIR", "SHIP_COMMAND",
-           "ShippingError", "describe", "git_commit", "load_provenance", "pick_best", "read_metrics", "ship",
-           "shipped_model"]
+__all__ = ["MODELS", "Pick", "RULE", "SHIPPED_DIR", "SHIP_COMMAND", "SHIP_METHODS", "ShippingError", "describe",
+           "git_commit", "load_provenance", "pick", "read_metrics", "ship", "shipped_model"]

@@ -41,9 +41,11 @@ def pick_gallery(truth: Truth, ids: list[str], n: int, seed: int = 0) -> list[st
     return out
 
 
-def gallery_run(best: dict[str, dict], target: str = "lmm") -> dict | None:
-    """The run whose predictions the gallery shows: the target method's best, else the best of any method."""
-    return best.get(target) or (max(best.values(), key=lambda b: b["h_note_f1"]) if best else None)
+def gallery_run(runs: dict[str, dict], target: str = "lmm") -> dict | None:
+    """The run whose predictions the gallery shows, from {method: run} (the evaluate stage passes
+    curves.representative_runs: picked without a score, so the gallery is not a best case): the target method's,
+    else the first method's by name."""
+    return runs.get(target) or (runs[min(runs)] if runs else None)
 
 
 def gallery_items(data: EvaluationData, truth: Truth, ids: list[str], run_dir: Path | None) -> list[dict]:

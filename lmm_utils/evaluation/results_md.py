@@ -24,6 +24,7 @@ import yaml
 from lmm_utils.core.io import atomic_path
 from lmm_utils.data.corpus import FAMILIES
 from lmm_utils.evaluation.ablations_md import ablation_lines
+from lmm_utils.evaluation.curves import REPRESENTATIVE
 from lmm_utils.evaluation.summary_cells import cells, fmt_mean_sd, mean_sd, seed_band
 
 MARK_START = "<!-- results:start -->"
@@ -266,14 +267,16 @@ def peer_lines(res: Results) -> list[str]:
 
 
 def robustness_lines(res: Results) -> list[str]:
-    """Each method's best h (and each peer) at three recording levels, on T_timbre and on T_noisy (evaluate.json's
-    robustness rows)."""
+    """One h per method (and each peer) at three recording levels, on T_timbre and on T_noisy (evaluate.json's
+    robustness rows; each says how its run was picked)."""
     rows = [r for r in res.evaluate.get("robustness") or [] if r.get("subset") == "all"]
     out = []
     for method in sorted({r["method"] for r in rows}):
         mine = [r for r in rows if r["method"] == method]
         cells_ = ", ".join(f"{r['recordings']} {r['note_f1']:.3f}" for r in mine)
-        which = "a published transcriber" if mine[0]["run"] == "peer" else f"best run {mine[0]['run']}"
+        which = ("a published transcriber" if mine[0]["run"] == "peer" else
+                 f"run {mine[0]['run']}: most pairs, lowest seed, no score read" if mine[0].get("picked") == REPRESENTATIVE
+                 else f"best run {mine[0]['run']} by note F1 on T")  # made before the runs were picked by rule
         spread = mine[0].get("level_spread")  # null: no re-levelled rows (a peer from an older references stage)
         spread_text = f"{spread:.3f}" if isinstance(spread, (int, float)) and math.isfinite(spread) else "–"
         out.append(f"- `{method}` ({which}): {cells_}; spread over levels {spread_text}")

@@ -1,8 +1,12 @@
-"""h beyond the benchmark's recording level: each method's best h -- and the Basic Pitch peer -- on T's recordings
+"""h beyond the benchmark's recording level: each method's h -- and the Basic Pitch peer -- on T's recordings
 re-levelled to a quiet take, an ordinary recording and a hot master (evaluation.levels), on T_timbre (the unheard
 piano) and on T_noisy (heavy reverb and background noise), per family.
 
-    rows = robustness_table(best_run_dirs, ev_data, truth)      # the evaluate stage's robustness table
+    rows = robustness_table(run_dirs, ev_data, truth, picked="most_pairs")   # the evaluate stage's robustness table
+
+run_dirs holds one run per method, picked by the caller (the evaluate stage: curves.representative_runs, the most
+pairs and the lowest seed, no score read); `picked` names that rule in every row, so a report says how the run was
+chosen.
 
 A level-invariant h gives the same row at every level. T_noisy rows appear when the data has T_noisy (data made
 before it has none). The peer's rows come from its transcriptions in data/peers/<peer>/{T,T_at_<level>dBFS,
@@ -95,8 +99,9 @@ def available_peers(peers_dir: Path) -> list[Path]:
 
 
 def robustness_table(run_dirs: dict[str, Path], data: EvaluationData, truth: Truth,
-                     levels: tuple[float, ...] = LEVELS_DBFS, peers_dir: Path | None = None) -> list[dict]:
-    """{method: its best run's folder} -> rows (method, run, recordings, subset, note_f1, note_offset_f1, n), plus
+                     levels: tuple[float, ...] = LEVELS_DBFS, peers_dir: Path | None = None,
+                     picked: str | None = None) -> list[dict]:
+    """{method: one run's folder} -> rows (method, run, picked, recordings, subset, note_f1, note_offset_f1, n), plus
     the spread of all-subset note F1 over the levels per method (`level_spread`: 0 = level-invariant); then each
     available peer (data/peers, or `peers_dir`) as method "<peer> (peer)", run "peer"."""
     out = []
@@ -104,7 +109,8 @@ def robustness_table(run_dirs: dict[str, Path], data: EvaluationData, truth: Tru
         h = load_h(Path(run_dir) / "h.pt", lm_root=data.root)
         rows = h_rows(h, data, truth, h.feat, levels)
         spread = level_spread(rows)
-        out += [{"method": method, "run": Path(run_dir).name, **r, "level_spread": spread} for r in rows]
+        out += [{"method": method, "run": Path(run_dir).name, "picked": picked, **r, "level_spread": spread}
+                for r in rows]
     for peer in available_peers(peers_dir if peers_dir is not None else data.root / PEERS_DIR):
         rows = peer_rows(peer, truth, levels)
         spread = level_spread(rows)

@@ -1,5 +1,5 @@
-"""Shipped models: the best run of a tiny fake sweep is picked per model and criterion, copied with its frozen LMs and
-a provenance.json; the CLI falls back to the shipped model (and says so), or names the command that fills it."""
+"""Shipped models: the run of a tiny fake sweep with the most pairs is picked (no score read), copied with its frozen
+LMs and a provenance.json; the CLI falls back to the shipped model (and says so), or names the command that fills it."""
 import hashlib
 import importlib.util
 import json
@@ -20,7 +20,8 @@ ABC = "X:1\nT:tune\nM:3/4\nL:1/8\nK:G\nGAB c2d|e2d c2B|\n"
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """Four runs: h is best in lmm-K4-s0, g in supervised-K1-s0; cycle's better h score has no h.pt; one h unscored."""
+    """Four runs: lmm-K4-s0 has the most pairs of the preferred methods; cycle has more pairs but is not preferred,
+    and has no h.pt; one h unscored."""
     runs = tmp_path_factory.mktemp("sweep") / "runs"
     factories.trained_run(runs, "supervised", 1, 0, h_note_f1=0.4, g_note_f1=0.6)
     factories.trained_run(runs, "lmm", 4, 0, h_note_f1=0.7, g_note_f1=0.3, torch_seed=1)
@@ -36,34 +37,40 @@ def shipped(sweep, tmp_path_factory) -> Path:
     return out
 
 
-def test_pick_best_per_model_and_criterion(sweep):
+def test_pick_takes_the_most_pairs_of_the_preferred_methods_and_reads_no_score(sweep, tmp_path):
     runs = discover_runs(sweep)
-    h = shipping.pick_best(runs, shipping.H_CRITERION)
-    g = shipping.pick_best(runs, shipping.G_CRITERION)
-    assert (h.run.name, h.score) == ("lmm-K4-s0", 0.7) and h.run.path == sweep / "lmm" / "lmm-K4-s0"
-    assert (g.run.name, g.score) == ("supervised-K1-s0", 0.6)
-    assert shipping.pick_best(runs, shipping.G_CRITERION, ("lmm",)).run.name == "lmm-K4-s0"
-    lower = shipping.Criterion("g", "T", "all", "velocity_mae", higher_is_better=False)  # ties: discover_runs order
-    assert shipping.pick_best(runs, lower).run.name == "cycle-K16-s0"
-    with pytest.raises(shipping.ShippingError, match="no run of methods surface"):
-        shipping.pick_best(runs, shipping.H_CRITERION, ("surface",))
+    for kind in ("h", "g"):
+        chosen = shipping.pick(runs, kind)
+        assert chosen.run.name == "lmm-K4-s0" and chosen.run.path == sweep / "lmm" / "lmm-K4-s0"
+    assert shipping.pick(runs, "g", None).run.name == "cycle-K16-s0"  # no preference: the most pairs of any method
+    assert shipping.pick(runs, "g", ("supervised", "lmm")).run.name == "lmm-K4-s0"  # pairs first, then preference
+    assert shipping.pick(runs, "h", ("surface",)).run.name == "lmm-K4-s0"  # none of them in the sweep: any method
+    # a better T score never wins over more pairs; the lowest seed breaks ties
+    other = tmp_path / "runs"
+    factories.trained_run(other, "supervised", 2, 1, h_note_f1=0.10)
+    factories.trained_run(other, "supervised", 2, 0, h_note_f1=0.05)
+    factories.trained_run(other, "supervised", 1, 0, h_note_f1=0.99)
+    assert shipping.pick(discover_runs(other), "h").run.name == "supervised-K2-s0"
+    with pytest.raises(shipping.ShippingError, match="no run with h.pt"):
+        shipping.pick([r for r in runs if r.method == "cycle"], "h")
 
 
 def test_ship_writes_checkpoints_and_provenance(sweep, shipped):
     prov = json.loads((shipped / "provenance.json").read_text())
     assert {"profile", "date", "git_commit", "git_dirty", "runs_dir", "h", "g"} <= set(prov)
     assert prov["profile"] == "default" and prov["date"] == "2025-01-02T03:04:05+00:00"
-    for kind, run in (("h", "lmm-K4-s0"), ("g", "supervised-K1-s0")):
+    for kind, run in (("h", "lmm-K4-s0"), ("g", "lmm-K4-s0")):
         e = prov[kind]
-        assert {"run", "method", "K", "seed", "criterion", "metrics", "sha256", "lm"} <= set(e)
+        assert {"run", "method", "K", "seed", "rule", "metrics", "sha256", "lm"} <= set(e)
         assert e["run"] == run and e["lm"] is None
         assert (shipped / f"{kind}.pt").read_bytes() == (sweep / run.split("-K")[0] / run / f"{kind}.pt").read_bytes()
         assert e["sha256"] == hashlib.sha256((shipped / f"{kind}.pt").read_bytes()).hexdigest()
-    assert prov["h"]["criterion"] == {"model": "h", "pool": "T", "subset": "all", "key": "note_f1", "value": 0.7}
+    assert prov["h"]["rule"] == {"text": shipping.RULE, "preferred_methods": ["lmm", "supervised"]}
     assert prov["h"]["metrics"]["T"]["note_f1"] == 0.7 and prov["h"]["metrics"]["T_timbre"]["note_f1"] == pytest.approx(0.63)
-    assert prov["g"]["metrics"]["T"]["note_f1"] == 0.6 and prov["g"]["metrics"]["T"]["velocity_mae"] == 9.0
+    assert prov["g"]["metrics"]["T"]["note_f1"] == 0.3 and prov["g"]["metrics"]["T"]["velocity_mae"] == 9.0
     line = shipping.describe(prov, "h")
     assert "lmm-K4-s0" in line and "K=4" in line and "profile default" in line and "T_timbre 0.630" in line
+    assert "the most pairs, no score read" in line
 
 
 def test_ship_copies_the_frozen_lm_an_lm_checkpoint_reads(tmp_path):
@@ -93,7 +100,10 @@ def test_ship_models_script(sweep, tmp_path, capsys):
     assert script.main(["--runs", str(sweep), "--profile", "default", "--out", str(tmp_path / "o"), "--dry-run"]) == 0
     assert "h: lmm-K4-s0" in capsys.readouterr().out and not (tmp_path / "o").exists()
     assert script.main(["--runs", str(sweep), "--profile", "default", "--out", str(tmp_path / "o")]) == 0
-    assert json.loads((tmp_path / "o/provenance.json").read_text())["g"]["run"] == "supervised-K1-s0"
+    assert json.loads((tmp_path / "o/provenance.json").read_text())["g"]["run"] == "lmm-K4-s0"
+    assert script.main(["--runs", str(sweep), "--profile", "default", "--out", str(tmp_path / "s"),
+                        "--methods", "supervised"]) == 0
+    assert json.loads((tmp_path / "s/provenance.json").read_text())["h"]["run"] == "supervised-K1-s0"
     assert script.main(["--runs", str(tmp_path / "none"), "--profile", "default", "--out", str(tmp_path / "o")]) == 1
 
 
@@ -124,7 +134,7 @@ def test_cli_shipped_flag_wins_over_the_project_runs(shipped, sweep, outside_pro
     factories.trained_run(project / "data/runs", "lmm", 1, 0, h_note_f1=0.2)
     monkeypatch.setattr(cli, "_root", lambda: project)
     assert cli.main(["transcribe", "a.wav", "-o", "midi", "-q"]) == 0
-    assert f"h: {project / 'data/runs/lmm/lmm-K1-s0'} (the project's best h" in capsys.readouterr().err
+    assert f"h: {project / 'data/runs/lmm/lmm-K1-s0'} (the project's run with the most pairs" in capsys.readouterr().err
     assert cli.main(["transcribe", "a.wav", "-o", "midi", "-q", "--shipped"]) == 0
     assert f"h: the shipped model {shipped / 'h.pt'} (given with --shipped)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --run and --shipped exclude each other

@@ -166,6 +166,13 @@ def test_best_runs_and_outputs(sweep, tmp_path):
     root, truth, runs, table = sweep
     best = curves.best_runs(table)
     assert set(best) == {"lmm", "supervised"} and best["lmm"]["K"] == 16
+    # one run per method picked without a score: the most pairs, then the lowest seed, whatever its F1
+    rep = curves.representative_runs(table)
+    top = max(r["K"] for r in table if r["method"] == "supervised")
+    assert rep["supervised"]["K"] == top and rep["supervised"]["seed"] == min(
+        r["seed"] for r in table if r["method"] == "supervised" and r["K"] == top)
+    worse_first = [{**r, "value": 0.0 if r["seed"] == rep["lmm"]["seed"] else r["value"]} for r in table]
+    assert curves.representative_runs(worse_first)["lmm"]["run"] == rep["lmm"]["run"]
     pts = {c.key: curves.curve_points(table, c) for c in curves.all_curves()}
     peers = {k: {"basic_pitch": 0.7} for k in pts if k.startswith("h")}
     files = report.write_curve_files(pts, peers, tmp_path / "curves")
@@ -422,8 +429,10 @@ def test_peer_summary_and_gallery(tmp_path):
     rows = ev.peer_summary(tmp_path / "peer", truth)
     assert [(r["recordings"], r["subset"]) for r in rows][:3] == [("T", "all"), ("T", "chorales"), ("T", "folk")]
     assert all(r["note_f1"] == 1.0 for r in rows)
-    best = {"lmm": {"run": "lmm-K1-s0", "h_note_f1": 0.4}, "supervised": {"run": "supervised-K1-s0", "h_note_f1": 0.6}}
-    assert gallery.gallery_run(best)["run"] == "lmm-K1-s0" and gallery.gallery_run(best, "cycle")["h_note_f1"] == 0.6
+    runs = {"supervised": {"run": "supervised-K1-s0", "h_note_f1": 0.6}, "basis": {"run": "basis-K1-s0", "h_note_f1": 0.1},
+            "lmm": {"run": "lmm-K1-s0", "h_note_f1": 0.4}}
+    # the target method's run; without it the first method by name, not the best scored
+    assert gallery.gallery_run(runs)["run"] == "lmm-K1-s0" and gallery.gallery_run(runs, "cycle")["run"] == "basis-K1-s0"
     assert gallery.gallery_run({}) is None
     ids = gallery.pick_gallery(truth, truth.ids, 2)
     assert {family(truth.collection[i]) for i in ids} == {"folk", "chorales"}

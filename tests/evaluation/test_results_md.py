@@ -192,6 +192,10 @@ def test_zero_pair_line_peer_and_robustness_lines():
     assert lines[0].startswith("- K = 0: `lmm` with no pairs matches `supervised` with **1.31 pairs")
     assert "0.900" in results_md.peer_lines(res)[0]
     assert "spread over levels 0.000" in results_md.robustness_lines(res)[0]
+    assert "(best run supervised-K16-s1 by note F1 on T)" in results_md.robustness_lines(res)[0]  # an older table
+    for r in ev["robustness"]:
+        r["picked"] = "most_pairs"
+    assert "(run supervised-K16-s1: most pairs, lowest seed, no score read)" in results_md.robustness_lines(res)[0]
     assert "Basic Pitch: absent" in results_md.robustness_lines(res)[-1]  # no peer rows: said, not silently left out
     assert "T_noisy" not in results_md.peer_lines(res)[0]  # a peer scored before T_noisy
     ev["peers"]["basic_pitch"]["h_noisy-note_f1-all"] = 0.7
