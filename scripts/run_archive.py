@@ -1,6 +1,7 @@
 """Keep a long sweep's finished runs in git, so it resumes on another machine (lmm_utils.pipeline.run_archive).
 
     .venv/bin/python scripts/run_archive.py restore --archive runs_archive/paper   # before dvc repro
+    .venv/bin/python scripts/run_archive.py check   --archive runs_archive/paper   # after the stages before map
     .venv/bin/python scripts/run_archive.py save    --archive runs_archive/paper   # after it (or while it runs)
 """
 from __future__ import annotations

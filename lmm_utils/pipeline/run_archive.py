@@ -1,58 +1,70 @@
 """A sweep's finished runs kept in git, so a long sweep resumes on another machine.
 
-    python scripts/run_archive.py save    --archive runs_archive/paper   # after (or during) dvc repro: copy new runs
     python scripts/run_archive.py restore --archive runs_archive/paper   # in a fresh clone, before dvc repro
     python scripts/run_archive.py check   --archive runs_archive/paper   # after the stages before map: data the same?
+    python scripts/run_archive.py save    --archive runs_archive/paper   # after (or during) dvc repro: copy new runs
 
 Why: the mapping stage reuses a finished run by fingerprint (lmm_utils.mapping.grid), but only while its folder is on
 disk; DVC's cache is on the same disk. The paper sweep (264 runs, ~4-5 h on 2 cores) outlasts a working session,
 and a session's machine is not always the next one's, so its finished runs are committed here, in the form the
 mapping stage left them, and copied back before the next `dvc repro`.
 
-What a run keeps: metrics.json (with its fingerprint), draw.json, the predictions file, its per-excerpt score rows
-(scores/*.json, gzip'd in the archive: a tenth of the size) and the flat copy of its numbers
-(reports/metrics/map/<method>/<run>.json) and h.pt (the evaluate stage's robustness table runs each method's best h
-on re-levelled audio) -- all the summary and evaluate stages read --, plus g.pt only when asked (`weights`: only the
-command line and scripts/ship_models.py read it, and they ship from the default profile's runs). LM^M's per-run copy
-(lmM/) is left out: nothing downstream reads it. The predictions file is the same file
-collect_results copies into reports/<profile>/predictions, so git stores it once.
+What a run keeps: everything the summary and evaluate stages read -- metrics.json (with its fingerprint), the
+predictions file, its per-excerpt score rows (scores/*.json, gzip'd in the archive: a tenth of the size), h.pt (the
+robustness table runs one h per method on re-levelled audio), lmM/ when the run saved one (mapping.lmm.lmM_source:
+run; lm_eval reads it) -- plus draw.json and the flat copy of its numbers (reports/metrics/map/<method>/<run>.json),
+and the fingerprint of the project's data when it was saved (ARCHIVE_INFO). g.pt only when asked (`weights`: only
+the command line and scripts/ship_models.py read it). The predictions file is the same file collect_results copies
+into reports/<profile>/predictions, so git stores it once.
 
 A restored run is only a candidate: the grid re-runs any whose fingerprint (code, params, data) differs from what it
-computes, and overwrites it. Restore never replaces a run folder that is already there.
+computes, and overwrites it. Restore never replaces a finished run folder that is already there; save never
+replaces an archived run with a different one unless asked (`replace`): a machine's stale run must not overwrite
+a good archived one before the grid has re-made it.
 
 This module is pipeline code, outside the runs' code fingerprint (mapping.grid.NOT_TRAINING_CODE): archiving does
-not change what a run is.
+not change what a run is. For the same reason it names the run folder's files itself instead of importing names
+from mapping.run: editing that module to export them would change every run's fingerprint.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmm_utils.core.io import atomic_dir, write_json
+from lmm_utils.core.io import atomic_dir, atomic_path
 from lmm_utils.core.params import ParamsError, load_params
 from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, parse_run_name, run_metrics_path, run_path, sweep_runs
 from lmm_utils.evaluation.predictions import PREDICTIONS_FILE
 from lmm_utils.evaluation.scoring import SCORES
 from lmm_utils.mapping.grid import FINGERPRINT_KEY, data_fingerprint
+from lmm_utils.pipeline.checks import check_section
 
 METRICS_FILE = "metrics.json"
-RUN_FILES = (METRICS_FILE, "draw.json", PREDICTIONS_FILE, "h.pt")
+REQUIRED = (METRICS_FILE, PREDICTIONS_FILE, "h.pt")  # a run folder without one of them is not archived
+OPTIONAL = ("draw.json",)
 WEIGHT_FILES = ("g.pt",)
+LMM_DIR = "lmM"
 FLAT_METRICS = "flat_metrics.json"  # in the archive: the run's reports/metrics/map/<method>/<run>.json
-DATA_RECORD = "data_fingerprint.json"  # in the archive: the fingerprint of the data its runs read
+ARCHIVE_INFO = "archive.json"  # in the archive: {"data_fingerprint": the project's data when the run was saved}
+GZ = ".gz"
 
 
 class ArchiveError(ValueError):
     pass
 
 
+class _Changed(RuntimeError):
+    """A run folder was swapped while it was being copied (the sweep finished it again): the copy is dropped."""
+
+
 @dataclass
 class ArchiveReport:
     copied: list[str] = field(default_factory=list)     # runs written
-    unchanged: list[str] = field(default_factory=list)  # already there with the same fingerprint
+    unchanged: list[str] = field(default_factory=list)  # already there, the same
     skipped: dict[str, str] = field(default_factory=dict)  # run -> why it was left alone
 
     def line(self, verb: str) -> str:
@@ -62,14 +74,15 @@ class ArchiveReport:
         return out
 
 
-def fingerprint(run_dir: Path) -> str | None:
-    """The fingerprint in a run folder's metrics.json; None when the folder holds no finished run."""
+def recorded_fingerprint(run_dir: Path) -> str | None:
+    """The fingerprint the grid recorded in a run folder's metrics.json (mapping.grid.finished_metrics's test: with
+    score rows); None when the folder holds no finished run."""
     try:
         metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
     except (OSError, ValueError):
         return None
     fp = metrics.get(FINGERPRINT_KEY) if isinstance(metrics, dict) else None
-    if not fp or not any((Path(run_dir) / SCORES).glob("*.json*")):
+    if not fp or not any((Path(run_dir) / SCORES).glob("*.json*")):  # .json in a project, .json.gz in the archive
         return None
     return str(fp)
 
@@ -87,49 +100,84 @@ def run_folders(base: Path) -> list[tuple[str, int, int, Path]]:
     return out
 
 
-def _copy_run(src: Path, dst: Path, weights: bool, extra: dict[str, Path] | None = None) -> None:
-    """The run's kept files from src into dst (built aside, swapped in whole); score rows are gzip'd on the way into
-    the archive and unzipped on the way out. extra: {name in dst: file}."""
-    names = RUN_FILES + (WEIGHT_FILES if weights else ())
+def _kept(run_dir: Path, weights: bool, archived: bool) -> dict[str, bytes]:
+    """{relative name in a project's run folder: bytes} of what the archive keeps of a run folder (score rows
+    unzipped when `archived`), so a project's run and an archived one compare by content."""
+    out = {}
+    for name in REQUIRED + OPTIONAL + (WEIGHT_FILES if weights else ()):
+        if (run_dir / name).is_file():
+            out[name] = (run_dir / name).read_bytes()
+    for f in sorted((run_dir / SCORES).glob("*.json" + (GZ if archived else ""))):
+        out[f"{SCORES}/{f.name.removesuffix(GZ)}"] = gzip.decompress(f.read_bytes()) if archived else f.read_bytes()
+    if (run_dir / LMM_DIR).is_dir():
+        for f in sorted(p for p in (run_dir / LMM_DIR).rglob("*") if p.is_file()):
+            out[str(f.relative_to(run_dir))] = f.read_bytes()
+    return out
+
+
+def _digest(files: dict[str, bytes]) -> str:
+    h = hashlib.sha1()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name] + b"\0")
+    return h.hexdigest()
+
+
+def _write(files: dict[str, bytes], dst: Path, into_archive: bool, extra: dict[str, bytes], src: Path,
+           fp: str) -> None:
+    """Write a run's kept files into dst, built aside and swapped in whole; score rows gzip'd into the archive.
+    The source's fingerprint is read again before the swap: a run re-made meanwhile is not archived half old."""
     with atomic_dir(dst) as tmp:
-        for name in names:
-            if (src / name).is_file():
-                shutil.copy2(src / name, tmp / name)
-        (tmp / SCORES).mkdir()
-        for f in sorted((src / SCORES).glob("*.json")):  # into the archive
-            (tmp / SCORES / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes(), mtime=0))
-        for f in sorted((src / SCORES).glob("*.json.gz")):  # out of it
-            (tmp / SCORES / f.name[:-len(".gz")]).write_bytes(gzip.decompress(f.read_bytes()))
-        for name, f in (extra or {}).items():
-            if f.is_file():
-                shutil.copy2(f, tmp / name)
+        for name, data in {**files, **extra}.items():
+            out = tmp / name
+            if into_archive and name.startswith(f"{SCORES}/"):
+                out, data = out.with_name(out.name + GZ), gzip.compress(data, mtime=0)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        if recorded_fingerprint(src) != fp:
+            raise _Changed(src)
 
 
 def save(archive: str | Path, root: str | Path = ".", runs: set[tuple[str, int, int]] | None = None,
-         weights: bool = False) -> ArchiveReport:
+         weights: bool = False, replace: bool = False, data_fp: str | None = None) -> ArchiveReport:
     """Copy every finished run under root/data/runs (only `runs`, when given) into the archive, where the archive
-    lacks it or holds it with another fingerprint. Unfinished or half-written folders are left out."""
+    lacks it. An archived run that differs is replaced only with `replace`. data_fp: the project's data fingerprint,
+    recorded with each run copied (check_data compares it)."""
     root, archive = Path(root), Path(archive)
     report = ArchiveReport()
     for method, K, seed, d in run_folders(root / RUNS_DIR):
         if runs is not None and (method, K, seed) not in runs:
             continue
-        fp = fingerprint(d)
-        if fp is None:
-            report.skipped[d.name] = "not finished"
+        fp = recorded_fingerprint(d)
+        missing = [n for n in REQUIRED if not (d / n).is_file()]
+        if fp is None or missing:
+            report.skipped[d.name] = "not finished" + (f": no {', '.join(missing)}" if fp and missing else "")
             continue
+        files = _kept(d, weights, archived=False)
         dst = run_path(archive, method, K, seed)
-        if fingerprint(dst) == fp:
-            report.unchanged.append(d.name)
+        if dst.exists():
+            if _digest(_kept(dst, weights, archived=True)) == _digest(files):
+                report.unchanged.append(d.name)
+                continue
+            if not replace:
+                why = "another run" if recorded_fingerprint(dst) != fp else "the same run, other files"
+                report.skipped[d.name] = f"the archive holds {why} (pass --replace to overwrite it)"
+                continue
+        flat = run_metrics_path(root / RUN_METRICS_DIR, method, K, seed)
+        extra = {FLAT_METRICS: flat.read_bytes()} if flat.is_file() else {}
+        extra[ARCHIVE_INFO] = (json.dumps({"data_fingerprint": data_fp}) + "\n").encode()
+        try:
+            _write(files, dst, True, extra, d, fp)
+        except _Changed:
+            report.skipped[d.name] = "re-made while being saved (save again)"
             continue
-        _copy_run(d, dst, weights, {FLAT_METRICS: run_metrics_path(root / RUN_METRICS_DIR, method, K, seed)})
         report.copied.append(d.name)
     return report
 
 
 def restore(archive: str | Path, root: str | Path = ".", runs: set[tuple[str, int, int]] | None = None) -> ArchiveReport:
-    """Copy the archive's runs (only `runs`, when given) into root/data/runs where no folder of that run exists;
-    the flat metrics go back to reports/metrics/map. A folder already there is never replaced."""
+    """Copy the archive's runs (only `runs`, when given) into root/data/runs where no finished run of that name is;
+    the flat metrics go back to reports/metrics/map. A finished run folder already there is never replaced (an
+    unfinished one is: the grid would re-make it anyway)."""
     root, archive = Path(root), Path(archive)
     if not archive.is_dir():
         raise ArchiveError(f"no run archive at {archive}")
@@ -137,54 +185,59 @@ def restore(archive: str | Path, root: str | Path = ".", runs: set[tuple[str, in
     for method, K, seed, d in run_folders(archive):
         if runs is not None and (method, K, seed) not in runs:
             continue
-        fp = fingerprint(d)
+        fp = recorded_fingerprint(d)
         if fp is None:
             report.skipped[d.name] = "the archived folder holds no finished run"
             continue
         dst = run_path(root / RUNS_DIR, method, K, seed)
-        if dst.exists():
-            if fingerprint(dst) == fp:
-                report.unchanged.append(d.name)
-            else:
-                report.skipped[d.name] = "another run folder is already there"
-            continue
-        _copy_run(d, dst, weights=True)
         flat = run_metrics_path(root / RUN_METRICS_DIR, method, K, seed)
-        if (d / FLAT_METRICS).is_file():
-            flat.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(d / FLAT_METRICS, flat)
-        report.copied.append(d.name)
+        here = recorded_fingerprint(dst) if dst.exists() else None
+        if here is not None and here != fp:
+            report.skipped[d.name] = (f"a finished run with another fingerprint is there ({here}; the archive's is "
+                                      f"{fp}): delete {dst} to restore it")
+            continue
+        if here is None:
+            files = _kept(d, weights=True, archived=True)
+            _write(files, dst, False, {}, d, fp)
+            report.copied.append(d.name)
+        else:
+            report.unchanged.append(d.name)
+        if (d / FLAT_METRICS).is_file() and not flat.is_file():
+            with atomic_path(flat) as tmp:
+                shutil.copyfile(d / FLAT_METRICS, tmp)
     return report
 
 
-def record_data(archive: str | Path, root: str | Path, map_params: dict) -> str:
-    """Write the fingerprint of the data the project's runs read (S, the LMs, splits, scores, audio, motion) into
-    the archive, so a later machine can tell before the sweep whether the archived runs can be reused."""
-    fp = data_fingerprint(map_params, root)
-    write_json({"data_fingerprint": fp}, Path(archive) / DATA_RECORD)
-    return fp
-
-
-def check_data(archive: str | Path, root: str | Path, map_params: dict) -> tuple[str | None, str]:
-    """(the archive's data fingerprint or None, the project's). Run it after the stages before `map`: a mismatch
-    means every archived run will be trained again (the data differ, e.g. another machine's numerics)."""
-    synth = Path(root) / map_params.get("synth", "data/synth/S.pt")
-    if not synth.is_file():
-        raise ArchiveError(f"{synth} is missing: run the stages before the mapping sweep first "
+def check_data(archive: str | Path, root: str | Path, map_params: dict) -> tuple[int, int, str]:
+    """(archived runs saved from data with the project's fingerprint, archived runs, that fingerprint). Run it after
+    the stages before `map`: a run saved from other data (another machine's numerics, another profile) will be
+    trained again."""
+    root = Path(root)
+    lm = map_params.get("lm") or {}
+    need = [map_params.get("synth", "data/synth/S.pt"), *lm.values()]
+    missing = [str(p) for p in need if not (root / p).exists()]
+    if missing:
+        raise ArchiveError(f"missing {', '.join(missing)}: run the stages before the mapping sweep first "
                            "(dvc repro synth pretrain pretrain_M)")
-    try:
-        archived = json.loads((Path(archive) / DATA_RECORD).read_text()).get("data_fingerprint")
-    except (OSError, ValueError):
-        archived = None
-    return archived, data_fingerprint(map_params, root)
+    folders = run_folders(Path(archive))
+    if not folders:
+        raise ArchiveError(f"no archived runs under {archive}")
+    current = data_fingerprint(map_params, root)
+    same = 0
+    for *_, d in folders:
+        try:
+            same += json.loads((d / ARCHIVE_INFO).read_text()).get("data_fingerprint") == current
+        except (OSError, ValueError):
+            pass
+    return same, len(folders), current
 
 
 def _mapping(params_file: Path) -> dict:
-    """params.yaml's mapping section, with the sweep's lists."""
+    """params.yaml's mapping section, checked as the stage runner checks it (pipeline.checks)."""
     mapping = load_params(params_file).get("mapping")
-    if not isinstance(mapping, dict) or not all(k in mapping for k in ("methods", "Ks", "seeds")):
-        raise ArchiveError(f"{params_file}: no mapping.methods / Ks / seeds to say which runs are the sweep's")
-    return mapping
+    if mapping is None:
+        raise ArchiveError(f"{params_file}: no mapping section")
+    return check_section("mapping", mapping)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,35 +245,37 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=("save", "restore", "check"),
-                    help="check: whether the project's data (after the stages before map) match the archive's")
+                    help="check: how many archived runs were saved from this project's data (run it after the "
+                         "stages before map)")
     ap.add_argument("--archive", required=True, help="the archive folder, e.g. runs_archive/paper")
     ap.add_argument("--root", default=".", help="the project (default: .)")
     ap.add_argument("--all", action="store_true",
-                    help="every run folder, not only the runs of the sweep params.yaml defines")
+                    help="save: every finished run folder, not only the runs of the sweep params.yaml defines")
     ap.add_argument("--weights", action="store_true", help="save: keep g.pt too (for ship_models)")
+    ap.add_argument("--replace", action="store_true", help="save: overwrite an archived run that differs")
     args = ap.parse_args(argv)
+    root = Path(args.root)
     try:
-        mapping = _mapping(Path(args.root) / "params.yaml")
-        runs = None if args.all else set(sweep_runs(mapping))
+        if args.action == "restore":  # every archived run: the grid reuses those of the sweep, the others wait
+            report = restore(args.archive, root)
+            print(report.line("restored"))
+            return 0
+        mapping = _mapping(root / "params.yaml")
         if args.action == "check":
-            archived, current = check_data(args.archive, args.root, mapping)
-            same = archived == current
-            print(f"data fingerprint: archive {archived}, this project {current}: " +
-                  ("the same, so archived runs are reused where code and params match too" if same else
-                   "different, so every archived run will be trained again"))
-            return 0 if same else 1
-        if args.action == "save":
-            report = save(args.archive, args.root, runs, weights=args.weights)
-            if report.copied and (Path(args.root) / mapping.get("synth", "data/synth/S.pt")).is_file():
-                record_data(args.archive, args.root, mapping)
-        else:
-            report = restore(args.archive, args.root, runs)
+            same, total, current = check_data(args.archive, root, mapping)
+            print(f"{same} of {total} archived runs were saved from data with this project's fingerprint ({current})"
+                  + ("" if same == total else "; the others will be trained again unless their data match"))
+            return 0 if same == total else 1
+        synth = root / mapping.get("synth", "data/synth/S.pt")
+        data_fp = data_fingerprint(mapping, root) if synth.is_file() else None
+        report = save(args.archive, root, None if args.all else set(sweep_runs(mapping)), weights=args.weights,
+                      replace=args.replace, data_fp=data_fp)
+        print(report.line("saved"))
+        return 0
     except (ArchiveError, ParamsError) as e:
         print(f"run_archive: error: {e}")
         return 2
-    print(report.line("saved" if args.action == "save" else "restored"))
-    return 0
 
 
-__all__ = ["ArchiveError", "ArchiveReport", "check_data", "fingerprint", "main", "record_data", "restore",
-           "run_folders", "save"]
+__all__ = ["ArchiveError", "ArchiveReport", "check_data", "main", "recorded_fingerprint", "restore", "run_folders",
+           "save"]

@@ -1,4 +1,5 @@
-"""run_archive: a sweep's finished runs saved into a folder git keeps, and restored where the grid reuses them."""
+"""run_archive: a sweep's finished runs saved into a folder git keeps, and restored where the grid reuses them
+(the grid's side: tests/mapping/test_mapping.py, a restored run is reused)."""
 import json
 
 import pytest
@@ -6,89 +7,106 @@ import pytest
 from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, run_metrics_path, run_path
 from lmm_utils.pipeline import run_archive as ra
 
+MAPPING = {"methods": ["lmm"], "Ks": [0], "seeds": [0], "method": {}, "eval": {}, "synth": "data/synth/S.pt", "lm": {}}
+
 
 def _fake_run(root, method, K, seed, fp="fp-1", finished=True):
     d = run_path(root / RUNS_DIR, method, K, seed)
     (d / "scores").mkdir(parents=True)
     (d / "lmM").mkdir()
-    (d / "lmM" / "model.pt").write_bytes(b"x" * 100)
+    (d / "lmM" / "lm.pt").write_bytes(b"m")
     (d / "h.pt").write_bytes(b"h")
     (d / "g.pt").write_bytes(b"g")
     (d / "draw.json").write_text("{}")
     (d / "predictions.json.gz").write_bytes(b"p")
     if finished:
         (d / "metrics.json").write_text(json.dumps({"fingerprint": fp, "run": d.name}))
-        (d / "scores" / "h.json").write_text("{}")
+        (d / "scores" / "h.json").write_text('{"rows": []}')
         flat = run_metrics_path(root / RUN_METRICS_DIR, method, K, seed)
         flat.parent.mkdir(parents=True, exist_ok=True)
         flat.write_text(json.dumps({"run": d.name}))
     return d
 
 
-def test_save_keeps_finished_runs_without_lmM_and_only_once(tmp_path):
+def test_save_keeps_what_the_stages_read_once_and_never_overwrites_unasked(tmp_path):
     proj, archive = tmp_path / "proj", tmp_path / "archive"
     _fake_run(proj, "lmm", 0, 0)
     _fake_run(proj, "lmm", 0, 1, finished=False)
+    (_fake_run(proj, "lmm", 0, 2) / "h.pt").unlink()
     _fake_run(proj, "supervised", 4, 2)
-    rep = ra.save(archive, proj)
-    assert rep.copied == ["lmm-K0-s0", "supervised-K4-s2"] and rep.skipped == {"lmm-K0-s1": "not finished"}
+    rep = ra.save(archive, proj, data_fp="d1")
+    assert rep.copied == ["lmm-K0-s0", "supervised-K4-s2"]
+    assert rep.skipped == {"lmm-K0-s1": "not finished", "lmm-K0-s2": "not finished: no h.pt"}
     kept = run_path(archive, "lmm", 0, 0)
-    assert sorted(p.name for p in kept.rglob("*")) == sorted(
-        ["metrics.json", "draw.json", "predictions.json.gz", "h.pt", "scores", "h.json.gz", ra.FLAT_METRICS])
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == sorted(
+        ["metrics.json", "draw.json", "predictions.json.gz", "h.pt", "scores/h.json.gz", "lmM/lm.pt",
+         ra.FLAT_METRICS, ra.ARCHIVE_INFO])
+    assert json.loads((kept / ra.ARCHIVE_INFO).read_text()) == {"data_fingerprint": "d1"}
     assert ra.save(archive, proj).unchanged == ["lmm-K0-s0", "supervised-K4-s2"]
-    # a run made again (another fingerprint) replaces its archived copy; weights=True keeps the checkpoints too
+    # a run made again here (another fingerprint) replaces the archived one only when asked
     run = run_path(proj / RUNS_DIR, "lmm", 0, 0)
     (run / "metrics.json").write_text(json.dumps({"fingerprint": "fp-2"}))
-    rep = ra.save(archive, proj, weights=True)
-    assert rep.copied == ["lmm-K0-s0"] and ra.fingerprint(kept) == "fp-2" and (kept / "g.pt").read_bytes() == b"g"
+    assert "pass --replace" in ra.save(archive, proj).skipped["lmm-K0-s0"]
+    assert ra.recorded_fingerprint(kept) == "fp-1"
+    rep = ra.save(archive, proj, replace=True, weights=True)
+    assert "lmm-K0-s0" in rep.copied and ra.recorded_fingerprint(kept) == "fp-2" and (kept / "g.pt").read_bytes() == b"g"
     # only the sweep's runs, when asked
     assert ra.save(tmp_path / "other", proj, runs={("supervised", 4, 2)}).copied == ["supervised-K4-s2"]
 
 
-def test_restore_fills_only_missing_folders_and_puts_the_flat_metrics_back(tmp_path):
+def test_restore_fills_missing_or_unfinished_folders_and_puts_the_flat_metrics_back(tmp_path):
     proj, archive, fresh = tmp_path / "proj", tmp_path / "archive", tmp_path / "fresh"
-    _fake_run(proj, "lmm", 0, 0)
+    for K in (0, 4):
+        _fake_run(proj, "lmm", K, 0)
     _fake_run(proj, "basis", 16, 1)
     ra.save(archive, proj)
-    _fake_run(fresh, "basis", 16, 1, fp="made-here")  # a run folder already there is never replaced
+    _fake_run(fresh, "basis", 16, 1, fp="made-here")  # a finished run folder already there is never replaced
+    _fake_run(fresh, "lmm", 4, 0, finished=False)     # an unfinished one is
     rep = ra.restore(archive, fresh)
-    assert rep.copied == ["lmm-K0-s0"] and "basis-K16-s1" in rep.skipped
-    assert ra.fingerprint(run_path(fresh / RUNS_DIR, "basis", 16, 1)) == "made-here"
+    assert rep.copied == ["lmm-K0-s0", "lmm-K4-s0"] and "delete" in rep.skipped["basis-K16-s1"]
+    assert ra.recorded_fingerprint(run_path(fresh / RUNS_DIR, "basis", 16, 1)) == "made-here"
     back = run_path(fresh / RUNS_DIR, "lmm", 0, 0)
-    assert ra.fingerprint(back) == "fp-1" and not (back / ra.FLAT_METRICS).exists()
-    assert (back / "scores" / "h.json").read_text() == "{}"  # unzipped, where the grid reads it
+    assert ra.recorded_fingerprint(back) == "fp-1" and not (back / ra.FLAT_METRICS).exists()
+    assert (back / "scores" / "h.json").read_text() == '{"rows": []}'  # unzipped, where the grid reads it
+    assert (back / "lmM" / "lm.pt").read_bytes() == b"m"
     assert json.loads(run_metrics_path(fresh / RUN_METRICS_DIR, "lmm", 0, 0).read_text()) == {"run": "lmm-K0-s0"}
-    assert ra.restore(archive, fresh).unchanged == ["lmm-K0-s0"]
+    run_metrics_path(fresh / RUN_METRICS_DIR, "lmm", 0, 0).unlink()  # a restore cut short: filled in next time
+    assert ra.restore(archive, fresh).unchanged == ["lmm-K0-s0", "lmm-K4-s0"]
+    assert run_metrics_path(fresh / RUN_METRICS_DIR, "lmm", 0, 0).is_file()
     with pytest.raises(ra.ArchiveError, match="no run archive"):
         ra.restore(tmp_path / "nowhere", fresh)
 
 
-def test_cli_takes_the_sweep_from_params_and_reports_a_bad_file(tmp_path, capsys):
+def test_cli_saves_the_sweep_restores_everything_and_reports_bad_params(tmp_path, capsys):
     proj = tmp_path / "proj"
     _fake_run(proj, "lmm", 0, 0)
     _fake_run(proj, "lmm", 4, 0)
-    (proj / "params.yaml").write_text("mapping: {methods: [lmm], Ks: [0], seeds: [0]}\n")
+    (proj / "params.yaml").write_text(json.dumps({"mapping": MAPPING}))
     assert ra.main(["save", "--archive", str(tmp_path / "a"), "--root", str(proj)]) == 0
     assert "saved 1 runs" in capsys.readouterr().out
-    assert ra.main(["save", "--archive", str(tmp_path / "b"), "--root", str(proj), "--all"]) == 0
-    assert "saved 2 runs" in capsys.readouterr().out
+    assert ra.main(["save", "--archive", str(tmp_path / "a"), "--root", str(proj), "--all"]) == 0
+    assert "saved 1 runs, 1 already there" in capsys.readouterr().out
+    # restore takes every archived run, whatever params.yaml's sweep is (the grid reuses the sweep's)
+    assert ra.main(["restore", "--archive", str(tmp_path / "a"), "--root", str(tmp_path / "fresh")]) == 0
+    assert "restored 2 runs" in capsys.readouterr().out
     (proj / "params.yaml").write_text("mapping: [oops\n")
     assert ra.main(["save", "--archive", str(tmp_path / "c"), "--root", str(proj)]) == 2
     assert "not valid YAML" in capsys.readouterr().out and not (tmp_path / "c").exists()
+    (proj / "params.yaml").write_text(json.dumps({"mapping": {**MAPPING, "methods": ["lmn"]}}))
+    assert ra.main(["save", "--archive", str(tmp_path / "c"), "--root", str(proj)]) == 2
+    assert "lmn" in capsys.readouterr().out and not (tmp_path / "c").exists()
 
 
-
-def test_check_tells_whether_the_data_match_the_archives(tmp_path, capsys):
+def test_check_counts_the_archived_runs_saved_from_this_projects_data(tmp_path, capsys):
     proj, archive = tmp_path / "proj", tmp_path / "archive"
-    mapping = {"methods": ["lmm"], "Ks": [0], "seeds": [0], "synth": "data/synth/S.pt", "lm": {}}
     (proj / "params.yaml").parent.mkdir(parents=True)
-    (proj / "params.yaml").write_text(json.dumps({"mapping": mapping}))
+    (proj / "params.yaml").write_text(json.dumps({"mapping": MAPPING}))
     args = ["--archive", str(archive), "--root", str(proj)]
-    assert ra.main(["check", *args]) == 2 and "S.pt is missing" in capsys.readouterr().out
+    assert ra.main(["check", *args]) == 2 and "S.pt" in capsys.readouterr().out
     (proj / "data/synth").mkdir(parents=True)
     (proj / "data/synth/S.pt").write_bytes(b"S")
     _fake_run(proj, "lmm", 0, 0)
-    assert ra.main(["save", *args]) == 0  # records the data's fingerprint beside the runs
-    assert ra.main(["check", *args]) == 0 and "the same" in capsys.readouterr().out.splitlines()[-1]
+    assert ra.main(["save", *args]) == 0  # records the data's fingerprint with the run
+    assert ra.main(["check", *args]) == 0 and "1 of 1 archived runs" in capsys.readouterr().out.splitlines()[-1]
     (proj / "data/synth/S.pt").write_bytes(b"S made elsewhere")
-    assert ra.main(["check", *args]) == 1 and "trained again" in capsys.readouterr().out
+    assert ra.main(["check", *args]) == 1 and "0 of 1" in capsys.readouterr().out
