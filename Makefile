@@ -52,14 +52,18 @@ $(STAMP)/git: $(STAMP)/python
 repro: setup
 	$(BIN)/dvc repro
 
+# Two pytest workers, a whole file each (the tiny-pipeline file shares one project across its tests); the slow
+# files are collected first (tests/conftest.py), so they start at once and the quick ones run beside them.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 lint: setup
 	$(BIN)/ruff check .
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: setup
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done

@@ -23,3 +23,9 @@ def root() -> Path:
 def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def pytest_collection_modifyitems(config, items):
+    """The minutes-long tests first (stable order otherwise): `make test` runs pytest-xdist with two workers
+    and whole files per worker, so the tiny-pipeline file starts at once and the rest run beside it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

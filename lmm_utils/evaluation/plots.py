@@ -118,14 +118,25 @@ def plot_multiplier(rows_by_curve: dict[str, dict | list], target: str = "lmm", 
     return fig
 
 
+def _note_bars(ax: plt.Axes, notes, min_width: float = 0.0, **style) -> None:
+    """Notes as bars 0.8 semitones high, centred on their pitch, drawn as one collection: a barh call per note
+    (a Rectangle artist each) took seconds for a gallery panel of thousands of notes."""
+    from matplotlib.collections import PolyCollection
+
+    if not notes:
+        return
+    verts = [[(n.onset, n.pitch - 0.4), (n.onset + max(n.offset - n.onset, min_width), n.pitch - 0.4),
+              (n.onset + max(n.offset - n.onset, min_width), n.pitch + 0.4), (n.onset, n.pitch + 0.4)] for n in notes]
+    ax.add_collection(PolyCollection(verts, **style))
+    ax.autoscale_view()
+
+
 def piano_roll(ax: plt.Axes, truth: Performance, est: Performance | None = None, title: str = "") -> None:
     """Truth as grey bars, an estimate as coloured outlines on top (velocity in the outline's darkness)."""
-    for n in truth.notes:
-        ax.barh(n.pitch, n.offset - n.onset, left=n.onset, height=0.8, color="0.75", lw=0)
+    _note_bars(ax, truth.notes, facecolors="0.75", linewidths=0)
     if est is not None:
-        for n in est.notes:
-            ax.barh(n.pitch, max(n.offset - n.onset, 0.01), left=n.onset, height=0.8, fill=False,
-                    edgecolor=plt.cm.Reds(0.35 + 0.65 * n.velocity / 127), lw=1.0)
+        _note_bars(ax, est.notes, min_width=0.01, facecolors="none", linewidths=1.0,
+                   edgecolors=[plt.cm.Reds(0.35 + 0.65 * n.velocity / 127) for n in est.notes])
     pitches = [n.pitch for n in truth.notes] + ([n.pitch for n in est.notes] if est is not None else [])
     if pitches:
         ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
@@ -134,9 +145,8 @@ def piano_roll(ax: plt.Axes, truth: Performance, est: Performance | None = None,
 
 def velocity_roll(ax: plt.Axes, perf: Performance, title: str = "") -> None:
     """A performance as bars coloured by velocity (one colour scale for every panel: 1..127)."""
-    cmap = plt.cm.viridis
-    for n in perf.notes:
-        ax.barh(n.pitch, max(n.offset - n.onset, 0.01), left=n.onset, height=0.8, color=cmap(n.velocity / 127), lw=0)
+    _note_bars(ax, perf.notes, min_width=0.01, linewidths=0,
+               facecolors=[plt.cm.viridis(n.velocity / 127) for n in perf.notes])
     if perf.notes:
         ax.set_ylim(min(n.pitch for n in perf.notes) - 2, max(n.pitch for n in perf.notes) + 2)
     ax.set(xlabel="seconds", ylabel="MIDI pitch", title=title)

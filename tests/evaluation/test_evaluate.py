@@ -249,6 +249,7 @@ def test_figures_are_written(sweep, tmp_path):
 
     fig, ax = plt.subplots()
     plots.piano_roll(ax, truth.perf["x0"], truth.perf["x1"], "roll")
+    assert [len(c.get_paths()) for c in ax.collections] == [len(truth.perf[i].notes) for i in ("x0", "x1")]
     plt.close("all")
 
 
@@ -465,7 +466,8 @@ def test_plot_predictions_reads_the_saved_midi(tmp_path):
     assert len(fig.axes) == 8
     fig, ax = plt.subplots()
     plots.velocity_roll(ax, truth.perf[truth.ids[0]], "truth")
-    assert len(ax.patches) == len(truth.perf[truth.ids[0]].notes)
+    (bars,) = ax.collections  # one collection, one bar per note
+    assert len(bars.get_paths()) == len(truth.perf[truth.ids[0]].notes)
     plt.close("all")
 
 
