@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.collections import PolyCollection
 
 from lmm_utils.core.io import atomic_path
 from lmm_utils.core.motion import Performance, to_roll
@@ -121,8 +122,6 @@ def plot_multiplier(rows_by_curve: dict[str, dict | list], target: str = "lmm", 
 def _note_bars(ax: plt.Axes, notes, min_width: float = 0.0, **style) -> None:
     """Notes as bars 0.8 semitones high, centred on their pitch, drawn as one collection: a barh call per note
     (a Rectangle artist each) took seconds for a gallery panel of thousands of notes."""
-    from matplotlib.collections import PolyCollection
-
     if not notes:
         return
     verts = [[(n.onset, n.pitch - 0.4), (n.onset + max(n.offset - n.onset, min_width), n.pitch - 0.4),
