@@ -53,8 +53,9 @@ repro: setup
 	$(BIN)/dvc repro
 
 # Two pytest workers, a whole file each (the tiny-pipeline file shares one project across its tests); the slow
-# files are collected first (tests/conftest.py), so they start at once and the quick ones run beside them.
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile
+# files are collected first (tests/conftest.py) and kept first (xdist would otherwise send the files with the most
+# tests first), so they start at once and the quick ones run beside them.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 test: setup lint
 	$(PYTEST)

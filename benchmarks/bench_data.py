@@ -27,9 +27,11 @@ def main() -> None:
     from lmm_utils.data.corpus import CHORALES, FOLK, list_works, parse_works
     from lmm_utils.data.engrave import EngraveConfig, engrave
     from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts
+    from lmm_utils.data.music21_compat import add_bundle_iteration
     from lmm_utils.data.pianist import PianistConfig, perform
     from lmm_utils.data.render import FluidRenderer, RecordingConditions, find_soundfont
 
+    add_bundle_iteration()  # as the corpus stage does: linear, not quadratic, walk of music21's catalogue
     works = list_works(list(FOLK) + [CHORALES], args.works // 5, seed=0)
     t = time.perf_counter()
     pieces, _ = parse_works(works, workers=1)

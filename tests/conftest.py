@@ -26,6 +26,7 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The minutes-long tests first (stable order otherwise): `make test` runs pytest-xdist with two workers
-    and whole files per worker, so the tiny-pipeline file starts at once and the rest run beside it."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Files with a minutes-long test first, whole (stable order otherwise): `make test` runs pytest-xdist with two
+    workers and whole files per worker, so the tiny-pipeline file starts at once and the rest run beside it."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -126,7 +126,9 @@ def _note_bars(ax: plt.Axes, notes, min_width: float = 0.0, **style) -> None:
         return
     verts = [[(n.onset, n.pitch - 0.4), (n.onset + max(n.offset - n.onset, min_width), n.pitch - 0.4),
               (n.onset + max(n.offset - n.onset, min_width), n.pitch + 0.4), (n.onset, n.pitch + 0.4)] for n in notes]
-    ax.add_collection(PolyCollection(verts, **style))
+    bars = PolyCollection(verts, **style)
+    bars.sticky_edges.x[:] = [min(n.onset for n in notes)]  # as barh: no margin before the first onset
+    ax.add_collection(bars)
     ax.autoscale_view()
 
 
