@@ -35,6 +35,7 @@ from lmm_utils.core.motion import Performance
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.augment import augment_config
 from lmm_utils.methods.base import (
     MethodResult,
     align_config,
@@ -249,10 +250,11 @@ def run_features(features: str, data: TrainingData, synth: Synth, params: dict |
         torch.manual_seed(cfg.seed)
         return MethodResult(make_h(tcfg, feat), g, {}, {"terms": {"pairs": False}})
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
-    h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg, tcfg, feat, progress)
+    augment = augment_config(params)
+    h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg, tcfg, feat, progress, augment=augment)
     alphas = fit_basis(g, [s for s, _ in pairs], pseudo, bcfg)
     return MethodResult(HModel(h), g, by_pair(pairs, pseudo),
-                        {"terms": {"pairs": True}, "hist_h": hist_h, "basis_alphas": alphas})
+                        {"terms": {"pairs": True}, "augment_p": augment.p, "hist_h": hist_h, "basis_alphas": alphas})
 
 
 run = partial(run_features, "basic")

@@ -24,6 +24,7 @@ import torch
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.methods.alignment import AlignConfig, Synth, warping_path
+from lmm_utils.methods.augment import augment_config, crop_augmenter
 from lmm_utils.methods.base import (
     MethodResult,
     align_config,
@@ -135,9 +136,11 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
     dev = default_device(cfg.device)
     h.net.to(dev).train()
     g.net.to(dev).train()
-    info: dict = {"terms": {"pairs": use_pairs and bool(pairs), "recon": use_recon}}
+    augment = augment_config(params)  # the pairs' crops only: reconstruction targets the recording as it is
+    info: dict = {"terms": {"pairs": use_pairs and bool(pairs), "recon": use_recon}, "augment_p": augment.p}
 
-    pair_crops = Crops([x for _, x in pairs], pseudo, cfg.crop_frames, feat.fps, feat.n_mels) if pairs and use_pairs else None
+    pair_crops = (Crops([x for _, x in pairs], pseudo, cfg.crop_frames, feat.fps, feat.n_mels,
+                        augment=crop_augmenter(augment, feat)) if pairs and use_pairs else None)
     ua = unpaired_logmels(data, feat, cc.max_unpaired, cfg.seed) if use_recon else []
     ua_crops = Crops([x for _, x in ua], None, cfg.crop_frames, feat.fps, feat.n_mels) if ua else None
     info["n_unpaired"] = len(ua)

@@ -16,10 +16,8 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
      pairs' pseudo-motion (lmm_labels.train_lmM) -- which learns h's own mistakes.
   C  the rest of the steps: A's terms + [selftrain] self-training, with LM^M as the prior that picks the
      labels (a REINFORCE-free proxy):
-       h: its own U_A transcriptions, ranked by LM^M (mean log-prob per token); the top keep_fraction become
-          pseudo-labels;
-       g: for each U_V score, `candidates` variants of g's own performance (tempo / articulation / loudness),
-          the one LM^M finds most probable becomes g's target.
+       h: its own U_A transcriptions ranked by LM^M (mean log-prob per token); the top keep_fraction are labels;
+       g: per U_V score, `candidates` variants of g's performance (tempo, articulation, loudness): LM^M's pick.
      Without lmM (ablation lmm-no_lmM) the same amount of self-training happens with *random* ranking and
      choice, so the ablation measures the prior, not the extra data.
 
@@ -46,6 +44,7 @@ from lmm_utils.data.pools import TrainingData
 from lmm_utils.lm import oracle
 from lmm_utils.lm.model import LanguageModel
 from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.augment import CropAugmenter, augment_config, crop_augmenter
 from lmm_utils.methods.base import (
     MethodConfig,
     MethodResult,
@@ -158,6 +157,7 @@ class LMMState:
     opt_g: torch.optim.Optimizer | None = None
     self_crops: Crops | None = None  # h: U_A crops with h's own transcriptions that LM^M kept
     g_targets: dict = field(default_factory=dict)  # g: per-note targets LM^M picked for the U_V scores
+    augment: CropAugmenter | None = None  # re-records h's labelled crops (pairs, self-training; not recon): augment.py
 
     @property
     def use_pairs(self) -> bool:
@@ -185,6 +185,7 @@ def setup(data: TrainingData, synth: Synth, params: dict, feat: FeatureConfig, o
     cfg = method_config(params)
     lc = params_config(LMMConfig, params, "lmm")
     on = term_switches(lc, off)
+    augment = augment_config(params, lm_rows=on["lmA"])
     dev = default_device(cfg.device)
     paths = lm_paths(params)
     lmA = load_lm_features("A", paths["A"], dev, data.root) if (on["lmA"] or on["lmA_prior"]) else None
@@ -200,8 +201,9 @@ def setup(data: TrainingData, synth: Synth, params: dict, feat: FeatureConfig, o
                      timing_grad=lc.timing_grad)
     pairs = load_pairs(data, feat)
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
-    info: dict = {"terms": dict(on), "n_pairs": len(pairs)}
-    return LMMState(cfg, lc, on, dev, feat, synth, lmA, h, g, cc, pairs, pseudo, info, params, str(data.root))
+    info: dict = {"terms": dict(on), "n_pairs": len(pairs), "augment_p": augment.p}
+    return LMMState(cfg, lc, on, dev, feat, synth, lmA, h, g, cc, pairs, pseudo, info, params, str(data.root),
+                    augment=crop_augmenter(augment, feat))
 
 
 def read_unpaired(st: LMMState, data: TrainingData) -> None:
@@ -238,7 +240,8 @@ def build_batches(st: LMMState) -> None:
     """What the steps draw from: h's crops (pairs, U_A) and g's encoded scores, targets and recordings."""
     cfg, feat, pairs = st.cfg, st.feat, st.pairs
     if st.use_pairs:
-        st.pair_crops = Crops([st.h.inputs(x) for _, x in pairs], st.pseudo, cfg.crop_frames, feat.fps, feat.n_mels)
+        st.pair_crops = Crops([st.h.inputs(x) for _, x in pairs], st.pseudo, cfg.crop_frames, feat.fps, feat.n_mels,
+                              augment=st.augment)
     if st.on["recon"] and st.ua:
         st.ua_crops = Crops(st.ua_inputs, None, cfg.crop_frames, feat.fps, feat.n_mels)
     if pairs:
@@ -366,7 +369,7 @@ def pick_labels(st: LMMState) -> None:
                                 "kept": [ua[i][0] for i in kept], "decodes": {ua[i][0]: decodes[i] for i in range(len(ua))}}
         if kept:
             st.self_crops = Crops([st.ua_inputs[i] for i in kept], [decodes[i] for i in kept], st.cfg.crop_frames,
-                                  st.feat.fps, st.feat.n_mels)
+                                  st.feat.fps, st.feat.n_mels, augment=st.augment)
     if st.uv:
         chosen, picks = labels.choose_variants(g_perfs, lmM, tok, rng, lc.candidates, lc.tempo_jitter, lc.legato,
                                                lc.velocity_shift)

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from lmm_utils.core.motion import Performance, to_roll
+from lmm_utils.methods.augment import CropAugmenter
 from lmm_utils.methods.base import MethodConfig
 from lmm_utils.models.performer import ScoreBatch, performer_loss, play_deviations
 from lmm_utils.training.loop import TrainConfig, lr_at
@@ -27,9 +28,11 @@ class Crops:
     """Random fixed-length crops of h-input items (C, T), with optional target rolls and item weights."""
 
     def __init__(self, inputs: list[np.ndarray], perfs: list[Performance] | None, crop: int, fps: float,
-                 n_mels: int, weights: list[float] | None = None):
+                 n_mels: int, weights: list[float] | None = None,
+                 augment: CropAugmenter | None = None):
         assert inputs, "need at least one item"
-        self.crop = crop
+        assert augment is None or perfs is not None, "only labelled crops are re-recorded (methods.augment)"
+        self.crop, self.augment = crop, augment
         self.x, self.y = [], []
         for i, x in enumerate(inputs):
             x = _pad_to(np.asarray(x, np.float32), crop, n_mels)
@@ -43,7 +46,8 @@ class Crops:
         return len(self.x)
 
     def sample(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """(x,) without targets, else (x, y, w): n crops, items and offsets drawn from g."""
+        """(x,) without targets, else (x, y, w): n crops, items and offsets drawn from g (x re-recorded by
+        `augment` where given)."""
         xs, ys, ws = [], [], []
         for _ in range(n):
             i = int(torch.randint(len(self.x), (1,), generator=g))
@@ -53,6 +57,8 @@ class Crops:
                 ys.append(self.y[i][:, :, s:s + self.crop])
             ws.append(self.w[i])
         out = (torch.stack(xs),)
+        if self.augment is not None:  # after the crop draws, from the same generator
+            out = (self.augment(out[0], g),)
         if self.y:
             out += (torch.stack(ys), torch.stack(ws))
         return out

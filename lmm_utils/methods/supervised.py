@@ -19,6 +19,7 @@ from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.augment import AugmentConfig, augment_config, augment_logmel
 from lmm_utils.methods.base import (
     MethodConfig,
     MethodResult,
@@ -47,15 +48,15 @@ class CropSampler:
     """Random fixed-length crops of (log-mel, target roll) items: training.loop.train's get_batch."""
 
     def __init__(self, logmels: list[np.ndarray], perfs: list[Performance], batch_size: int, crop_frames: int,
-                 fps: float):
+                 feat: FeatureConfig, augment: AugmentConfig = AugmentConfig()):
         assert len(logmels) == len(perfs) and logmels, "need at least one (log-mel, performance) item"
-        self.batch_size, self.crop = batch_size, crop_frames
+        self.batch_size, self.crop, self.feat, self.augment = batch_size, crop_frames, feat, augment
         self.x, self.y = [], []
         for x, perf in zip(logmels, perfs):
             n = max(x.shape[1], crop_frames)
             floor = float(x.min())
             x = np.pad(x, ((0, 0), (0, n - x.shape[1])), constant_values=floor)  # pad with the item's silence
-            roll = to_roll(perf, fps, n)
+            roll = to_roll(perf, feat.fps, n)
             self.x.append(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
             self.y.append({k: torch.from_numpy(roll[k]) for k in ("onset", "frame", "velocity")})
 
@@ -68,7 +69,8 @@ class CropSampler:
             on.append(self.y[i]["onset"][:, s:s + self.crop])
             fr.append(self.y[i]["frame"][:, s:s + self.crop])
             ve.append(self.y[i]["velocity"][:, s:s + self.crop])
-        return torch.stack(xs), torch.stack(on), torch.stack(fr), torch.stack(ve)
+        x = augment_logmel(torch.stack(xs), self.augment, self.feat, g)  # after the crop draws: p = 0 draws nothing
+        return x, torch.stack(on), torch.stack(fr), torch.stack(ve)
 
 
 def transcriber_loss_fn(model: Transcriber, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -78,11 +80,12 @@ def transcriber_loss_fn(model: Transcriber, batch: tuple[torch.Tensor, ...]) -> 
 
 def train_transcriber(logmels: list[np.ndarray], perfs: list[Performance], cfg: MethodConfig,
                       tcfg: TranscriberConfig = TranscriberConfig(), feat: FeatureConfig = FeatureConfig(),
-                      progress: bool = False, live_dir=None) -> tuple[Transcriber, dict]:
+                      progress: bool = False, live_dir=None,
+                      augment: AugmentConfig = AugmentConfig()) -> tuple[Transcriber, dict]:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     model = Transcriber(tcfg, feat)
-    sampler = CropSampler(logmels, perfs, cfg.batch_size, cfg.crop_frames, feat.fps)
+    sampler = CropSampler(logmels, perfs, cfg.batch_size, cfg.crop_frames, feat, augment)
     hist = train(model, sampler, cfg.train_config(), loss_fn=transcriber_loss_fn, has_val=False,
                  progress=progress, live_dir=live_dir)
     return model.eval(), hist
@@ -142,7 +145,8 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
         torch.manual_seed(cfg.seed)
         return MethodResult(make_h(tcfg, feat), make_g(pcfg), {}, {"terms": {"pairs": False}})
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
-    h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg, tcfg, feat, progress)
+    augment = augment_config(params)
+    h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg, tcfg, feat, progress, augment=augment)
     g, hist_g = train_performer([s for s, _ in pairs], pseudo, cfg, pcfg, progress)
     return MethodResult(HModel(h), GModel(g), by_pair(pairs, pseudo),
-                        {"terms": {"pairs": True}, "hist_h": hist_h, "hist_g": hist_g})
+                        {"terms": {"pairs": True}, "augment_p": augment.p, "hist_h": hist_h, "hist_g": hist_g})

@@ -23,6 +23,7 @@ from lmm_utils.core.motion import Performance
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.augment import AugmentConfig, augment_config, crop_augmenter
 from lmm_utils.methods.base import (
     MethodConfig,
     MethodResult,
@@ -53,10 +54,13 @@ class SurfaceConfig:
 
 
 def fit_h(h: HModel, inputs: list[np.ndarray], perfs: list[Performance], cfg: MethodConfig,
-          weights: list[float] | None = None, progress: bool = False) -> dict:
-    """The shared training loop (training.loop.train) on crops of (h input, target roll)."""
+          weights: list[float] | None = None, progress: bool = False,
+          augment: AugmentConfig = AugmentConfig()) -> dict:
+    """The shared training loop (training.loop.train) on crops of (h input, target roll), re-recorded by
+    `augment` (log-mel inputs only: methods.augment.augment_config)."""
     torch.manual_seed(cfg.seed)
-    sampler = Crops(inputs, perfs, cfg.crop_frames, h.feat.fps, h.feat.n_mels, weights)
+    sampler = Crops(inputs, perfs, cfg.crop_frames, h.feat.fps, h.feat.n_mels, weights,
+                    augment=crop_augmenter(augment, h.feat))
     return train(h.net, lambda split, g: sampler.sample(cfg.batch_size, g), cfg.train_config(),
                  loss_fn=lambda m, b: weighted_transcription_loss(m(b[0]), b[1], b[2]), has_val=False,
                  progress=progress)
@@ -96,8 +100,10 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
     g = make_g(PerformerConfig.from_params(params.get("performer")), lmV)
     pairs = load_pairs(data, feat)
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
-    info: dict = {"terms": {"lmA": lmA is not None, "lmV": lmV is not None, "backbone": backbone}}
+    augment = augment_config(params, lm_rows=lmA is not None)
+    info: dict = {"terms": {"lmA": lmA is not None, "lmV": lmV is not None, "backbone": backbone},
+                  "augment_p": augment.p}
     if pairs:
-        info["hist_h"] = fit_h(h, [h.inputs(x) for _, x in pairs], pseudo, cfg, progress=progress)
+        info["hist_h"] = fit_h(h, [h.inputs(x) for _, x in pairs], pseudo, cfg, progress=progress, augment=augment)
         info["hist_g"] = fit_g(g, [s for s, _ in pairs], pseudo, cfg, progress)
     return MethodResult(h, g, by_pair(pairs, pseudo), info)

@@ -21,6 +21,7 @@ from lmm_utils.core.motion import Performance, PerformedNote, to_roll
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.methods.alignment import Synth
+from lmm_utils.methods.augment import augment_config
 from lmm_utils.methods.base import (
     MethodResult,
     align_config,
@@ -113,9 +114,10 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
     if sp.mix_pairs:
         logmels += [x for _, x in pairs]
         perfs += pseudo
+    augment = augment_config(params)
     h, hist = train_transcriber(logmels, perfs, cfg, TranscriberConfig.from_params(params.get("transcriber")), feat,
-                                progress)
+                                progress, augment=augment)
     g = make_g(PerformerConfig.from_params(params.get("performer")))  # untrained: initial weights from the global RNG as train leaves it
     info = {"terms": {"synth": True, "pairs": bool(sp.mix_pairs)}, "n_synth": n_synth,
-            "n_pairs": len(pairs) if sp.mix_pairs else 0, "hist_h": hist}
+            "n_pairs": len(pairs) if sp.mix_pairs else 0, "augment_p": augment.p, "hist_h": hist}
     return MethodResult(HModel(h), g, by_pair(pairs, pseudo), info)

@@ -104,6 +104,7 @@ KNOWN: dict[str, Node] = {
                 "lm": dict.fromkeys(["A", "V", "M"]), "eval": dict.fromkeys(["max_items"]),
                 "method": Class("lmm_utils.methods.base:MethodConfig"),
                 "transcriber": Class("lmm_utils.models.transcriber:TranscriberConfig"),
+                "augment": Class("lmm_utils.methods.augment:AugmentConfig"),
                 "performer": Class("lmm_utils.models.performer:PerformerConfig"),
                 "align": Class("lmm_utils.methods.alignment:AlignConfig"),
                 "synth_pairs": Class("lmm_utils.methods.synth_pairs:SynthPairsConfig"),
