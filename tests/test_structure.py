@@ -152,6 +152,15 @@ def test_stage_deps_name_all_the_code_it_runs(name, notebook, deps):
         assert (ROOT / d).exists(), f"stage {name}: dep {d} does not exist"
 
 
+def test_map_stage_tracks_every_mapping_key():
+    """A mapping key the map stages do not list as a param would change runs without DVC re-running them."""
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["map"]["do"]
+    tracked = {p for p in stage["params"] if isinstance(p, str)}
+    keys = {f"mapping.{k}" for k in yaml.safe_load((ROOT / "params.yaml").read_text())["mapping"]}
+    untracked = sorted(keys - tracked - {"mapping.methods"})  # methods: the foreach itself, one stage per method
+    assert not untracked, f"dvc.yaml's map stage does not list {untracked} under params"
+
+
 def test_imports_inside_functions_say_why():
     """Imports sit at module top; one inside a function is a deliberate deferral of a heavy import, with the reason
     in a comment on its line or just above it."""
