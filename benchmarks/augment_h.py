@@ -12,6 +12,9 @@ mean over seeds to a JSON file. The runs go to a scratch folder, never into the 
 
 A setting's JSON may hold "augment" and "transcriber" (each replaces that mapping section). {} is the project's
 own params; with p = 0 a run is the run as it was before mapping.augment existed (p = 0 draws nothing).
+
+It scores the T pools, as the issue on h's robustness asks for the choice of h's size; a choice that should not look
+at T (an augmentation range, a threshold) belongs on a validation part of P instead (benchmarks/calibrate_steps.py).
 """
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ def scores(metrics: dict) -> dict[str, float]:
     h = metrics["h"]
     out = {pool: h[pool]["all"]["note_f1"] for pool in POOLS if pool in h}
     out["T_chorales"] = h["T"]["chorales"]["note_f1"]
-    out["T_noisy_p"], out["T_noisy_r"] = h["T_noisy"]["all"]["note_p"], h["T_noisy"]["all"]["note_r"]
+    if "T_noisy" in h:  # a project rendered without perform.noisy has no T_noisy
+        out["T_noisy_p"], out["T_noisy_r"] = h["T_noisy"]["all"]["note_p"], h["T_noisy"]["all"]["note_r"]
     return out
 
 
@@ -51,7 +55,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     result: dict = {"what": f"{args.method} h at K = {args.K}, seeds {seeds}, the project's mapping params but "
                             "each setting's sections; h note F1 on the project's evaluated T subset (mapping.eval.max_items)",
-                    "command": "python benchmarks/augment_h.py " + " ".join(f"--setting {s}" for s in args.setting),
+                    "command": f"python benchmarks/augment_h.py --method {args.method} --K {args.K} --seeds {args.seeds} "
+                               f"--threads {args.threads} " + " ".join(f"--setting {s}" for s in args.setting),
                     "runs": {}, "mean": {}}
     with tempfile.TemporaryDirectory() as scratch:
         for setting in args.setting:

@@ -115,3 +115,28 @@ def test_crops_re_record_labelled_crops_only():
     assert crop_augmenter(AugmentConfig(p=0.0), FEAT) is None
     with pytest.raises(AssertionError, match="labelled"):
         Crops([logmel], None, 32, FEAT.fps, FEAT.n_mels, augment=augmenter)
+
+
+def test_crops_not_chosen_stay_bit_identical():
+    x = _crops(n=16)
+    y = augment_logmel(x, AugmentConfig(p=0.5), FEAT, torch.Generator().manual_seed(4))
+    same = (y == x).flatten(1).all(1)
+    assert 0 < int(same.sum()) < 16  # some chosen, some not, and the rest untouched to the bit
+
+
+@pytest.mark.parametrize("sampler", ["CropSampler", "Crops"])
+def test_samplers_draw_nothing_more_when_off(sampler):
+    """p = 0 must leave the generator where the plain sampler leaves it: the wiring of 'runs are byte-identical'."""
+    rng = np.random.default_rng(2)
+    logmel = np.log(rng.random((FEAT.n_mels, 90)).astype(np.float32) * 1e-2 + FEAT.log_floor)
+    perf = Performance([PerformedNote(pitch=62, onset=0.1, offset=0.6, velocity=90)])
+    states = []
+    for augment in (None, AugmentConfig(p=0.0)):
+        g = torch.Generator().manual_seed(5)
+        if sampler == "CropSampler":
+            CropSampler([logmel], [perf], 3, 32, FEAT, *([augment] if augment else []))("train", g)
+        else:
+            Crops([logmel], [perf], 32, FEAT.fps, FEAT.n_mels,
+                  augment=crop_augmenter(augment, FEAT) if augment else None).sample(3, g)
+        states.append(g.get_state())
+    assert torch.equal(states[0], states[1])
