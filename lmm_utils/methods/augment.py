@@ -1,31 +1,36 @@
 """Recording-condition augmentation of h's training crops, in the log-mel power domain (params `mapping.augment`).
 
-The pairs and U_A were all recorded in a few quiet rooms, so h learns that any energy is a note: on noisy or
-reverberant audio it hears notes in the noise (T_noisy: supervised precision 0.84 at recall 0.96). This module
+The pairs and U_A were recorded under the benchmark's own mild conditions (data.render: a little room, a little
+noise, a tilt), so h learns that any energy is a note: on noisy or reverberant audio it hears notes in the noise
+(T_noisy: supervised precision 0.84 at recall 0.96). This module
 re-records a training crop under a random generic condition -- a smooth random EQ, a per-band exponential
 reverberation tail, and stationary coloured noise at a random SNR -- by working on mel power directly:
 
     P = exp(x) - floor                           (x: log(mel power + floor), core.features)
     P <- P * eq(band)                            smooth random curve, +-eq_db
     P <- P + wet * (decay_kernel(band) * P)      exponential tail along time, shorter at high bands
-    P <- P + noise(band, frame)                  coloured noise spectrum at snr dB below the crop's mean power
+    P <- P + noise(band, frame)                  coloured noise at snr dB below the *recording's* mean power
     x' = log(P + floor)
 
 Everything is additive in power, which is what a second source or a room does to a spectrogram (to the extent
 that phases are random). The ranges are generic acoustics (rooms of RT60 0.1-1.5 s, noise from 0 to 30 dB SNR with
-a spectral tilt), drawn from the training loop's generator; they share no code or draws with the benchmark's
-recording conditions (data.render), which only evaluation reads. The labels do not change: the notes are the
-same notes. h normalizes each input to its peak (models.transcriber), so overall gain needs no augmentation.
+a spectral tilt); they share no code or draws with the benchmark's recording conditions (data.render), which only
+evaluation reads. The labels do not change: the notes are the same notes. h normalizes each input to its peak
+(models.transcriber), so overall gain needs no augmentation.
 
-p = 0 (the default) draws nothing, so a run without augmentation is the run it was before this module existed.
+Why the noise level follows the recording, not the crop: a noisy room is as loud in a quiet bar as in a loud one,
+so a crop of a soft passage must get relatively more noise (with the crop's own mean, a silent crop got none).
+Why the Augmenter has its own generator (seeded from the run's seed): switching augmentation on then changes only
+the crops' sound, not which crops, self-training labels or dropout masks a run draws, so a run with p > 0 differs
+from its p = 0 twin by the augmentation alone. p = 0 (the default) builds no Augmenter and draws nothing, so a run
+without augmentation is the run it was before this module existed.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
+import numpy as np
 import torch
 
 from lmm_utils.core.features import FeatureConfig
@@ -78,50 +83,53 @@ def random_eq(n: int, n_mels: int, cfg: AugmentConfig, g: torch.Generator) -> to
     return 10.0 ** (db / 10.0)
 
 
-def reverb_kernel(n: int, n_mels: int, n_frames: int, fps: float, cfg: AugmentConfig,
-                  g: torch.Generator) -> torch.Tensor:
-    """(n, n_mels, n_frames) causal power kernels: the wet tail's share of a frame's power found k frames later
-    (k >= 1; the direct sound is kept apart), energy falling 60 dB in each band's RT60."""
+def reverb_tail(n: int, n_mels: int, fps: float, cfg: AugmentConfig,
+                g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(decay, gain), each (n, n_mels): a frame's power returns k >= 1 frames later as gain * decay**k, energy
+    falling 60 dB in each band's RT60 (longest at the lowest band), the tail's total energy wet dB against the
+    direct sound's (sum over k of gain * decay**k = wet)."""
     log_lo, log_hi = math.log(cfg.rt60_s[0]), math.log(cfg.rt60_s[1])
     rt_low = torch.exp(_uniform(log_lo, log_hi, n, g))
     ratio = _uniform(*cfg.rt60_high_ratio, n, g)
     band = torch.linspace(0.0, 1.0, n_mels)
     rt = rt_low[:, None] * ratio[:, None] ** band[None, :]  # (n, n_mels): geometric from low to high band
-    decay_per_frame = 10.0 ** (-6.0 / (rt * fps))  # power factor per frame: -60 dB after rt seconds
-    k = torch.arange(1, n_frames + 1, dtype=torch.float32)
-    kernel = decay_per_frame[:, :, None] ** k[None, None, :]
-    kernel = kernel / kernel.sum(-1, keepdim=True)  # unit tail energy; the wet level sets it
+    decay = 10.0 ** (-6.0 / (rt * fps))  # power factor per frame: -60 dB after rt seconds
     wet = 10.0 ** (_uniform(*cfg.wet_db, n, g) / 10.0)
-    return kernel * wet[:, None, None]
+    return decay, wet[:, None] * (1.0 - decay) / decay  # geometric sum: decay / (1 - decay)
 
 
-def apply_reverb(power: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """power (n, n_mels, T) + its tail: causal convolution along time with kernel (n, n_mels, T) (kernel[..., 0] is
-    the delay of one frame)."""
-    n, b, t = power.shape
-    size = 2 * t  # zero-padded FFT: linear, not circular, convolution
-    spec = torch.fft.rfft(power, size) * torch.fft.rfft(kernel, size)
-    tail = torch.fft.irfft(spec, size)[..., :t]
-    tail = torch.nn.functional.pad(tail, (1, 0))[..., :t]  # one frame of delay
-    return power + tail.clamp_min(0.0)
+def apply_reverb(power: torch.Tensor, decay: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """power (n, n_mels, T) + its tail, by the first-order recursion r[t] = decay * (r[t-1] + P[t-1]): exact (an FFT
+    convolution leaked round-off before the first sound) and cheap for crops of ~100 frames."""
+    t = power.shape[-1]
+    tail = torch.zeros_like(power)
+    r = torch.zeros_like(power[..., 0])
+    for i in range(1, t):
+        r = decay * (r + power[..., i - 1])
+        tail[..., i] = r
+    return power + gain[:, :, None] * tail
 
 
-def noise_power(power: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """(n, n_mels, T) coloured noise, its mean power snr dB below the crop's mean power."""
+def noise_power(power: torch.Tensor, cfg: AugmentConfig, g: torch.Generator,
+                reference: torch.Tensor | None = None) -> torch.Tensor:
+    """(n, n_mels, T) coloured noise, its mean power snr dB below `reference` (n,): each crop's recording's mean
+    power (Augmenter); the crop's own mean power where not given."""
     n, b, t = power.shape
     tilt = _uniform(*cfg.noise_tilt_db, n, g)
     shape = 10.0 ** (tilt[:, None] * torch.linspace(0.0, 1.0, b)[None, :] / 10.0)  # (n, b)
     shape = shape / shape.mean(1, keepdim=True)
     snr = _uniform(*cfg.snr_db, n, g)
-    level = power.mean((1, 2)) / 10.0 ** (snr / 10.0)  # (n,)
+    ref = power.mean((1, 2)) if reference is None else reference.to(power)
+    level = ref / 10.0 ** (snr / 10.0)  # (n,)
     jitter = torch.exp(cfg.noise_jitter * torch.randn(n, b, t, generator=g))
     jitter = jitter / jitter.mean((1, 2), keepdim=True)
     return level[:, None, None] * shape[:, :, None] * jitter
 
 
-def augment_logmel(x: torch.Tensor, cfg: AugmentConfig, feat: FeatureConfig, g: torch.Generator) -> torch.Tensor:
-    """(n, n_mels, T) log-mel crops -> the same crops re-recorded (a share cfg.p of them; the rest unchanged).
-    Draws only from g, and nothing when cfg.p is 0."""
+def augment_logmel(x: torch.Tensor, cfg: AugmentConfig, feat: FeatureConfig, g: torch.Generator,
+                   reference: torch.Tensor | None = None) -> torch.Tensor:
+    """(n, n_mels, T) log-mel crops -> the same crops re-recorded (a share cfg.p of them; the rest unchanged to the
+    bit), noise set against `reference` (n,) mean powers (noise_power). Draws only from g, nothing when p is 0."""
     if not cfg.on:
         return x
     n, b, t = x.shape
@@ -130,24 +138,46 @@ def augment_logmel(x: torch.Tensor, cfg: AugmentConfig, feat: FeatureConfig, g: 
     with_reverb = torch.rand(n, generator=g) < cfg.reverb_p
     with_noise = torch.rand(n, generator=g) < cfg.noise_p
     eq = random_eq(n, b, cfg, g)
-    kernel = reverb_kernel(n, b, t, feat.fps, cfg, g)
-    power = (torch.exp(x.float()) - feat.log_floor).clamp_min(0.0) * eq[:, :, None]
-    power = torch.where(with_reverb[:, None, None], apply_reverb(power, kernel), power)
-    power = torch.where(with_noise[:, None, None], power + noise_power(power, cfg, g), power)
+    decay, gain = reverb_tail(n, b, feat.fps, cfg, g)
+    power = mel_power(x, feat.log_floor) * eq[:, :, None]
+    power = torch.where(with_reverb[:, None, None], apply_reverb(power, decay, gain), power)
+    if reference is not None:
+        reference = reference * eq.mean(1)  # the room's noise is set against the EQ'd recording, as the crop is
+    power = torch.where(with_noise[:, None, None], power + noise_power(power, cfg, g, reference), power)
     out = torch.log(power + feat.log_floor).to(x.dtype)
     return torch.where(chosen[:, None, None], out, x)
 
 
-CropAugmenter = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # (crops, generator) -> crops
+def mel_power(x: torch.Tensor, floor: float) -> torch.Tensor:
+    """log-mel (core.features: log(power + floor)) -> mel power."""
+    return (torch.exp(x.float()) - floor).clamp_min(0.0)
 
 
-def crop_augmenter(cfg: AugmentConfig, feat: FeatureConfig) -> CropAugmenter | None:
-    """What steps.Crops applies to its labelled crops: x, g -> augment_logmel(x, cfg, feat, g); None when off."""
-    return partial(_augment_crops, cfg=cfg, feat=feat) if cfg.on else None
+AUGMENT_SEED_OFFSET = 0x5EED_A06  # keeps the Augmenter's stream apart from the run's own generators
 
 
-def _augment_crops(x: torch.Tensor, g: torch.Generator, cfg: AugmentConfig, feat: FeatureConfig) -> torch.Tensor:
-    return augment_logmel(x, cfg, feat, g)
+class Augmenter:
+    """Re-records the labelled crops a sampler draws (supervised.CropSampler, steps.Crops): augment_logmel with the
+    noise level set against each crop's whole recording, from the Augmenter's own generator (module docstring)."""
+
+    def __init__(self, cfg: AugmentConfig, feat: FeatureConfig, seed: int):
+        assert cfg.on, "an Augmenter with p = 0 would draw for nothing: use crop_augmenter, which gives None"
+        self.cfg, self.feat = cfg, feat
+        self.g = torch.Generator().manual_seed(AUGMENT_SEED_OFFSET + 7919 * int(seed))
+
+    def recording_power(self, x: np.ndarray | torch.Tensor) -> float:
+        """Mean mel power of one whole item (C, T): its log-mel rows, before any padding."""
+        rows = torch.as_tensor(np.asarray(x[:self.feat.n_mels], np.float32))
+        return float(mel_power(rows, self.feat.log_floor).mean())
+
+    def __call__(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Crops (n, n_mels, T) and their recordings' mean powers (n,) -> the crops re-recorded."""
+        return augment_logmel(x, self.cfg, self.feat, self.g, reference)
+
+
+def crop_augmenter(cfg: AugmentConfig, feat: FeatureConfig, seed: int) -> Augmenter | None:
+    """The Augmenter a run's samplers share; None when off (p = 0), so that nothing is built or drawn."""
+    return Augmenter(cfg, feat, seed) if cfg.on else None
 
 
 def augment_config(params: dict, lm_rows: bool = False) -> AugmentConfig:

@@ -248,7 +248,7 @@ def run_features(features: str, data: TrainingData, synth: Synth, params: dict |
     pairs = load_pairs(data, feat)
     if not pairs:
         torch.manual_seed(cfg.seed)
-        return MethodResult(make_h(tcfg, feat), g, {}, {"terms": {"pairs": False}})
+        return MethodResult(make_h(tcfg, feat), g, {}, {"terms": {"pairs": False}, "augment_p": 0.0})  # nothing trained, nothing re-recorded
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
     augment = augment_config(params)
     h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg, tcfg, feat, progress, augment=augment)

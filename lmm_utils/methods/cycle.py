@@ -140,7 +140,7 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
     info: dict = {"terms": {"pairs": use_pairs and bool(pairs), "recon": use_recon}, "augment_p": augment.p}
 
     pair_crops = (Crops([x for _, x in pairs], pseudo, cfg.crop_frames, feat.fps, feat.n_mels,
-                        augment=crop_augmenter(augment, feat)) if pairs and use_pairs else None)
+                        augmenter=crop_augmenter(augment, feat, cfg.seed)) if pairs and use_pairs else None)
     ua = unpaired_logmels(data, feat, cc.max_unpaired, cfg.seed) if use_recon else []
     ua_crops = Crops([x for _, x in ua], None, cfg.crop_frames, feat.fps, feat.n_mels) if ua else None
     info["n_unpaired"] = len(ua)

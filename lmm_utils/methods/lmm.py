@@ -44,7 +44,7 @@ from lmm_utils.data.pools import TrainingData
 from lmm_utils.lm import oracle
 from lmm_utils.lm.model import LanguageModel
 from lmm_utils.methods.alignment import Synth
-from lmm_utils.methods.augment import CropAugmenter, augment_config, crop_augmenter
+from lmm_utils.methods.augment import Augmenter, augment_config, crop_augmenter
 from lmm_utils.methods.base import (
     MethodConfig,
     MethodResult,
@@ -157,7 +157,7 @@ class LMMState:
     opt_g: torch.optim.Optimizer | None = None
     self_crops: Crops | None = None  # h: U_A crops with h's own transcriptions that LM^M kept
     g_targets: dict = field(default_factory=dict)  # g: per-note targets LM^M picked for the U_V scores
-    augment: CropAugmenter | None = None  # re-records h's labelled crops (pairs, self-training; not recon): augment.py
+    augmenter: Augmenter | None = None  # re-records h's labelled crops (pairs, self-training; not recon): augment.py
 
     @property
     def use_pairs(self) -> bool:
@@ -203,7 +203,7 @@ def setup(data: TrainingData, synth: Synth, params: dict, feat: FeatureConfig, o
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
     info: dict = {"terms": dict(on), "n_pairs": len(pairs), "augment_p": augment.p}
     return LMMState(cfg, lc, on, dev, feat, synth, lmA, h, g, cc, pairs, pseudo, info, params, str(data.root),
-                    augment=crop_augmenter(augment, feat))
+                    augmenter=crop_augmenter(augment, feat, cfg.seed))
 
 
 def read_unpaired(st: LMMState, data: TrainingData) -> None:
@@ -241,7 +241,7 @@ def build_batches(st: LMMState) -> None:
     cfg, feat, pairs = st.cfg, st.feat, st.pairs
     if st.use_pairs:
         st.pair_crops = Crops([st.h.inputs(x) for _, x in pairs], st.pseudo, cfg.crop_frames, feat.fps, feat.n_mels,
-                              augment=st.augment)
+                              augmenter=st.augmenter)
     if st.on["recon"] and st.ua:
         st.ua_crops = Crops(st.ua_inputs, None, cfg.crop_frames, feat.fps, feat.n_mels)
     if pairs:
@@ -369,7 +369,7 @@ def pick_labels(st: LMMState) -> None:
                                 "kept": [ua[i][0] for i in kept], "decodes": {ua[i][0]: decodes[i] for i in range(len(ua))}}
         if kept:
             st.self_crops = Crops([st.ua_inputs[i] for i in kept], [decodes[i] for i in kept], st.cfg.crop_frames,
-                                  st.feat.fps, st.feat.n_mels, augment=st.augment)
+                                  st.feat.fps, st.feat.n_mels, augmenter=st.augmenter)
     if st.uv:
         chosen, picks = labels.choose_variants(g_perfs, lmM, tok, rng, lc.candidates, lc.tempo_jitter, lc.legato,
                                                lc.velocity_shift)

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from lmm_utils.core.motion import Performance, to_roll
-from lmm_utils.methods.augment import CropAugmenter
+from lmm_utils.methods.augment import Augmenter
 from lmm_utils.methods.base import MethodConfig
 from lmm_utils.models.performer import ScoreBatch, performer_loss, play_deviations
 from lmm_utils.training.loop import TrainConfig, lr_at
@@ -29,10 +29,11 @@ class Crops:
 
     def __init__(self, inputs: list[np.ndarray], perfs: list[Performance] | None, crop: int, fps: float,
                  n_mels: int, weights: list[float] | None = None,
-                 augment: CropAugmenter | None = None):
+                 augmenter: Augmenter | None = None):
         assert inputs, "need at least one item"
-        assert augment is None or perfs is not None, "only labelled crops are re-recorded (methods.augment)"
-        self.crop, self.augment = crop, augment
+        assert augmenter is None or perfs is not None, "only labelled crops are re-recorded (methods.augment)"
+        self.crop, self.augmenter = crop, augmenter
+        self.power = torch.tensor([augmenter.recording_power(x) for x in inputs]) if augmenter else None
         self.x, self.y = [], []
         for i, x in enumerate(inputs):
             x = _pad_to(np.asarray(x, np.float32), crop, n_mels)
@@ -47,8 +48,8 @@ class Crops:
 
     def sample(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
         """(x,) without targets, else (x, y, w): n crops, items and offsets drawn from g (x re-recorded by
-        `augment` where given)."""
-        xs, ys, ws = [], [], []
+        `augmenter` where given, from its own generator)."""
+        xs, ys, ws, items = [], [], [], []
         for _ in range(n):
             i = int(torch.randint(len(self.x), (1,), generator=g))
             s = int(torch.randint(self.x[i].shape[1] - self.crop + 1, (1,), generator=g))
@@ -56,9 +57,10 @@ class Crops:
             if self.y:
                 ys.append(self.y[i][:, :, s:s + self.crop])
             ws.append(self.w[i])
+            items.append(i)
         out = (torch.stack(xs),)
-        if self.augment is not None:  # after the crop draws, from the same generator
-            out = (self.augment(out[0], g),)
+        if self.augmenter is not None:
+            out = (self.augmenter(out[0], self.power[items]),)
         if self.y:
             out += (torch.stack(ys), torch.stack(ws))
         return out

@@ -19,7 +19,7 @@ from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.methods.alignment import Synth
-from lmm_utils.methods.augment import AugmentConfig, augment_config, augment_logmel
+from lmm_utils.methods.augment import AugmentConfig, Augmenter, augment_config, crop_augmenter
 from lmm_utils.methods.base import (
     MethodConfig,
     MethodResult,
@@ -48,9 +48,10 @@ class CropSampler:
     """Random fixed-length crops of (log-mel, target roll) items: training.loop.train's get_batch."""
 
     def __init__(self, logmels: list[np.ndarray], perfs: list[Performance], batch_size: int, crop_frames: int,
-                 feat: FeatureConfig, augment: AugmentConfig = AugmentConfig()):
+                 feat: FeatureConfig, augmenter: Augmenter | None = None):
         assert len(logmels) == len(perfs) and logmels, "need at least one (log-mel, performance) item"
-        self.batch_size, self.crop, self.feat, self.augment = batch_size, crop_frames, feat, augment
+        self.batch_size, self.crop, self.feat, self.augmenter = batch_size, crop_frames, feat, augmenter
+        self.power = torch.tensor([augmenter.recording_power(x) for x in logmels]) if augmenter else None
         self.x, self.y = [], []
         for x, perf in zip(logmels, perfs):
             n = max(x.shape[1], crop_frames)
@@ -61,15 +62,18 @@ class CropSampler:
             self.y.append({k: torch.from_numpy(roll[k]) for k in ("onset", "frame", "velocity")})
 
     def __call__(self, split: str, g: torch.Generator) -> tuple[torch.Tensor, ...]:
-        xs, on, fr, ve = [], [], [], []
+        xs, on, fr, ve, items = [], [], [], [], []
         for _ in range(self.batch_size):
             i = int(torch.randint(len(self.x), (1,), generator=g))
+            items.append(i)
             s = int(torch.randint(self.x[i].shape[1] - self.crop + 1, (1,), generator=g))
             xs.append(self.x[i][:, s:s + self.crop])
             on.append(self.y[i]["onset"][:, s:s + self.crop])
             fr.append(self.y[i]["frame"][:, s:s + self.crop])
             ve.append(self.y[i]["velocity"][:, s:s + self.crop])
-        x = augment_logmel(torch.stack(xs), self.augment, self.feat, g)  # after the crop draws: p = 0 draws nothing
+        x = torch.stack(xs)
+        if self.augmenter is not None:  # its own generator: g's draws are those of the run without it
+            x = self.augmenter(x, self.power[items])
         return x, torch.stack(on), torch.stack(fr), torch.stack(ve)
 
 
@@ -85,7 +89,8 @@ def train_transcriber(logmels: list[np.ndarray], perfs: list[Performance], cfg: 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     model = Transcriber(tcfg, feat)
-    sampler = CropSampler(logmels, perfs, cfg.batch_size, cfg.crop_frames, feat, augment)
+    sampler = CropSampler(logmels, perfs, cfg.batch_size, cfg.crop_frames, feat,
+                          crop_augmenter(augment, feat, cfg.seed))
     hist = train(model, sampler, cfg.train_config(), loss_fn=transcriber_loss_fn, has_val=False,
                  progress=progress, live_dir=live_dir)
     return model.eval(), hist
@@ -143,7 +148,7 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
     pairs = load_pairs(data, feat)
     if not pairs:
         torch.manual_seed(cfg.seed)
-        return MethodResult(make_h(tcfg, feat), make_g(pcfg), {}, {"terms": {"pairs": False}})
+        return MethodResult(make_h(tcfg, feat), make_g(pcfg), {}, {"terms": {"pairs": False}, "augment_p": 0.0})  # nothing trained, nothing re-recorded
     pseudo = pseudo_motion(pairs, synth, align_config(params), feat)
     augment = augment_config(params)
     h, hist_h = train_transcriber([x for _, x in pairs], pseudo, cfg, tcfg, feat, progress, augment=augment)

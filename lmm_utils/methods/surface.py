@@ -60,7 +60,7 @@ def fit_h(h: HModel, inputs: list[np.ndarray], perfs: list[Performance], cfg: Me
     `augment` (log-mel inputs only: methods.augment.augment_config)."""
     torch.manual_seed(cfg.seed)
     sampler = Crops(inputs, perfs, cfg.crop_frames, h.feat.fps, h.feat.n_mels, weights,
-                    augment=crop_augmenter(augment, h.feat))
+                    augmenter=crop_augmenter(augment, h.feat, cfg.seed))
     return train(h.net, lambda split, g: sampler.sample(cfg.batch_size, g), cfg.train_config(),
                  loss_fn=lambda m, b: weighted_transcription_loss(m(b[0]), b[1], b[2]), has_val=False,
                  progress=progress)
