@@ -111,7 +111,7 @@ KNOWN: dict[str, Node] = {
                 "surface": Class("lmm_utils.methods.surface:SurfaceConfig"),
                 "cycle": Class("lmm_utils.methods.cycle:CycleConfig"),
                 "basis": Class("lmm_utils.methods.basis:BasisConfig"),
-                "lmm": Class("lmm_utils.methods.lmm:LMMConfig",
+                "lmm": Class("lmm_utils.methods.lmm_state:LMMConfig",
                              sub=(("lmM_tokens", _MOTION_TOKENS), ("lmM_model", _LM), ("lmM_train", _TRAIN)))},
     "evaluation": {**dict.fromkeys(["confidence", "band", "reference_method", "target_method", "multiplier_curves",
                                     "workers", "robustness_items"]),
