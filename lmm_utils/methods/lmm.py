@@ -5,6 +5,8 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
 
   A  warm-up (warm_fraction of the steps)
        h: [pairs] pseudo-motion of the K pairs  + [recon] S(h(a)) ~ a on unpaired U_A crops
+          + [density, off by default] h's key-down and onset rates on U_A pulled to those of U_V's scores played
+            by LM^M's generic performer (set_density_target)
        g: [pairs] pseudo-motion of the K pairs  + [recon] S(g(v)) ~ the paired recording
           + [lmA_prior] LM^A as a prior on S(g(v)) for unpaired U_V scores (soft tokens through the frozen LM:
             "g's playing must sound like the audio LM^A knows"): its per-token NLL is pulled to the typical NLL
@@ -22,7 +24,7 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
      choice, so the ablation measures the prior, not the extra data.
 
 Each term has a switch in params (mapping.lmm) and the ablation `lmm-no_<term>` turns it off:
-pairs, recon, lmA (LM^A features in h), lmV, lmA_prior (LM^A as g's prior), lmM, selftrain.
+pairs, recon, lmA (LM^A features in h), lmV, lmA_prior (LM^A as g's prior), lmM, selftrain, density.
 LM^V gives g its features and LM^M its trunk (no LM^V prior: h's motion is not a score).
 Code: `setup` builds the shared LMMState; `warm_up` (A), `pick_labels` (B) and `self_train` (C) extend it;
 `h_loss` / `g_loss` are one optimizer step's terms (phase B's labels switch self-training on).
@@ -37,9 +39,10 @@ import torch
 
 import lmm_utils.methods.lmm_labels as labels
 from lmm_utils.core.features import FeatureConfig
-from lmm_utils.core.motion import Performance
+from lmm_utils.core.motion import N_KEYS, Performance, to_roll
 from lmm_utils.data.pools import TrainingData
 from lmm_utils.lm.model import LanguageModel
+from lmm_utils.lm.motion_lm import generic_motion
 from lmm_utils.methods.alignment import Synth
 from lmm_utils.methods.augment import augment_config, crop_augmenter
 from lmm_utils.methods.base import (
@@ -55,7 +58,14 @@ from lmm_utils.methods.base import (
 from lmm_utils.methods.cycle import CycleConfig, g_recon_step, pair_recordings, unpaired_logmels
 from lmm_utils.methods.lm_features import lm_paths, load_lm_features
 from lmm_utils.methods.lmm_state import LMM_SOURCES, TERMS, LMMConfig, LMMState, term_switches  # noqa: F401 (re-exported)
-from lmm_utils.methods.losses import deviation_pull, h_to_synth, recon_loss, render_g, weighted_transcription_loss
+from lmm_utils.methods.losses import (
+    density_loss,
+    deviation_pull,
+    h_to_synth,
+    recon_loss,
+    render_g,
+    weighted_transcription_loss,
+)
 from lmm_utils.methods.steps import Crops, optimize, shared_forward, target_loss
 from lmm_utils.methods.wrappers import make_g, make_h
 from lmm_utils.models.performer import PerformerConfig, note_targets
@@ -98,10 +108,10 @@ def read_unpaired(st: LMMState, data: TrainingData) -> None:
     """U_A recordings (for recon, self-training, the prior's target) and U_V scores (prior, self-training),
     each a seeded sample of at most max_unpaired."""
     on, lc, seed = st.on, st.lc, st.cfg.seed
-    if on["recon"] or on["selftrain"] or on["lmA_prior"]:
+    if on["recon"] or on["selftrain"] or on["lmA_prior"] or on["density"]:
         st.ua = unpaired_logmels(data, st.feat, lc.max_unpaired, seed)
     st.ua_inputs = [st.h.inputs(x) for _, x in st.ua]
-    if on["lmA_prior"] or on["selftrain"]:
+    if on["lmA_prior"] or on["selftrain"] or on["density"]:
         uv = [s for s in data.scores("U_V") if s.notes]
         if lc.max_unpaired is not None and lc.max_unpaired < len(uv):
             pick = np.random.default_rng(seed + 7).choice(len(uv), size=lc.max_unpaired, replace=False)
@@ -124,13 +134,27 @@ def set_prior_target(st: LMMState) -> None:
     st.info["prior_target_nll"] = st.prior_target
 
 
+def set_density_target(st: LMMState) -> None:
+    """[density] How many keys are down, and how many notes start, per frame when U_V's scores are played: by the
+    generic performer of LM^M's data (lm.motion_lm; not the benchmark's pianist), one rendition each. A prior on
+    h's output as a whole (its rates on U_A), not on any one transcription: the remedy for an h that explains the
+    audio through S with extra quiet notes (README, "a wider h")."""
+    if not (st.on["density"] and st.uv):
+        return
+    rolls = [to_roll(p, st.feat.fps) for p in generic_motion(st.uv, 1, st.cfg.seed + 11)]
+    frames = sum(r["frame"].shape[1] for r in rolls)
+    st.density_target = (sum(float(r["frame"].sum()) for r in rolls) / (frames * N_KEYS),
+                         sum(float(r["onset"].sum()) for r in rolls) / (frames * N_KEYS))
+    st.info["density_target"] = {"key_down": st.density_target[0], "onset": st.density_target[1]}
+
+
 def build_batches(st: LMMState) -> None:
     """What the steps draw from: h's crops (pairs, U_A) and g's encoded scores, targets and recordings."""
     cfg, feat, pairs = st.cfg, st.feat, st.pairs
     if st.use_pairs:
         st.pair_crops = Crops([st.h.inputs(x) for _, x in pairs], st.pseudo, cfg.crop_frames, feat.fps, feat.n_mels,
                               augmenter=st.augmenter)
-    if st.on["recon"] and st.ua:
+    if (st.on["recon"] or st.density_target is not None) and st.ua:
         st.ua_crops = Crops(st.ua_inputs, None, cfg.crop_frames, feat.fps, feat.n_mels)
     if pairs:
         st.g_pairs = st.g.encode([s for s, _ in pairs])
@@ -158,9 +182,13 @@ def h_loss(st: LMMState, step: int, gen: torch.Generator) -> torch.Tensor:
         terms.append(lc.pairs_weight * weighted_transcription_loss(st.h.net(x), y, w))
     if st.ua_crops is not None:
         (x,) = (t.to(dev) for t in st.ua_crops.sample(lc.unpaired_batch, gen))
-        audio = st.synth(*h_to_synth(st.h.net(x)))
-        terms.append(lc.recon_weight * recon_loss(audio, x[:, :st.feat.n_mels], scales=lc.scales,
-                                                     eq_order=lc.recon_eq))
+        out = st.h.net(x)
+        if st.on["recon"]:
+            audio = st.synth(*h_to_synth(out))
+            terms.append(lc.recon_weight * recon_loss(audio, x[:, :st.feat.n_mels], scales=lc.scales,
+                                                         eq_order=lc.recon_eq))
+        if st.density_target is not None:
+            terms.append(lc.density_weight * density_loss(out, *st.density_target))
     if st.self_crops is not None:
         x, y, w = (t.to(dev) for t in st.self_crops.sample(lc.unpaired_batch, gen))
         terms.append(lc.selftrain_weight * weighted_transcription_loss(st.h.net(x), y, w))
@@ -278,6 +306,7 @@ def run(data: TrainingData, synth: Synth, params: dict | None = None, feat: Feat
     st = setup(data, synth, params or {}, feat, off)
     read_unpaired(st, data)
     set_prior_target(st)
+    set_density_target(st)
     build_batches(st)
     warm_up(st)
     if st.on["selftrain"] and st.cfg.steps - st.n_warm > 0 and (st.ua or st.uv):

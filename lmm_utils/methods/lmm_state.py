@@ -21,7 +21,7 @@ from lmm_utils.methods.steps import Crops
 from lmm_utils.methods.wrappers import GModel, HModel
 from lmm_utils.models.performer import ScoreBatch
 
-TERMS = ("pairs", "recon", "lmA", "lmV", "lmA_prior", "lmM", "selftrain")
+TERMS = ("pairs", "recon", "lmA", "lmV", "lmA_prior", "lmM", "selftrain", "density")
 LMM_SOURCES = ("pretrained", "run")
 
 
@@ -34,6 +34,7 @@ class LMMConfig:
     lmA_prior: bool = True
     lmM: bool = True
     selftrain: bool = True
+    density: bool = False  # h's note density on U_A pulled to the generic performer's on U_V (losses.density_loss)
     pairs_weight: float = 1.0
     recon_weight: float = 1.0
     prior_weight: float = 0.1
@@ -46,6 +47,7 @@ class LMMConfig:
     max_unpaired: int | None = 64  # U_A recordings and U_V scores read (None: all)
     warm_fraction: float = 0.5  # phase A's share of the steps (all of them without selftrain)
     keep_fraction: float = 0.5  # U_A transcriptions kept as pseudo-labels
+    density_weight: float = 1.0  # [density]: the squared log-ratio's weight beside recon (~0.1-0.3 per step)
     candidates: int = 8  # variants of g's performance scored by LM^M (the first = unchanged)
     tempo_jitter: float = 0.15
     legato: tuple[float, float] = (0.5, 1.0)
@@ -101,6 +103,7 @@ class LMMState:
     ua_inputs: list[np.ndarray] = field(default_factory=list)  # h's inputs for them
     uv: list[ScoreExcerpt] = field(default_factory=list)  # U_V scores with notes
     prior_target: float | None = None  # typical per-token NLL of real audio under LM^A (prior_mode typical)
+    density_target: tuple[float, float] | None = None  # [density] key-down and onset rate of U_V, generically played
     pair_crops: Crops | None = None  # h: the pairs with their pseudo-motion [pairs]
     ua_crops: Crops | None = None  # h: U_A crops to reconstruct [recon]
     g_pairs: ScoreBatch | None = None  # g: the pairs' scores, encoded

@@ -33,6 +33,14 @@ def h_to_synth(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
     return on, torch.sigmoid(out["velocity"]) * on, torch.sigmoid(out["frame"])
 
 
+def density_loss(out: dict[str, torch.Tensor], key_down: float, onset: float) -> torch.Tensor:
+    """h's mean key-down and onset probabilities over a batch against target rates: the squared log-ratio of each.
+    A moment of the output's distribution, not a likelihood: it cannot pull h toward silence (the mode), only toward
+    as many notes as music has."""
+    fr, on = torch.sigmoid(out["frame"]).mean(), torch.sigmoid(out["onset"]).mean()
+    return torch.log(fr / key_down) ** 2 + torch.log(on / onset) ** 2
+
+
 def recon_loss(pred: torch.Tensor, target: torch.Tensor, dynamic_range: float = 18.42,
                scales: tuple[int, ...] = (1, 4, 16), eq_order: int = 0) -> torch.Tensor:
     """Gain- (and, with eq_order > 0, EQ-) invariant log-mel L1 between S's output and a recording, (B, n_mels, T).

@@ -240,6 +240,16 @@ def test_lmm_ablation_turns_its_terms_off(tiny_root):
         mapping.train_run("lmm-no_nonsense", 0, 0, TINY_MAP, {}, root=tiny_root)
 
 
+def test_lmm_density_prior_sets_its_target_from_generic_performances_and_trains(tiny_root):
+    off = mapping.train_run("lmm", 2, 0, TINY_MAP, {}, root=tiny_root)["info"]
+    assert not off["terms"]["density"] and "density_target" not in off  # off by default
+    on = {**TINY_MAP, "lmm": {**TINY_MAP["lmm"], "density": True, "recon": False}}  # density alone still has crops
+    info = mapping.train_run("lmm", 2, 0, on, {}, root=tiny_root)["info"]
+    rates = info["density_target"]
+    assert info["terms"]["density"] and 0 < rates["onset"] < rates["key_down"] < 0.2  # a few keys of 88
+    assert all(np.isfinite(info["loss_h"]))
+
+
 def test_lmm_ranks_labels_with_the_pretrained_lmM_unless_told_to_learn_one(tiny_root):
     r = mapping.train_run("lmm", 2, 0, TINY_MAP, {}, root=tiny_root)
     assert r["info"]["lmM_source"] == "data/lm/M" and r["info"]["lmM"] is None  # frozen, not saved per run

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from factories import excerpt, voices
 
 from lmm_utils.methods.alignment import TemplateSynth
-from lmm_utils.methods.losses import deviation_pull, level_curve, recon_loss, render_g, timing_blocked
+from lmm_utils.methods.losses import density_loss, deviation_pull, level_curve, recon_loss, render_g, timing_blocked
 from lmm_utils.methods.wrappers import make_g
 from lmm_utils.models.performer import PerformerConfig
 
@@ -88,3 +88,19 @@ def test_recon_loss_forgives_the_recordings_eq_only_at_the_order_asked():
     old = sum([(p - t).abs().mean()] + [(F.avg_pool1d(p, s, s) - F.avg_pool1d(t, s, s)).abs().mean() for s in (4, 16)])
     assert torch.allclose(recon_loss(pred, recording, eq_order=0), old / 3 / 18.42)
     assert level_curve(recording - pred, 0).shape == (2, 1, 1)
+
+
+def test_density_loss_is_zero_at_the_target_rates_and_symmetric_in_log_ratio():
+    def logit(q):
+        return torch.full((2, 88, 16), float(np.log(q / (1 - q))))
+
+    def out(frame_p, onset_p):
+        return {"frame": logit(frame_p), "onset": logit(onset_p)}
+
+    assert density_loss(out(0.04, 0.01), 0.04, 0.01).item() < 1e-9
+    twice, half = density_loss(out(0.08, 0.01), 0.04, 0.01).item(), density_loss(out(0.02, 0.01), 0.04, 0.01).item()
+    assert abs(twice - half) < 1e-4 and twice > 0.4  # (log 2)^2 either way: more notes and fewer cost the same
+    logits = out(0.2, 0.05)
+    logits = {k: v.requires_grad_() for k, v in logits.items()}
+    density_loss(logits, 0.04, 0.01).backward()
+    assert (logits["frame"].grad > 0).all() and (logits["onset"].grad > 0).all()  # too many notes: push down
