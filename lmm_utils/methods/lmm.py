@@ -41,8 +41,8 @@ import lmm_utils.methods.lmm_labels as labels
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS, Performance, to_roll
 from lmm_utils.data.pools import TrainingData
+from lmm_utils.lm.generic_performer import generic_motion
 from lmm_utils.lm.model import LanguageModel
-from lmm_utils.lm.motion_lm import generic_motion
 from lmm_utils.methods.alignment import Synth
 from lmm_utils.methods.augment import augment_config, crop_augmenter
 from lmm_utils.methods.base import (
@@ -136,7 +136,7 @@ def set_prior_target(st: LMMState) -> None:
 
 def set_density_target(st: LMMState) -> None:
     """[density] How many keys are down, and how many notes start, per frame when U_V's scores are played: by the
-    generic performer of LM^M's data (lm.motion_lm; not the benchmark's pianist), one rendition each. A prior on
+    generic performer of LM^M's data (lm.generic_performer; not the benchmark's pianist), one rendition each. A prior on
     h's output as a whole (its rates on U_A), not on any one transcription: the remedy for an h that explains the
     audio through S with extra quiet notes (README, "a wider h")."""
     if not (st.on["density"] and st.uv):

@@ -91,7 +91,7 @@ KNOWN: dict[str, Node] = {
                  "model": _LM, "train": _TRAIN,
                  "samples": dict.fromkeys(["n", "max_new_tokens", "temperature", "top_k", "seed"]),
                  "M": Class("lmm_utils.lm.motion_lm:MotionLMConfig",
-                            sub=(("performer", Class("lmm_utils.lm.motion_lm:GenericPerformerConfig")),
+                            sub=(("performer", Class("lmm_utils.lm.generic_performer:GenericPerformerConfig")),
                                  ("tokens", _MOTION_TOKENS), ("model", _LM), ("train", _TRAIN)))},
     "synth": {**dict.fromkeys(["seed", "kind", "kinds", "pianos", "heldout_piano", "n_random_excerpts",
                                "n_val_excerpts", "excerpt_seconds", "workers", "threads", "piano_dropout",

@@ -120,7 +120,8 @@ def test_config_errors_are_clear():
 
 
 def test_the_generic_performer_never_imports_the_benchmark_pianist():
-    code = "import sys, lmm_utils.lm.motion_lm; print('PIANIST_LOADED', 'lmm_utils.data.pianist' in sys.modules)"
+    code = ("import sys, lmm_utils.lm.generic_performer, lmm_utils.lm.motion_lm; "
+            "print('PIANIST_LOADED', 'lmm_utils.data.pianist' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # Other libraries may print on import (pyfluidsynth reports where it found its library), so read our own line.
     verdicts = [line for line in out.stdout.splitlines() if line.startswith("PIANIST_LOADED")]
