@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from lmm_utils.core.motion import Performance, read_midi
+from lmm_utils.evaluation.prediction_archive import ARCHIVE_SUFFIX, read_archive
 
 PREDICTIONS_FILE = "predictions.json.gz"
 LEGACY_DIR = "predictions"  # runs made before the compact file: predictions/<system>/<id>.mid
@@ -43,7 +44,10 @@ def write_predictions(preds: dict[str, dict[str, Performance]], path: str | Path
 
 
 def read_predictions_doc(path: str | Path) -> dict[str, dict[str, dict]]:
-    """{system: {id: performance dict}} as stored (a clear error on a foreign or torn file)."""
+    """{system: {id: performance dict}} as stored (a clear error on a foreign or torn file); a committed results
+    folder's <run>.npz.xz (evaluation.prediction_archive) reads to the same document."""
+    if str(path).endswith(ARCHIVE_SUFFIX):
+        return read_archive(path)
     try:
         doc = json.loads(gzip.decompress(Path(path).read_bytes()))
     except (OSError, EOFError, ValueError) as exc:

@@ -4,21 +4,24 @@
 
 copies, from a project after `dvc repro`: params.yaml (the exact params), reports/metrics/summary.json and
 summary.md, reports/metrics/evaluate.json, the evaluation's figures (PNG + SVG), and each run of the sweep's
-predictions file as predictions/<run>.json.gz (the note lists of h, h_timbre and g on every T excerpt scored), so that
-anyone can recompute every number with mir_eval without re-running. Only runs of the sweep params.yaml defines are
+predictions as predictions/<run>.npz.xz (the note lists of h, h_timbre, h_noisy and g on every T excerpt scored, in the
+lossless integer columns of evaluation.prediction_archive: 2.5x smaller than the run's gzip'd JSON), so that anyone
+can recompute every number with mir_eval without re-running. Only runs of the sweep params.yaml defines are
 taken (run folders of older sweeps stay on disk). A manifest.json lists the files with their sizes and the total.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from lmm_utils.core.io import write_json
 from lmm_utils.core.paths import METRICS_DIR, PLOTS_DIR, REPORTS, RUNS_DIR
-from lmm_utils.evaluation.predictions import PREDICTIONS_FILE
+from lmm_utils.evaluation.prediction_archive import ARCHIVE_SUFFIX, write_archive
+from lmm_utils.evaluation.predictions import PREDICTIONS_FILE, read_predictions_doc
 from lmm_utils.evaluation.scoring import discover_runs, in_sweep
 
 FIGURE_SUFFIXES = (".png", ".svg")
@@ -50,7 +53,24 @@ def collect_results(root: str | Path = ".", out: str | Path = "reports/default",
     figures = root / PLOTS_DIR / "evaluate" / "figures"
     copies += [(f, str(Path("figures") / f.relative_to(figures))) for f in
                (sorted(figures.rglob("*")) if figures.is_dir() else []) if f.suffix in FIGURE_SUFFIXES]
-    copies += [(r.path / PREDICTIONS_FILE, f"predictions/{r.name}.json.gz") for r in runs]
+    with tempfile.TemporaryDirectory() as scratch:  # each run's archive made (and checked) first, then sized
+        archives = []
+        for r in runs:
+            try:
+                write_archive(read_predictions_doc(r.path / PREDICTIONS_FILE), Path(scratch) / f"{r.name}{ARCHIVE_SUFFIX}")
+            except ValueError as exc:
+                raise CollectError(f"run {r.name}: {exc}; {out} is left as it was") from exc
+            archives.append((Path(scratch) / f"{r.name}{ARCHIVE_SUFFIX}", f"predictions/{r.name}{ARCHIVE_SUFFIX}"))
+        _replace(out, copies + archives)
+    files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    manifest = {"profile": profile, "runs": [r.name for r in runs], "n_runs": len(runs),
+                "total_mb": round(sum(files.values()) / 1e6, 2), "files": files}
+    write_json(manifest, out / "manifest.json")
+    return manifest
+
+
+def _replace(out: Path, copies: list[tuple[Path, str]]) -> None:
+    """`out` becomes exactly `copies` (source, name in out); over the budget, `out` is left as it was."""
     total_mb = sum(src.stat().st_size for src, _ in copies) / 1e6
     if total_mb > MAX_TOTAL_MB:
         raise CollectError(f"the sweep's results come to {total_mb:.1f} MB, over the {MAX_TOTAL_MB:.0f} MB budget for "
@@ -61,11 +81,6 @@ def collect_results(root: str | Path = ".", out: str | Path = "reports/default",
     for src, rel in copies:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, out / rel)
-    files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
-    manifest = {"profile": profile, "runs": [r.name for r in runs], "n_runs": len(runs),
-                "total_mb": round(sum(files.values()) / 1e6, 2), "files": files}
-    write_json(manifest, out / "manifest.json")
-    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:

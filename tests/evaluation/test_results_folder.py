@@ -33,8 +33,8 @@ def test_collect_copies_the_sweeps_runs_and_figures(tmp_path):
     out = tmp_path / "reports/default"
     m = collect_results(tmp_path, out, "default")
     assert sorted(m["runs"]) == ["lmm-K0-s0", "supervised-K1-s0", "supervised-K1-s1"]  # "old" is not in the sweep
-    assert sorted(p.name for p in (out / "predictions").iterdir()) == [f"{r}.json.gz" for r in sorted(m["runs"])]
-    assert read_predictions(out / "predictions/lmm-K0-s0.json.gz")["h"]["x"].notes[0].pitch == 60
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == [f"{r}.npz.xz" for r in sorted(m["runs"])]
+    assert read_predictions(out / "predictions/lmm-K0-s0.npz.xz")["h"]["x"].notes[0].pitch == 60
     assert (out / "figures/curves.png").is_file() and (out / "figures/curves.svg").is_file()
     assert not (out / "figures/notes.txt").exists()
     assert json.loads((out / "manifest.json").read_text())["n_runs"] == 3
