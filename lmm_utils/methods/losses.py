@@ -34,11 +34,12 @@ def h_to_synth(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
 
 
 def density_loss(out: dict[str, torch.Tensor], key_down: float, onset: float) -> torch.Tensor:
-    """h's mean key-down and onset probabilities over a batch against target rates: the squared log-ratio of each.
-    A moment of the output's distribution, not a likelihood: it cannot pull h toward silence (the mode), only toward
-    as many notes as music has."""
+    """h's mean key-down and onset probabilities over a batch above target rates: the squared log-ratio of the
+    excess, zero at or below them. One-sided because a two-sided pull is met by spreading a low probability over
+    every key (no note passes the decoder's threshold: lmm at K = 0 fell to 0 note F1 with it); this only takes away
+    extra notes. A moment, not a likelihood: it cannot pull h toward silence (the mode)."""
     fr, on = torch.sigmoid(out["frame"]).mean(), torch.sigmoid(out["onset"]).mean()
-    return torch.log(fr / key_down) ** 2 + torch.log(on / onset) ** 2
+    return F.relu(torch.log(fr / key_down)) ** 2 + F.relu(torch.log(on / onset)) ** 2
 
 
 def recon_loss(pred: torch.Tensor, target: torch.Tensor, dynamic_range: float = 18.42,
