@@ -18,8 +18,11 @@ a spectral tilt); they share no code or draws with the benchmark's recording con
 evaluation reads. The labels do not change: the notes are the same notes. h normalizes each input to its peak
 (models.transcriber), so overall gain needs no augmentation.
 
-Why the noise level follows the recording, not the crop: a noisy room is as loud in a quiet bar as in a loud one,
-so a crop of a soft passage must get relatively more noise (with the crop's own mean, a silent crop got none).
+The noise level: against the crop's own mean power (noise_level "crop", the default) or its whole recording's
+("recording": a room is as noisy in a quiet bar as in a loud one, so a soft passage gets relatively more noise and
+a crop of rests gets noise at all). "recording" is the more faithful room, but it measured worse on T_noisy (README,
+"Recording-condition augmentation"): soft notes buried under the noise keep their labels, which teaches h to hear
+notes in noise.
 Why the Augmenter has its own generator (seeded from the run's seed): switching augmentation on then changes only
 the crops' sound, not which crops, self-training labels or dropout masks a run draws, so a run with p > 0 differs
 from its p = 0 twin by the augmentation alone. p = 0 (the default) builds no Augmenter and draws nothing, so a run
@@ -36,6 +39,8 @@ import torch
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.methods.base import params_config
 
+NOISE_LEVELS = ("crop", "recording")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -50,10 +55,13 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (0.0, 30.0)  # crop mean power / noise mean power (uniform in dB)
     noise_tilt_db: tuple[float, float] = (-12.0, 6.0)  # noise level at the top band against the lowest (pink-ish..white)
     noise_jitter: float = 0.5  # std of the noise's log-power fluctuation per frame and band
+    noise_level: str = "crop"  # SNR against the crop's mean power, or the whole recording's ("recording": see below)
 
     def __post_init__(self):
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"mapping.augment.p must be in [0, 1], not {self.p}")
+        if self.noise_level not in NOISE_LEVELS:
+            raise ValueError(f"mapping.augment.noise_level must be one of {NOISE_LEVELS}, not {self.noise_level!r}")
         for name in ("rt60_s", "rt60_high_ratio", "wet_db", "snr_db", "noise_tilt_db"):
             lo, hi = getattr(self, name)
             if lo > hi:
@@ -172,7 +180,8 @@ class Augmenter:
 
     def __call__(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """Crops (n, n_mels, T) and their recordings' mean powers (n,) -> the crops re-recorded."""
-        return augment_logmel(x, self.cfg, self.feat, self.g, reference)
+        return augment_logmel(x, self.cfg, self.feat, self.g,
+                              reference if self.cfg.noise_level == "recording" else None)
 
 
 def crop_augmenter(cfg: AugmentConfig, feat: FeatureConfig, seed: int) -> Augmenter | None:

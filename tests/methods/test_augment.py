@@ -170,6 +170,19 @@ def test_samplers_draw_the_same_crops_with_or_without_augmentation(sampler, p):
         assert torch.equal(a, b)
 
 
+def test_augmenter_sets_the_noise_level_against_the_crop_or_the_recording():
+    x = _crops(n=2)
+    base = dict(p=1.0, eq_db=0.0, reverb_p=0.0, noise_p=1.0, snr_db=(10.0, 10.0))
+    clean = torch.exp(x) - FEAT.log_floor
+    loud = clean.mean((1, 2)) * 10.0  # recordings ten times louder than these crops
+    for level, want in (("crop", clean.mean((1, 2))), ("recording", loud)):
+        y = Augmenter(AugmentConfig(**base, noise_level=level), FEAT, seed=0)(x, loud)
+        added = (torch.exp(y) - torch.exp(x)).mean((1, 2))
+        np.testing.assert_allclose((added / want).numpy(), 0.1, rtol=1e-2)
+    with pytest.raises(ValueError, match="noise_level"):
+        AugmentConfig(noise_level="room")
+
+
 def test_augmenter_is_seeded_by_the_run():
     x = _crops()
     ref = torch.ones(len(x)) * 1e-3
