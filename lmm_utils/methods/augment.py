@@ -20,9 +20,8 @@ evaluation reads. The labels do not change: the notes are the same notes. h norm
 
 The noise level: against the crop's own mean power (noise_level "crop", the default) or its whole recording's
 ("recording": a room is as noisy in a quiet bar as in a loud one, so a soft passage gets relatively more noise and
-a crop of rests gets noise at all). "recording" is the more faithful room, but it measured worse on T_noisy (README,
-"Recording-condition augmentation"): soft notes buried under the noise keep their labels, which teaches h to hear
-notes in noise.
+a crop of rests gets noise at all). Measured (README, "Recording-condition augmentation"), neither beat the other
+beyond the seed spread on T_noisy; "crop" stays the default as the behaviour measured first.
 Why the Augmenter has its own generator (seeded from the run's seed): switching augmentation on then changes only
 the crops' sound, not which crops, self-training labels or dropout masks a run draws, so a run with p > 0 differs
 from its p = 0 twin by the augmentation alone. p = 0 (the default) builds no Augmenter and draws nothing, so a run
