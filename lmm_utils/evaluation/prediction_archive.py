@@ -70,6 +70,9 @@ def decode(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for s in systems:
         ids = [str(i) for i in arrays[f"{s}.ids"]]
+        for count, column in (("n_notes", "pitch"), ("n_pedal", "pedal_time")):
+            if int(arrays[f"{s}.{count}"].sum()) != len(arrays[f"{s}.{column}"]) or len(arrays[f"{s}.{count}"]) != len(ids):
+                raise ValueError(f"system {s}: {count} does not match the {column} column (a damaged archive)")
         note_ends = np.cumsum(arrays[f"{s}.n_notes"])
         pedal_ends = np.cumsum(arrays[f"{s}.n_pedal"])
         out[s] = {}
@@ -92,7 +95,7 @@ def write_archive(systems: dict[str, dict[str, dict]], path: str | Path) -> None
     arrays = encode(systems)
     if decode(arrays) != systems:
         raise ValueError(f"{path}: these predictions do not survive the archive's integer columns (times finer than "
-                         f"1/{TICKS_PER_SECOND} s?); keep the run's predictions.json.gz instead")
+                         f"1/{TICKS_PER_SECOND} s, or values out of range?); nothing was written")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:  # stored: xz compresses the whole
         for name, arr in arrays.items():

@@ -75,12 +75,16 @@ def _replace(out: Path, copies: list[tuple[Path, str]]) -> None:
     if total_mb > MAX_TOTAL_MB:
         raise CollectError(f"the sweep's results come to {total_mb:.1f} MB, over the {MAX_TOTAL_MB:.0f} MB budget for "
                            f"committed results; {out} is left as it was")
+    building = out.with_name(out.name + ".building")  # the old folder goes only once the new one is whole
+    if building.exists():
+        shutil.rmtree(building)
+    (building / "predictions").mkdir(parents=True)
+    for src, rel in copies:
+        (building / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, building / rel)
     if out.exists():
         shutil.rmtree(out)
-    (out / "predictions").mkdir(parents=True)
-    for src, rel in copies:
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, out / rel)
+    building.rename(out)
 
 
 def main(argv: list[str] | None = None) -> int:

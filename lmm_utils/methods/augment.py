@@ -9,7 +9,7 @@ reverberation tail, and stationary coloured noise at a random SNR -- by working 
     P = exp(x) - floor                           (x: log(mel power + floor), core.features)
     P <- P * eq(band)                            smooth random curve, +-eq_db
     P <- P + wet * (decay_kernel(band) * P)      exponential tail along time, shorter at high bands
-    P <- P + noise(band, frame)                  coloured noise at snr dB below the *recording's* mean power
+    P <- P + noise(band, frame)                  coloured noise at snr dB below the crop's mean power (noise_level)
     x' = log(P + floor)
 
 Everything is additive in power, which is what a second source or a room does to a spectrogram (to the extent
@@ -149,7 +149,7 @@ def augment_logmel(x: torch.Tensor, cfg: AugmentConfig, feat: FeatureConfig, g: 
     power = mel_power(x, feat.log_floor) * eq[:, :, None]
     power = torch.where(with_reverb[:, None, None], apply_reverb(power, decay, gain), power)
     if reference is not None:
-        reference = reference * eq.mean(1)  # the room's noise is set against the EQ'd recording, as the crop is
+        reference = reference * eq.mean(1)  # ~ the EQ'd recording (band-unweighted; without the crop's reverb)
     power = torch.where(with_noise[:, None, None], power + noise_power(power, cfg, g, reference), power)
     out = torch.log(power + feat.log_floor).to(x.dtype)
     return torch.where(chosen[:, None, None], out, x)
@@ -164,8 +164,9 @@ AUGMENT_SEED_OFFSET = 0x5EED_A06  # keeps the Augmenter's stream apart from the 
 
 
 class Augmenter:
-    """Re-records the labelled crops a sampler draws (supervised.CropSampler, steps.Crops): augment_logmel with the
-    noise level set against each crop's whole recording, from the Augmenter's own generator (module docstring)."""
+    """Re-records the labelled crops a sampler draws (supervised.CropSampler, steps.Crops): augment_logmel from the
+    Augmenter's own generator, the noise set against each crop's whole recording with noise_level "recording"
+    (module docstring)."""
 
     def __init__(self, cfg: AugmentConfig, feat: FeatureConfig, seed: int):
         assert cfg.on, "an Augmenter with p = 0 would draw for nothing: use crop_augmenter, which gives None"

@@ -136,7 +136,8 @@ def set_prior_target(st: LMMState) -> None:
 
 def set_density_target(st: LMMState) -> None:
     """[density] How many keys are down, and how many notes start, per frame when U_V's scores are played: by the
-    generic performer of LM^M's data (lm.generic_performer; not the benchmark's pianist), one rendition each. A prior on
+    generic performer of LM^M's data with its default settings (lm.generic_performer; not pretrain.M.performer's
+    params, which belong to the pretrain_M stage; not the benchmark's pianist), one rendition each. A prior on
     h's output as a whole (its rates on U_A), not on any one transcription: the remedy for an h that explains the
     audio through S with extra quiet notes (README, "a wider h")."""
     if not (st.on["density"] and st.uv):

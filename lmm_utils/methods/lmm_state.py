@@ -43,7 +43,7 @@ class LMMConfig:
     prior_mode: str = "typical"  # typical: (NLL - NLL of real U_A audio)^2; likelihood: NLL itself
     prior_frames: int = 128  # frames of S(g(v)) scored by LM^A (from the start; <= 2 * block_size)
     prior_batch: int = 2
-    unpaired_batch: int = 4  # U_A crops per h step (recon, self-training)
+    unpaired_batch: int = 4  # U_A crops per h step (recon, density, self-training)
     max_unpaired: int | None = 64  # U_A recordings and U_V scores read (None: all)
     warm_fraction: float = 0.5  # phase A's share of the steps (all of them without selftrain)
     keep_fraction: float = 0.5  # U_A transcriptions kept as pseudo-labels
@@ -105,7 +105,7 @@ class LMMState:
     prior_target: float | None = None  # typical per-token NLL of real audio under LM^A (prior_mode typical)
     density_target: tuple[float, float] | None = None  # [density] key-down and onset rate of U_V, generically played
     pair_crops: Crops | None = None  # h: the pairs with their pseudo-motion [pairs]
-    ua_crops: Crops | None = None  # h: U_A crops to reconstruct [recon]
+    ua_crops: Crops | None = None  # h: U_A crops to reconstruct [recon] and to hold to the rates [density]
     g_pairs: ScoreBatch | None = None  # g: the pairs' scores, encoded
     g_pair_targets: dict | None = None  # g: their pseudo-motion as per-note targets
     g_rec: torch.Tensor | None = None  # g: the pairs' recordings (cycle.pair_recordings)

@@ -136,3 +136,18 @@ def test_g_bounds_ceiling_is_the_pianist_again_and_floor_the_plain_performer(mon
     same = {(r["g"], r["subset"]): r for r in g_bounds.bounds_table(_Data(), truth, section)}
     assert same[("ceiling", "all")]["velocity_r"] == pytest.approx(1.0)
     assert same[("ceiling", "all")]["note_f1"] == pytest.approx(1.0)
+
+
+def test_collect_refuses_a_run_its_archive_cannot_hold_and_keeps_the_folder(tmp_path):
+    import gzip
+
+    _project(tmp_path, {"methods": ["supervised"], "Ks": [1], "seeds": [0]})
+    doc = {"format": 1, "systems": {"h": {"x": {"notes": [[60, 0.1234567, 0.5, 70]], "pedal": []}}}}  # finer than 10 us
+    (run_path(tmp_path / "data/runs", "supervised", 1, 0) / PREDICTIONS_FILE).write_bytes(
+        gzip.compress(json.dumps(doc).encode()))
+    out = tmp_path / "reports/paper"
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text('{"committed": true}')
+    with pytest.raises(CollectError, match="supervised-K1-s0.*left as it was"):
+        collect_results(tmp_path, out)
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]

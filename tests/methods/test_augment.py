@@ -149,7 +149,7 @@ def test_crops_not_chosen_stay_bit_identical():
 
 
 @pytest.mark.parametrize("sampler", ["CropSampler", "Crops"])
-@pytest.mark.parametrize("p", [0.0, 1.0])
+@pytest.mark.parametrize("p", [0.5, 1.0])
 def test_samplers_draw_the_same_crops_with_or_without_augmentation(sampler, p):
     """The run's generator ends where the plain sampler leaves it, on or off (the Augmenter draws from its own), so
     the same crops and labels are drawn: p = 0 is byte-identical to no augmentation, p > 0 differs by the sound."""
@@ -165,7 +165,7 @@ def test_samplers_draw_the_same_crops_with_or_without_augmentation(sampler, p):
             outs.append(Crops([logmel], [perf], 32, FEAT.fps, FEAT.n_mels, augmenter=augmenter).sample(3, g))
         states.append(g.get_state())
     assert torch.equal(states[0], states[1])
-    assert torch.equal(outs[0][0], outs[1][0]) == (p == 0.0)
+    assert not torch.equal(outs[0][0], outs[1][0])  # the sound differs (p = 0 builds no Augmenter at all)
     for a, b in zip(outs[0][1:], outs[1][1:]):
         assert torch.equal(a, b)
 
