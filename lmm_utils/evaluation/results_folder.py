@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -44,8 +43,6 @@ def collect_results(root: str | Path = ".", out: str | Path = "reports/default",
     without = [r.name for r in runs if not (r.path / PREDICTIONS_FILE).is_file()]
     if without:
         raise CollectError(f"runs without {PREDICTIONS_FILE} (made before the compact file; re-run them): {without}")
-    # every copy planned and sized first: a sweep over the budget stops here, and the folder already in `out` (say, the
-    # committed results) is left as it was
     copies = [(root / "params.yaml", "params.yaml"), (root / METRICS_DIR / "summary.json", "summary.json"),
               (root / METRICS_DIR / "evaluate.json", "evaluate.json")]
     if (root / REPORTS / "summary.md").is_file():
@@ -53,38 +50,37 @@ def collect_results(root: str | Path = ".", out: str | Path = "reports/default",
     figures = root / PLOTS_DIR / "evaluate" / "figures"
     copies += [(f, str(Path("figures") / f.relative_to(figures))) for f in
                (sorted(figures.rglob("*")) if figures.is_dir() else []) if f.suffix in FIGURE_SUFFIXES]
-    with tempfile.TemporaryDirectory() as scratch:  # each run's archive made (and checked) first, then sized
-        archives = []
-        for r in runs:
+    # The new folder is built beside `out` and sized there; `out` (say, the committed results) is replaced only when
+    # it is whole and within the budget, and left as it was on any error.
+    building = out.with_name(out.name + ".building")
+    if building.exists():
+        shutil.rmtree(building)
+    try:
+        (building / "predictions").mkdir(parents=True)
+        for src, rel in copies:
+            (building / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, building / rel)
+        for r in runs:  # each run's archive checked to decode to its predictions file (prediction_archive)
             try:
-                write_archive(read_predictions_doc(r.path / PREDICTIONS_FILE), Path(scratch) / f"{r.name}{ARCHIVE_SUFFIX}")
+                write_archive(read_predictions_doc(r.path / PREDICTIONS_FILE),
+                              building / "predictions" / f"{r.name}{ARCHIVE_SUFFIX}")
             except ValueError as exc:
                 raise CollectError(f"run {r.name}: {exc}; {out} is left as it was") from exc
-            archives.append((Path(scratch) / f"{r.name}{ARCHIVE_SUFFIX}", f"predictions/{r.name}{ARCHIVE_SUFFIX}"))
-        _replace(out, copies + archives)
+        total_mb = sum(p.stat().st_size for p in building.rglob("*") if p.is_file()) / 1e6
+        if total_mb > MAX_TOTAL_MB:
+            raise CollectError(f"the sweep's results come to {total_mb:.1f} MB, over the {MAX_TOTAL_MB:.0f} MB budget "
+                               f"for committed results; {out} is left as it was")
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    building.rename(out)
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     manifest = {"profile": profile, "runs": [r.name for r in runs], "n_runs": len(runs),
                 "total_mb": round(sum(files.values()) / 1e6, 2), "files": files}
     write_json(manifest, out / "manifest.json")
     return manifest
-
-
-def _replace(out: Path, copies: list[tuple[Path, str]]) -> None:
-    """`out` becomes exactly `copies` (source, name in out); over the budget, `out` is left as it was."""
-    total_mb = sum(src.stat().st_size for src, _ in copies) / 1e6
-    if total_mb > MAX_TOTAL_MB:
-        raise CollectError(f"the sweep's results come to {total_mb:.1f} MB, over the {MAX_TOTAL_MB:.0f} MB budget for "
-                           f"committed results; {out} is left as it was")
-    building = out.with_name(out.name + ".building")  # the old folder goes only once the new one is whole
-    if building.exists():
-        shutil.rmtree(building)
-    (building / "predictions").mkdir(parents=True)
-    for src, rel in copies:
-        (building / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, building / rel)
-    if out.exists():
-        shutil.rmtree(out)
-    building.rename(out)
 
 
 def main(argv: list[str] | None = None) -> int:
