@@ -24,6 +24,7 @@ import copy
 import hashlib
 import json
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -132,13 +133,14 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
     """Every (K, seed) run of `method`, reusing finished runs with the same fingerprint. S is loaded once per process.
 
     workers (default mapping.workers, else 1): runs trained at once, each in its own process with
-    method.threads // workers torch threads. Why: a run's ops are small (a ~16k-parameter conv net on 4 crops), so a
+    method.threads // workers torch threads; 0 = auto (plan_workers: from the cores up, so that the grid's last runs
+    leave no core idle; method.threads // cores threads each). Why: a run's ops are small (a ~16k-parameter conv net on 4 crops), so a
     second thread inside one run buys little, while a second run beside it keeps both cores busy."""
     check_method(method)
     root = Path(root)
     runs_dir = Path(runs_dir or root / RUNS_DIR)
     metrics_dir = Path(metrics_dir or root / RUN_METRICS_DIR)
-    workers = max(1, int(workers if workers is not None else map_params.get("workers", 1) or 1))
+    setting = max(0, int(workers if workers is not None else map_params.get("workers", 1)))
     device = runner.default_device(map_params.get("device", "auto"))
     # loaded before the fingerprint, so S's model code (imported here) is part of it
     synth = runner.load_frozen_synth(root / map_params.get("synth", "data/synth/S.pt"), str(device))
@@ -164,9 +166,11 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
             record(K, seed, True, time.perf_counter() - t0, metrics)
 
     jobs = [(method, K, seed, fp) for K, seed, fp in todo]
-    # A run's threads are a function of the settings alone (threads // workers), never of how many runs are pending,
-    # so a run re-made later does the same arithmetic.
-    run_params = _per_worker_params(map_params, workers) if workers > 1 else map_params
+    workers = plan_workers(setting, len(jobs))
+    # A run's threads are a function of the settings and the machine alone (threads // workers, or // the cores when
+    # workers is auto), never of how many runs are pending, so a run re-made later does the same arithmetic.
+    shares = setting or _cores()
+    run_params = _per_worker_params(map_params, shares) if shares > 1 else map_params
     if workers == 1 or len(jobs) <= 1:
         threads_before = torch.get_num_threads()
         try:
@@ -192,6 +196,28 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     return [done[(int(K), int(seed))] for K in Ks for seed in seeds]
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def plan_workers(setting: int, n_jobs: int, cores: int | None = None) -> int:
+    """Processes for a grid of n_jobs pending runs. setting > 0: that many (at most n_jobs). 0 (auto): for runs of
+    about equal length, one thread each, the count from `cores` up that leaves no core idle at the grid's end --
+    3 runs on 2 cores all at once (1.5 run lengths of wall) rather than two, then one alone (2) -- the smallest of the
+    best (benchmarks/bench_workers.py measures what the extra processes cost)."""
+    if setting > 0:
+        return max(1, min(setting, n_jobs))
+    cores = cores or _cores()
+    if n_jobs <= 1 or cores <= 1:
+        return 1
+
+    def wall(w: int) -> float:  # in run lengths: full rounds of w runs sharing the cores, then the rest
+        full, rest = divmod(n_jobs, w)
+        return full * max(1.0, w / cores) + (max(1.0, rest / cores) if rest else 0.0)
+
+    return min(range(min(cores, n_jobs), n_jobs + 1), key=lambda w: (wall(w), w))
 
 
 def _train_and_score(job: tuple, map_params: dict, features: dict | None, root: Path, progress: bool,
@@ -243,5 +269,5 @@ def grid_table(done: list[GridRun]) -> dict[str, dict]:
                      "reused": r.reused} for r in done}
 
 
-__all__ = ["GridRun", "run_grid", "grid_table", "code_fingerprint", "data_fingerprint", "run_fingerprint",
+__all__ = ["GridRun", "run_grid", "plan_workers", "grid_table", "code_fingerprint", "data_fingerprint", "run_fingerprint",
            "finished_metrics", "SWEEP_KEYS"]

@@ -542,6 +542,24 @@ def test_grid_workers_fail_fast_train_a_repeated_run_once_and_keep_threads_fixed
     assert torch.get_num_threads() == 2
 
 
+def test_auto_workers_leave_no_core_idle_at_the_end_and_keep_threads_per_machine(tiny_root, tmp_path, monkeypatch):
+    """workers 0 (auto): 3 runs on 2 cores all at once, 4 two at a time, 9 three at a time; a set count is kept (at most
+    the pending runs); a run's threads are method.threads // cores whatever is pending."""
+    from lmm_utils.mapping import grid
+
+    assert [grid.plan_workers(0, n, cores=2) for n in (1, 2, 3, 4, 5, 6, 9)] == [1, 2, 3, 2, 3, 2, 3]
+    assert grid.plan_workers(0, 9, cores=16) == 9 and grid.plan_workers(0, 5, cores=1) == 1
+    assert grid.plan_workers(2, 9, cores=2) == 2 and grid.plan_workers(3, 1, cores=2) == 1
+    seen = []
+    real_run = grid.runner.run
+    monkeypatch.setattr(grid, "_cores", lambda: 2)
+    monkeypatch.setattr(grid.runner, "run", lambda *a, **k: seen.append(a[3]["method"]["threads"]) or real_run(*a, **k))
+    auto = {**TINY_MAP, "workers": 0, "method": {**TINY_MAP["method"], "threads": 2}}
+    grid.run_grid("supervised", [0], [5], auto, {}, root=tiny_root, runs_dir=tmp_path / "runs",
+                  metrics_dir=tmp_path / "metrics", log=None)
+    assert seen == [1]  # alone, yet with the thread count it would have beside another run on 2 cores
+
+
 def test_data_fingerprint_ignores_timings_but_not_data(tmp_path):
     from lmm_utils.mapping import grid
 
