@@ -120,7 +120,7 @@ def fast_decode(out: dict[str, torch.Tensor], fps: float, cfg: DecodeConfig = De
     for k in keys:
         perf = from_roll(p["onset"][k:k + 1], p["frame"][k:k + 1], fps, velocity=p["velocity"][k:k + 1],
                          onset_threshold=cfg.onset_threshold, frame_threshold=cfg.frame_threshold,
-                         min_frames=cfg.min_frames)
+                         min_frames=cfg.min_frames, key_down_threshold=cfg.key_down_threshold)
         notes += [PerformedNote(n.pitch + int(k), n.onset, n.offset, n.velocity) for n in perf.notes]
     notes.sort(key=lambda n: (n.onset, n.pitch))
     return Performance(notes=notes)

@@ -202,6 +202,9 @@ class DecodeConfig:
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
     min_frames: int = 2  # 40 ms: a note needs a key-down of at least two frames
+    # > 0: an onset whose key's frame probability stays below this for min_frames frames makes no note
+    # (motion.from_roll); 0 = off
+    key_down_threshold: float = 0.0
 
     @classmethod
     def from_params(cls, section: dict | None) -> DecodeConfig:
@@ -217,7 +220,8 @@ def decode(out: dict[str, torch.Tensor], fps: float, cfg: DecodeConfig = DecodeC
     """One excerpt's logits ((88, T) or (1, 88, T)) -> Performance via motion.from_roll."""
     p = probabilities({k: v.reshape(N_KEYS, -1) for k, v in out.items()})
     return from_roll(p["onset"], p["frame"], fps, velocity=p["velocity"], onset_threshold=cfg.onset_threshold,
-                     frame_threshold=cfg.frame_threshold, min_frames=cfg.min_frames)
+                     frame_threshold=cfg.frame_threshold, min_frames=cfg.min_frames,
+                     key_down_threshold=cfg.key_down_threshold)
 
 
 @torch.no_grad()

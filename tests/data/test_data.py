@@ -200,6 +200,20 @@ def test_vectorized_decoding_equals_the_frame_by_frame_rule():
         assert got == _from_roll_frame_by_frame(onset, frame, 50, mf)
 
 
+def test_key_down_threshold_drops_onset_blips_and_keeps_notes_whose_key_goes_down():
+    """An onset peak with no key-down within min_frames frames is a blip (noise, reverberation): dropped only when
+    key_down_threshold is set; a note whose key goes down a frame late is kept; 0 decodes as before."""
+    onset, frame = np.zeros((88, 40)), np.zeros((88, 40))
+    onset[40, 5] = 0.9                      # blip: the key never goes down
+    onset[50, 10] = 0.9                     # a note whose key goes down one frame after the onset
+    frame[50, 11:20] = 0.8
+    onset[60, 20], frame[60, 21:23] = 0.9, 0.2   # a weak key-down: kept at threshold 0.1, dropped at 0.5
+    notes = lambda **kw: [n.pitch for n in from_roll(onset, frame, 50, min_frames=2, **kw).notes]  # noqa: E731
+    assert notes() == notes(key_down_threshold=0.0) == [61, 71, 81]
+    assert notes(key_down_threshold=0.1) == [71, 81]
+    assert notes(key_down_threshold=0.5) == [71]
+
+
 def test_corrupt_midi_gives_a_clear_error(tmp_path):
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd\x00\x00garbage")

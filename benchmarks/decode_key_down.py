@@ -1,0 +1,91 @@
+"""Decoding with `key_down_threshold` (models/transcriber.DecodeConfig) at several values: does dropping onsets whose
+key never goes down pay? Decided on P's recordings outside each run's draw (the validation part of P: never T, never the
+run's own pairs); T, T_timbre and T_noisy are reported beside it, after the decision, from the same posteriors.
+
+    .venv/bin/python benchmarks/decode_key_down.py --project <a project after dvc repro> \\
+        --runs data/runs/supervised/supervised-K16-s0 data/runs/lmm/lmm-K0-s0 --out benchmarks/results/decode_key_down.json
+
+Per run and pool: h's posteriors are computed once and decoded each way (--thresholds; 0 = the decoding before); the mean over excerpts of note F1,
+precision and recall (mir_eval through lmm_utils.evaluation.metrics), and the notes each way makes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VALIDATION = "P (outside the draw)"
+REPORTED = ("T", "T_timbre", "T_noisy")
+
+
+def main() -> None:
+    import torch
+
+    from lmm_utils.data.evaluation import EvaluationData
+    from lmm_utils.evaluation.metrics import transcription_scores
+    from lmm_utils.methods.checkpoints import load_h
+    from lmm_utils.methods.wrappers import fast_decode
+    from lmm_utils.models.transcriber import DecodeConfig
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--project", required=True)
+    ap.add_argument("--runs", nargs="+", required=True, help="run folders (relative to --project or absolute)")
+    ap.add_argument("--max-items", type=int, default=128, help="T excerpts reported (the runs' fixed subset)")
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5],
+                    help="key_down_threshold values (0 = off, the decoding before)")
+    ap.add_argument("--validation-only", action="store_true", help="decide first: P outside the draw only")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    root = Path(args.project).resolve()
+    ev = EvaluationData(root)
+    ways = {f"key_down {t:g}": replace(DecodeConfig(), key_down_threshold=t) for t in args.thresholds}
+    t_ids = ev.eval_ids(args.max_items)
+    truth = {"P": ev.motion("P"), "T": ev.motion("T")}
+    rows = []
+    for run in args.runs:
+        run_dir = Path(run) if Path(run).is_absolute() else root / run
+        h = load_h(run_dir / "h.pt", lm_root=root)
+        drawn = set(json.loads((run_dir / "draw.json").read_text())["pairs"])
+        p_ids = [i for i in ev.audio_ids("P") if i not in drawn and i in truth["P"]]
+        pools = [(VALIDATION, "P", p_ids)] + ([] if args.validation_only else [(pool, pool, t_ids) for pool in REPORTED])
+        for label, pool, ids in pools:
+            true = truth["P" if pool == "P" else "T"]
+            scores = {w: [] for w in ways}
+            for i in ids:
+                logits = h.logits(ev.logmel(pool, i, h.feat))
+                for w, cfg in ways.items():
+                    perf = fast_decode(logits, h.feat.fps, cfg)
+                    scores[w].append({**transcription_scores(true[i], perf), "n_notes": len(perf.notes)})
+            for w, s in scores.items():
+                row = {"run": run_dir.name, "pool": label, "decode": w, "n": len(s),
+                       **{k: float(np.mean([r[k] for r in s])) for k in ("note_f1", "note_p", "note_r")},
+                       "notes": int(sum(r["n_notes"] for r in s))}
+                rows.append(row)
+                print(f"{row['run']:22s} {label:22s} {w:15s} F1 {row['note_f1']:.3f}  P {row['note_p']:.3f}  "
+                      f"R {row['note_r']:.3f}  notes {row['notes']}", flush=True)
+    base = f"key_down {args.thresholds[0]:g}"
+    gains = {}
+    for label in dict.fromkeys(r["pool"] for r in rows):
+        ref = {r["run"]: r["note_f1"] for r in rows if r["pool"] == label and r["decode"] == base}
+        for way in ways:
+            d = [r["note_f1"] - ref[r["run"]] for r in rows if r["pool"] == label and r["decode"] == way]
+            mean_f1 = float(np.mean([r["note_f1"] for r in rows if r["pool"] == label and r["decode"] == way]))
+            gains.setdefault(label, {})[way] = {"mean_note_f1": mean_f1, "gain_mean": float(np.mean(d)),
+                                                "gain_min": float(np.min(d)), "gain_max": float(np.max(d))}
+            print(f"{label:22s} {way:15s} mean note F1 {mean_f1:.4f}  vs {base}: {np.mean(d):+.4f} "
+                  f"(min {np.min(d):+.4f}, max {np.max(d):+.4f}, {len(d)} runs)")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"project": str(root), "decided_on": VALIDATION, "rows": rows,
+                                              "gain_note_f1": gains}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
