@@ -25,6 +25,32 @@ VALIDATION = "P (outside the draw)"
 REPORTED = ("T", "T_timbre", "T_noisy")
 
 
+def key_down_shares(h, root: Path, items: int, thresholds: list[float]) -> dict[float, float]:
+    """Of h's onset peaks on the first `items` U_A recordings (through TrainingData: audio only, no motion), the
+    fraction whose key's frame probability reaches each threshold within the decoder's min_frames frames: a
+    truth-free view of whether h's frame head works (near 1) or not (near 0)."""
+    import torch
+
+    from lmm_utils.core.features import log_mel
+    from lmm_utils.data.pools import TrainingData
+    from lmm_utils.models.transcriber import DecodeConfig
+
+    cfg, data = DecodeConfig(), TrainingData(root)
+    hits, total = dict.fromkeys(thresholds, 0), 0
+    for i in data.audio_ids("U_A")[:items]:
+        audio, _ = data.audio("U_A", i)
+        logits = h.logits(log_mel(audio.mean(1) if audio.ndim == 2 else audio, h.feat))
+        on, fr = (torch.sigmoid(logits[k]).numpy() for k in ("onset", "frame"))
+        peak = on >= cfg.onset_threshold
+        peak[:, 1:] &= on[:, 1:] >= on[:, :-1]
+        peak[:, :-1] &= on[:, :-1] >= on[:, 1:]
+        keys, frames = np.nonzero(peak)
+        total += len(keys)
+        for t in thresholds:
+            hits[t] += sum(bool((fr[k, f:f + cfg.min_frames + 1] >= t).any()) for k, f in zip(keys, frames))
+    return {t: hits[t] / total if total else float("nan") for t in thresholds}
+
+
 def main() -> None:
     import torch
 
@@ -41,6 +67,9 @@ def main() -> None:
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5],
                     help="key_down_threshold values (0 = off, the decoding before)")
     ap.add_argument("--validation-only", action="store_true", help="decide first: P outside the draw only")
+    ap.add_argument("--share-items", type=int, default=0,
+                    help="also each run's key-down share on its first N U_A recordings (training data, no truth): "
+                         "of h's onset peaks, the fraction whose key's frame probability reaches the threshold")
     ap.add_argument("--out")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -55,6 +84,11 @@ def main() -> None:
         h = load_h(run_dir / "h.pt", lm_root=root)
         drawn = set(json.loads((run_dir / "draw.json").read_text())["pairs"])
         p_ids = [i for i in ev.audio_ids("P") if i not in drawn and i in truth["P"]]
+        if args.share_items:
+            shares = key_down_shares(h, root, args.share_items, [t for t in args.thresholds if t > 0])
+            rows.append({"run": run_dir.name, "pool": "U_A", "key_down_share": shares})
+            print(f"{run_dir.name:22s} U_A key-down share of onset peaks: "
+                  + ", ".join(f"{t:g}: {v:.3f}" for t, v in shares.items()), flush=True)
         pools = [(VALIDATION, "P", p_ids)] + ([] if args.validation_only else [(pool, pool, t_ids) for pool in REPORTED])
         for label, pool, ids in pools:
             true = truth["P" if pool == "P" else "T"]
@@ -73,11 +107,11 @@ def main() -> None:
                       f"R {row['note_r']:.3f}  notes {row['notes']}", flush=True)
     base = f"key_down {args.thresholds[0]:g}"
     gains = {}
-    for label in dict.fromkeys(r["pool"] for r in rows):
-        ref = {r["run"]: r["note_f1"] for r in rows if r["pool"] == label and r["decode"] == base}
+    for label in dict.fromkeys(r["pool"] for r in rows if "decode" in r):
+        ref = {r["run"]: r["note_f1"] for r in rows if r["pool"] == label and r.get("decode") == base}
         for way in ways:
-            d = [r["note_f1"] - ref[r["run"]] for r in rows if r["pool"] == label and r["decode"] == way]
-            mean_f1 = float(np.mean([r["note_f1"] for r in rows if r["pool"] == label and r["decode"] == way]))
+            d = [r["note_f1"] - ref[r["run"]] for r in rows if r["pool"] == label and r.get("decode") == way]
+            mean_f1 = float(np.mean([r["note_f1"] for r in rows if r["pool"] == label and r.get("decode") == way]))
             gains.setdefault(label, {})[way] = {"mean_note_f1": mean_f1, "gain_mean": float(np.mean(d)),
                                                 "gain_min": float(np.min(d)), "gain_max": float(np.max(d))}
             print(f"{label:22s} {way:15s} mean note F1 {mean_f1:.4f}  vs {base}: {np.mean(d):+.4f} "
