@@ -153,7 +153,7 @@ def from_roll(
     """Decode (88, T) onset/frame probabilities into notes: a note starts at a local onset peak above
     threshold and lasts while the frame probability stays above its threshold, until a new rising onset.
     A note shorter than min_frames is lengthened to it. key_down_threshold > 0: an onset peak whose key's frame
-    probability stays below it for the min_frames frames after the onset makes no note at all (noise and
+    probability stays below it on the onset frame and the min_frames frames after it makes no note at all (noise and
     reverberation fire the onset head alone: 339 of the 358 unexplained extra notes of a supervised K=16 h on
     T_noisy were such 40-ms blips); 0 keeps every onset peak.
 

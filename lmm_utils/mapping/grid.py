@@ -140,7 +140,8 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
     root = Path(root)
     runs_dir = Path(runs_dir or root / RUNS_DIR)
     metrics_dir = Path(metrics_dir or root / RUN_METRICS_DIR)
-    setting = max(0, int(workers if workers is not None else map_params.get("workers", 1)))
+    setting = workers if workers is not None else map_params.get("workers", 1)
+    setting = max(0, int(setting if setting is not None else 1))
     device = runner.default_device(map_params.get("device", "auto"))
     # loaded before the fingerprint, so S's model code (imported here) is part of it
     synth = runner.load_frozen_synth(root / map_params.get("synth", "data/synth/S.pt"), str(device))
@@ -166,6 +167,8 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
             record(K, seed, True, time.perf_counter() - t0, metrics)
 
     jobs = [(method, K, seed, fp) for K, seed, fp in todo]
+    if setting == 0 and device.type != "cpu":
+        setting = 2  # auto sizes CPU work; on an accelerator every process holds its own context: two, as before
     workers = plan_workers(setting, len(jobs))
     # A run's threads are a function of the settings and the machine alone (threads // workers, or // the cores when
     # workers is auto), never of how many runs are pending, so a run re-made later does the same arithmetic.
@@ -199,7 +202,11 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
 
 
 def _cores() -> int:
-    return os.cpu_count() or 1
+    """The cores this process may run on (an affinity mask or a container's cpuset counts, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def plan_workers(setting: int, n_jobs: int, cores: int | None = None) -> int:

@@ -202,8 +202,8 @@ class DecodeConfig:
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
     min_frames: int = 2  # 40 ms: a note needs a key-down of at least two frames
-    # > 0: an onset whose key's frame probability stays below this for min_frames frames makes no note
-    # (motion.from_roll); 0 = off
+    # > 0: an onset whose key's frame probability stays below this on the onset frame and the min_frames frames
+    # after it makes no note (motion.from_roll); 0 = off
     key_down_threshold: float = 0.0
 
     @classmethod
