@@ -1,4 +1,4 @@
-"""One helper to map work over processes with a progress bar (results in input order)."""
+"""One helper to map work over processes with a progress bar (results in input order), and the cores there are."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,13 @@ from collections.abc import Callable, Iterable
 from multiprocessing import get_context
 
 from tqdm import tqdm
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (an affinity mask or a container's cpuset counts, not the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def parallel_map(fn: Callable, items: list, workers: int, desc: str, unit: str = "item",

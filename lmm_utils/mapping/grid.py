@@ -24,7 +24,6 @@ import copy
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -34,6 +33,7 @@ from pathlib import Path
 import torch
 
 from lmm_utils.core.io import jsonable, untimed
+from lmm_utils.core.parallel import usable_cores
 from lmm_utils.core.paths import (
     AUDIO_DIR,
     MOTION_DIR,
@@ -172,7 +172,7 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
     workers = plan_workers(setting, len(jobs))
     # A run's threads are a function of the settings and the machine alone (threads // workers, or // the cores when
     # workers is auto), never of how many runs are pending, so a run re-made later does the same arithmetic.
-    shares = setting or _cores()
+    shares = setting or usable_cores()
     run_params = _per_worker_params(map_params, shares) if shares > 1 else map_params
     if workers == 1 or len(jobs) <= 1:
         threads_before = torch.get_num_threads()
@@ -201,14 +201,6 @@ def run_grid(method: str, Ks: list[int], seeds: list[int], map_params: dict, fea
     return [done[(int(K), int(seed))] for K in Ks for seed in seeds]
 
 
-def _cores() -> int:
-    """The cores this process may run on (an affinity mask or a container's cpuset counts, not the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def plan_workers(setting: int, n_jobs: int, cores: int | None = None) -> int:
     """Processes for a grid of n_jobs pending runs. setting > 0: that many (at most n_jobs). 0 (auto): for runs of
     about equal length, one thread each, the count from `cores` up that leaves no core idle at the grid's end --
@@ -216,7 +208,7 @@ def plan_workers(setting: int, n_jobs: int, cores: int | None = None) -> int:
     best (benchmarks/bench_workers.py measures what the extra processes cost)."""
     if setting > 0:
         return max(1, min(setting, n_jobs))
-    cores = cores or _cores()
+    cores = cores or usable_cores()
     if n_jobs <= 1 or cores <= 1:
         return 1
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from lmm_utils.core.parallel import usable_cores
+
 THREADS_ENV = "LMM_STAGE_THREADS"
 
 
@@ -21,8 +23,7 @@ def thread_share(threads: int) -> int:
 
 def share_env(n_runs: int) -> dict[str, str]:
     """The environment of one of `n_runs` runs started at once: the cores shared out, at least one each."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return {**os.environ, THREADS_ENV: str(max(1, cores // max(1, n_runs)))}
+    return {**os.environ, THREADS_ENV: str(max(1, usable_cores() // max(1, n_runs)))}
 
 
 __all__ = ["THREADS_ENV", "share_env", "thread_share"]

@@ -552,7 +552,7 @@ def test_auto_workers_leave_no_core_idle_at_the_end_and_keep_threads_per_machine
     assert grid.plan_workers(2, 9, cores=2) == 2 and grid.plan_workers(3, 1, cores=2) == 1
     seen = []
     real_run = grid.runner.run
-    monkeypatch.setattr(grid, "_cores", lambda: 2)
+    monkeypatch.setattr(grid, "usable_cores", lambda: 2)
     monkeypatch.setattr(grid.runner, "run", lambda *a, **k: seen.append(a[3]["method"]["threads"]) or real_run(*a, **k))
     auto = {**TINY_MAP, "workers": 0, "method": {**TINY_MAP["method"], "threads": 2}}
     grid.run_grid("supervised", [0], [5], auto, {}, root=tiny_root, runs_dir=tmp_path / "runs",
