@@ -10,7 +10,8 @@ mean over seeds to a JSON file. The runs go to a scratch folder, never into the 
         --setting wide_aug_0.5='{"augment": {"p": 0.5}, "transcriber": {"contour_channels": 32, "note_channels": 32,
                                  "onset_channels": 16}}'
 
-A setting's JSON may hold "augment" and "transcriber" (each replaces that mapping section). {} is the project's
+A setting's JSON may hold any mapping section, e.g. "augment", "transcriber", "lm", "eval" (each replaces that
+section); g's numbers on T are reported beside h's. {} is the project's
 own params; with p = 0 a run is the run as it was before mapping.augment existed (p = 0 draws nothing).
 
 It scores the T pools, as the issue on h's robustness asks for the choice of h's size; a choice that should not look
@@ -29,6 +30,7 @@ from lmm_utils.core.params import load_params
 from lmm_utils.mapping import run as runner
 
 POOLS = ("T", "T_timbre", "T_noisy")
+G_KEYS = ("velocity_r", "log_ioi_r", "articulation_r", "velocity_mae")
 
 
 def scores(metrics: dict) -> dict[str, float]:
@@ -37,6 +39,8 @@ def scores(metrics: dict) -> dict[str, float]:
     out["T_chorales"] = h["T"]["chorales"]["note_f1"]
     if "T_noisy" in h:  # a project rendered without perform.noisy has no T_noisy
         out["T_noisy_p"], out["T_noisy_r"] = h["T_noisy"]["all"]["note_p"], h["T_noisy"]["all"]["note_r"]
+    for key in G_KEYS:  # g's expressive timing and dynamics on T (a setting may change g: mapping.lm, lmm's prior)
+        out[f"g_{key}"] = metrics["g"]["T"]["all"][key]
     return out
 
 

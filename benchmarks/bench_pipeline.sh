@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Wall time per stage and peak memory of a whole `dvc repro`, in a scratch copy of the project.
+# Wall time, CPU use (GNU time's "Percent of CPU": 200 % = both of 2 cores busy the whole stage) and peak memory
+# per stage of a whole `dvc repro`, in a scratch copy of the project.
 #   bash benchmarks/bench_pipeline.sh [profile.yaml]     (default: params.yaml as committed)
 # Peak memory is GNU time's "Maximum resident set size" of the largest single process; DVC runs
 # stages one at a time, so the pipeline's peak is the largest stage's peak (its worker processes
@@ -30,7 +31,9 @@ for stage in $STAGES; do
         || { echo "stage $stage failed; log:"; tail -30 "$WORK/log-$stage.txt"; exit 1; }
     end=$(date +%s)
     rss_kib=$(grep "Maximum resident" "$WORK/time-$stage.txt" | awk '{print $NF}')
-    printf "%-45s %5d s   peak RSS of its largest process %5d MiB\n" "$stage" $((end - start)) $((rss_kib / 1024))
+    cpu=$(grep "Percent of CPU" "$WORK/time-$stage.txt" | awk '{print $NF}')
+    printf "%-45s %5d s   CPU %5s   peak RSS of its largest process %5d MiB\n" "$stage" $((end - start)) "$cpu" \
+        $((rss_kib / 1024))
     total=$((total + end - start)); [ "$rss_kib" -gt "$peak" ] && peak=$rss_kib
 done
 printf "%-45s %5d s   peak RSS of the largest process   %5d MiB\n" "whole pipeline" "$total" $((peak / 1024))

@@ -102,8 +102,11 @@ def main() -> None:
         return round(probe_f1(extract, train_mels, train_rolls, test_mels, test_rolls, cfg)["frame_f1"], 4)
 
     names = {spec.split("=", 1)[0] for spec in args.lm}
+    kept: dict = {}  # --add keeps the file's notes (reading, commands) beside its rows
     if args.add:
-        rows = [r for r in json.loads(Path(args.out).read_text())["rows"] if r["tokenizer"] not in names]
+        before = json.loads(Path(args.out).read_text())
+        rows = [r for r in before["rows"] if r["tokenizer"] not in names]
+        kept = {k: v for k, v in before.items() if k not in ("what", "probe", "n_excerpts", "rows")}
     else:
         rows = [{"tokenizer": "(log-mel frames, no LM)", "probe_features_f1": probe(logmel_frames)},
                 {"tokenizer": "(harmonic features, no LM)", "probe_features_f1": probe(
@@ -113,11 +116,15 @@ def main() -> None:
         name, folder = spec.split("=", 1)
         lmf = load_lm_features("A", folder)
         tok = lmf.lm.tokenizer
-        bits = evaluate_lm(lmf.lm, [tok.encode(m) for m in u_a], [tok.encode(m) for m in test_mels], progress=False)
+        test_ids = [tok.encode(m) for m in test_mels]
+        bits = evaluate_lm(lmf.lm, [tok.encode(m) for m in u_a], test_ids, progress=False)
+        seconds = sum(m.shape[1] for m in test_mels) / feat.fps
+        tps = sum(len(ids) - 2 for ids in test_ids) / seconds  # measured: a dedup tokenizer's rate depends on the music
         rows.append({"tokenizer": name, "folder": folder, "tokenizer_config": tok.config(),
                      "lm_bits": round(bits["lm"], 4), "bigram_bits": round(bits["bigram"], 4),
                      "gap_bits": round(bits["bigram"] - bits["lm"], 4),
-                     "probe_codes_f1": probe(code_frames(tok)), "probe_lm_f1": probe(lm_frames(lmf))})
+                     "probe_codes_f1": probe(code_frames(tok)), "probe_lm_f1": probe(lm_frames(lmf)),
+                     "tokens_per_second": round(tps, 2), "gap_bits_per_second": round((bits["bigram"] - bits["lm"]) * tps, 2)})
         print(json.dumps(rows[-1]), flush=True)
 
     out = {"what": "LM^A bits/token on T vs a bigram on the same tokens (fitted on U_A), and a linear probe "
@@ -125,7 +132,7 @@ def main() -> None:
                    "pseudo-motion, frame F1 on T's true motion (pooled cells)",
            "probe": {**cfg.__dict__, "thresholds": list(cfg.thresholds)},
            "n_excerpts": {"P": len(train_mels), "T": len(test_mels), "U_A": len(u_a)},
-           "rows": rows}
+           "rows": rows, **kept}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
     print("| tokenizer | LM bits/token on T | bigram bits | gap | probe F1 (codes) | probe F1 (LM^A hidden) "

@@ -112,10 +112,14 @@ def pretrain_data(modality: str, pretrain: dict, features: dict, progress: bool 
         train_mels, val_mels = split_val(mels, frac, seed)
         fit = tok.fit(mels, progress=progress)  # the codebook sees U_A only (train + val part)
         test_mels = list(read_audio_logmels(TEST_POOL, fcfg, limit, progress).values())
+        test = [tok.encode(m) for m in test_mels]
+        # measured on T, not fps / frames_per_token: a dedup tokenizer's rate depends on the music
+        seconds = sum(m.shape[1] for m in test_mels) / fcfg.fps
         stats = {"codebook": {**fit, "U_A": tok.reconstruction_error(mels), "T": tok.reconstruction_error(test_mels),
-                              "tokens_per_second": fcfg.fps / tok.frames_per_token}}
+                              "tokens_per_second": (sum(len(s) - 2 for s in test) / max(seconds, 1e-9) if tok.dedup
+                                                    else fcfg.fps / tok.frames_per_token)}}
         return PretrainData("A", tok, [tok.encode(m) for m in train_mels], [tok.encode(m) for m in val_mels],
-                            [tok.encode(m) for m in test_mels], stats, examples={"test": test_mels[:4]})
+                            test, stats, examples={"test": test_mels[:4]})
     raise ValueError(f"pretraining is defined for V and A (LM^M is trained by the mapping stage), not {modality!r}")
 
 

@@ -155,8 +155,9 @@ def pretrain_metrics(data, lm, results: dict, fps: float = 50.0) -> dict:
         "data": data.summary(),
     }
     if data.modality == "A":
-        tps = fps / lm.tokenizer.frames_per_token
+        tps = data.stats.get("codebook", {}).get("tokens_per_second") or fps / lm.tokenizer.frames_per_token
         out["test"]["lm_bits_per_second"] = round(results["lm"] * tps, 2)
+        out["test"]["lm_gain_over_bigram_bits_per_second"] = round((results["bigram"] - results["lm"]) * tps, 2)
         out["codebook"] = data.stats.get("codebook", {})
     return out
 

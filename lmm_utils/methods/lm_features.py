@@ -25,8 +25,9 @@ def lm_paths(params: dict) -> dict[str, str]:
 class AudioLMFeatures:
     """LM^A (a LanguageModel over AudioTokenizer codes) as a frozen feature extractor on log-mel.
 
-    Token i covers frames [f*i, f*i + f); its feature is the LM's final hidden state at that token (which
-    has read it and everything before), repeated over its frames. Not an nn.Module on purpose.
+    Token i covers frames [f*i, f*i + f) (with a `dedup` tokenizer, the f * run-length frames of its run of equal
+    codes); its feature is the LM's final hidden state at that token (which has read it and everything before),
+    repeated over its frames. Not an nn.Module on purpose.
     """
 
     def __init__(self, lm, path: str | None = None):
@@ -36,9 +37,9 @@ class AudioLMFeatures:
 
     def __call__(self, logmel: np.ndarray) -> np.ndarray:
         """(n_mels, T) -> (dim, T) float32."""
-        ids = self.lm.tokenizer.encode(np.asarray(logmel, np.float32))
+        ids, counts = self.lm.tokenizer.encode_runs(np.asarray(logmel, np.float32))
         h = self.lm.hidden(ids)[1:-1].float().cpu().numpy()  # drop <bos>, <eos>: one row per code
-        rows = np.repeat(h, self.fpt, axis=0)[: logmel.shape[1]]
+        rows = np.repeat(h, counts * self.fpt, axis=0)[: logmel.shape[1]]
         return np.ascontiguousarray(rows.T, dtype=np.float32)
 
     # -- a differentiable prior on log-mel (soft tokens) -------------------------------------------------
@@ -54,15 +55,38 @@ class AudioLMFeatures:
 
     def prior_nll(self, logmel: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
         """Mean cross-entropy (nats/token) of the soft token sequence under the frozen LM: how much the
-        rendered audio looks like the audio LM^A was trained on. Differentiable in logmel."""
+        rendered audio looks like the audio LM^A was trained on. Differentiable in logmel. A `dedup` tokenizer
+        gets one soft token per run of equal nearest codes (merge_runs), as its LM was trained on."""
         soft = self.soft_tokens(logmel, tau)
+        mask = None
+        if self.lm.tokenizer.dedup:
+            soft, mask = merge_runs(soft)
         block = self.lm.model.cfg.block_size
         soft = soft[:, : block - 1]
         bos = F.one_hot(torch.full(soft.shape[:1], 1, device=soft.device), soft.shape[-1]).to(soft)[:, None]
         seq = torch.cat([bos, soft], dim=1)
         logits, _ = self.lm.model(seq[:, :-1])
         logp = F.log_softmax(logits.float(), dim=-1)
-        return -(seq[:, 1:] * logp).sum(-1).mean()
+        nll = -(seq[:, 1:] * logp).sum(-1)
+        if mask is None:
+            return nll.mean()
+        mask = mask[:, : block - 1]
+        return (nll * mask).sum() / mask.sum().clamp_min(1)
+
+
+def merge_runs(soft: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, V) soft tokens -> (B, S, V) one per run of equal argmax (the mean of its distributions), and the (B, S)
+    mask of real runs (sequences with fewer runs are padded at the end). Where the runs split is not differentiable;
+    what each run's token is, is."""
+    b, n, v = soft.shape
+    label = soft.argmax(-1)
+    starts = torch.ones_like(label, dtype=torch.bool)
+    starts[:, 1:] = label[:, 1:] != label[:, :-1]
+    run = starts.long().cumsum(1) - 1  # (B, N): which run each soft token belongs to
+    s = int(run.max()) + 1 if n else 0
+    sums = soft.new_zeros(b, s, v).scatter_add(1, run[..., None].expand(-1, -1, v), soft)
+    counts = soft.new_zeros(b, s).scatter_add(1, run, torch.ones_like(run, dtype=soft.dtype))
+    return sums / counts.clamp_min(1)[..., None], counts > 0
 
 
 class ScoreLMFeatures:
@@ -109,4 +133,4 @@ def load_lm_features(kind: str, folder: str | Path, device: str | torch.device =
     return out
 
 
-__all__ = ["AudioLMFeatures", "ScoreLMFeatures", "lm_paths", "load_lm_features"]
+__all__ = ["AudioLMFeatures", "ScoreLMFeatures", "lm_paths", "load_lm_features", "merge_runs"]

@@ -6,7 +6,12 @@ which keep far more of the notes (reports/metrics/lmA_probe.json). A checkpoint 
 "logmel" (what every tokenizer was before).
 
 Stacking 2 frames (20 ms hop) gives 25 tokens per second, which halves the sequence length the LM
-has to model. Each stacked vector is standardised per dimension (mean/std from the fitting data), then
+has to model. With `dedup`, a run of equal codes becomes one token (the deduplicated units of spoken-language
+modelling): a held note is no longer a string of copies that a bigram predicts as well as any LM, so the LM's
+context has to earn its bits -- on the default data the LM's gap to its own bigram grows from 0.29 to 0.78
+bits/token, though per second of audio it falls and the hidden states keep less pitch, so it is off by default
+(benchmarks/results/lmA_dedup.json, README "Does LM^A hear pitch?"). `encode_runs` gives each token's length in frame tokens, which
+is how features map back to frames. Each stacked vector is standardised per dimension (mean/std from the fitting data), then
 assigned to the nearest of `codebook_size` centroids. Decoding maps codes back to their centroids, so
 `decode(encode(mel))` is the codebook's reconstruction of the spectrogram; `reconstruction_error`
 reports how much of the log-mel variance that loses.
@@ -43,10 +48,12 @@ class AudioTokenizer(Tokenizer):
         features: str = "logmel",
         fmin: float = 27.5,
         fmax: float = 8000.0,
+        dedup: bool = False,
     ):
         if features not in FEATURES:
             raise ValueError(f"AudioTokenizer features must be one of {FEATURES}, got {features!r}")
         self.features = features
+        self.dedup = bool(dedup)  # one token per run of equal codes
         self.fmin, self.fmax = float(fmin), float(fmax)  # the log-mel's band edges (harmonic features need them)
         self.n_mels = int(n_mels)
         self.frames_per_token = int(frames_per_token)
@@ -65,9 +72,12 @@ class AudioTokenizer(Tokenizer):
         super().__init__([f"c:{k}" for k in range(self.codebook_size)])
 
     def config(self) -> dict:
-        return dict(n_mels=self.n_mels, frames_per_token=self.frames_per_token, codebook_size=self.codebook_size,
-                    kmeans_iters=self.kmeans_iters, max_fit_vectors=self.max_fit_vectors, seed=self.seed,
-                    features=self.features, fmin=self.fmin, fmax=self.fmax)
+        out = dict(n_mels=self.n_mels, frames_per_token=self.frames_per_token, codebook_size=self.codebook_size,
+                   kmeans_iters=self.kmeans_iters, max_fit_vectors=self.max_fit_vectors, seed=self.seed,
+                   features=self.features, fmin=self.fmin, fmax=self.fmax)
+        if self.dedup:  # only when on: a frame-token checkpoint keeps the bytes it had before the switch existed
+            out["dedup"] = True
+        return out
 
     def state(self) -> dict[str, torch.Tensor]:
         if self.codebook is None:
@@ -167,11 +177,22 @@ class AudioTokenizer(Tokenizer):
         z = (self.vectors(mel) - self.mean) / self.std
         return _nearest(z, self.codebook)[0]
 
+    def encode_runs(self, mel: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """-> (ids with <bos>/<eos>, how many frame tokens each code covers): all ones, or with `dedup` the length
+        of each run of equal codes (token i then spans frames_per_token * counts[i] frames)."""
+        codes = self.codes(mel)
+        if self.dedup and len(codes):
+            codes, counts = torch.unique_consecutive(codes, return_counts=True)
+        else:
+            counts = torch.ones_like(codes)
+        return [BOS] + (codes + len(SPECIALS)).tolist() + [EOS], counts.numpy()
+
     def encode(self, mel: np.ndarray) -> list[int]:
-        return [BOS] + (self.codes(mel) + len(SPECIALS)).tolist() + [EOS]
+        return self.encode_runs(mel)[0]
 
     def decode(self, ids: Sequence[int]) -> np.ndarray:
-        """Tokens -> (n_mels, n_tokens * frames_per_token) log-mel from the codebook."""
+        """Tokens -> (n_mels, n_tokens * frames_per_token) log-mel from the codebook (with `dedup` each run is
+        one token long: its length is not in the tokens)."""
         if self.codebook is None:
             raise RuntimeError("AudioTokenizer is not fitted")
         codes = torch.tensor(self.strip(ids), dtype=torch.long) - len(SPECIALS)
@@ -183,9 +204,11 @@ class AudioTokenizer(Tokenizer):
         """Codebook reconstruction of these log-mels: MSE (log-power units^2) and the fraction of
         variance it leaves unexplained (1 - R^2; 0 = perfect, 1 = no better than the mean frame)."""
         se, n, sq, s = 0.0, 0, 0.0, 0.0
+        if self.codebook is None:
+            raise RuntimeError("AudioTokenizer is not fitted")
         for mel in mels:
             mel = np.asarray(mel, np.float32)
-            rec = self.decode(self.encode(mel))[:, : mel.shape[1]]
+            rec = self.unvectors(self.mel_codebook[self.codes(mel)])[:, : mel.shape[1]]  # every frame token
             se += float(((rec - mel) ** 2).sum())
             n += mel.size
             s += float(mel.sum())

@@ -10,7 +10,7 @@ import torch
 
 from lmm_utils.core.motion import PedalEvent, Performance, PerformedNote
 from lmm_utils.core.score import DYNAMICS, ScoreExcerpt, ScoreNote
-from lmm_utils.tokens import BOS, EOS, tokenizer_from_dict
+from lmm_utils.tokens import BOS, EOS, SPECIALS, tokenizer_from_dict
 from lmm_utils.tokens.audio import AudioTokenizer
 from lmm_utils.tokens.motion import MotionTokenizer
 from lmm_utils.tokens.score import ScoreTokenizer
@@ -220,3 +220,27 @@ def test_audio_checkpoint_without_features_key_is_logmel():
     back = tokenizer_from_dict(old)
     assert back.features == "logmel" and back.encode(mels[0]) == tok.encode(mels[0])
     assert np.allclose(back.decode(tok.encode(mels[0])), tok.decode(tok.encode(mels[0])))
+
+
+def test_audio_dedup_collapses_runs_and_keeps_their_lengths():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(4)
+    protos = rng.normal(size=(4, 16, 2)).astype(np.float32) * 3  # 4 distinct 2-frame sounds, each held a while
+    order = [0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 0]
+    mel = np.concatenate([protos[k] for k in order], axis=1)
+    tok = AudioTokenizer(n_mels=16, frames_per_token=2, codebook_size=4, kmeans_iters=15, dedup=True)
+    tok.fit([mel], progress=False)
+    frame_codes = tok.codes(mel).tolist()
+    ids, counts = tok.encode_runs(mel)
+    assert ids[0] == BOS and ids[-1] == EOS and len(ids) == 5 + 2  # five runs: 0 0 0 | 1 | 2 2 | 3 3 3 3 | 0
+    codes = ids[1:-1]
+    assert all(a != b for a, b in zip(codes, codes[1:])) and codes[0] == codes[-1]
+    assert counts.tolist() == [3, 1, 2, 4, 1]
+    assert sum(counts) == len(frame_codes)
+    assert np.repeat(np.array(codes) - len(SPECIALS), counts).tolist() == frame_codes  # runs expand back exactly
+    assert tok.encode(mel) == ids
+    again = tokenizer_from_dict(tok.to_dict())
+    assert again.dedup and again.encode(mel) == ids
+    assert tok.reconstruction_error([mel])["unexplained_variance"] < 1e-6  # every frame token, not one per run
+    plain = tokenizer_from_dict({**tok.to_dict(), "config": {**tok.config(), "dedup": False}})
+    assert len(plain.encode(mel)) == len(order) + 2
