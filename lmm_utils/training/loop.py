@@ -46,8 +46,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto = cuda if available, else cpu
     precision: str = "auto"  # auto = bf16 autocast where native, else fp32
-    threads: int = 1  # torch CPU threads (0 = torch's default). 1: on a small shared CPU a second thread
-    # that has to wait for a busy core slows training by 10x (measured: 926 vs 14,877 tokens/s)
+    # torch CPU threads; 0 = keep the process's: the stage sets them from its params (pretrain.train.threads,
+    # mapping.method.threads // workers, ...), shared out when runs go side by side (a second thread that has to wait
+    # for a busy core slows training 10x: 926 vs 14,877 tokens/s). The default was 1, which silently overrode the
+    # stage: LM^M trained on one thread where params.yaml says 2 (2 threads: 1.42x its tokens/s when it runs alone)
+    threads: int = 0
 
     @classmethod
     def from_params(cls, section: dict, **overrides) -> TrainConfig:

@@ -165,6 +165,36 @@ def test_basic_pitch_run_takes_folder_pairs_and_refuses_an_odd_count(tmp_path):
         folder_pairs([tmp_path / "nope", tmp_path / "out"])
 
 
+def test_basic_pitch_shards_parse_and_refuse_nonsense():
+    from lmm_utils.evaluation.peers.basic_pitch_run import parse_shard
+
+    assert parse_shard("1/2") == (1, 2) and parse_shard("0/1") == (0, 1)
+    for bad in ("2/2", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_peer_transcription_runs_a_shard_per_core_and_merges_each_folders_summaries(tmp_path, monkeypatch):
+    """Two cores: two Basic Pitch processes, each with --shard i/2 and one onnxruntime thread; each folder's summary
+    adds the shards' files, joins their failures and keeps the longest shard's seconds."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/usr/bin/env python3\n"
+                    "import json, sys\n"
+                    "args = sys.argv[1:]\n"
+                    "shard = args[args.index('--shard') + 1]\n"
+                    "open(sys.argv[0] + '.' + shard.replace('/', '-'), 'w').write(json.dumps(args))\n"
+                    "i = int(shard.split('/')[0])\n"
+                    "print(json.dumps([{'files': 2 + i, 'written': 2, 'failed': {f'x{i}.flac': 'bad'} if i else {},\n"
+                    "                   'seconds': 1.0 + i, 'model': 'fake'}]))\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(peers, "usable_cores", lambda: 2)
+    (out,) = peers.transcribe(fake, tmp_path, [(tmp_path / "in", tmp_path / "out")], limit=None)
+    assert out == {"files": 5, "written": 4, "failed": {"x1.flac": "bad"}, "seconds": 2.0, "model": "fake"}
+    for i in (0, 1):
+        args = json.loads((tmp_path / f"python.{i}-2").read_text())
+        assert args[args.index("--threads") + 1] == "1" and str(tmp_path / "in") in args
+
+
 def test_a_peer_folder_never_asked_for_some_excerpts_is_left_out_not_scored_as_silence(tmp_path):
     """The references stage transcribes the runs' subset: a truth with more excerpts leaves that peer system out
     (named in the note); a file the peer failed on is still an empty transcription."""

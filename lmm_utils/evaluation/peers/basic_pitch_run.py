@@ -27,25 +27,39 @@ AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 SETTINGS = {"onset_threshold": 0.5, "frame_threshold": 0.3, "minimum_note_length": 127.70, "melodia_trick": True}
 
 
-def load_model():
-    """Basic Pitch's ONNX model -> (model, its path)."""
+def load_model(threads: int = 0):
+    """Basic Pitch's ONNX model -> (model, its path). threads: onnxruntime's intra-op threads (0: its default, one per
+    core), so that shards side by side do not each spin a thread on every core."""
     logging.disable(logging.WARNING)  # basic_pitch warns at import about every backend it does not find
     import basic_pitch  # deferred: runs in .venv-bp, the peer's own environment
     from basic_pitch.inference import Model  # deferred: runs in .venv-bp, the peer's own environment
 
     model_path = basic_pitch.build_icassp_2022_model_path(basic_pitch.FilenameSuffix.onnx)
-    return Model(model_path), model_path
+    if not threads:
+        return Model(model_path), model_path
+    import onnxruntime as ort  # deferred: runs in .venv-bp, the peer's own environment
+
+    session = ort.InferenceSession  # Model builds its session with no options: give it ours, then put it back
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    ort.InferenceSession = lambda path, sess_options=None, **kw: session(path, sess_options or options, **kw)
+    try:
+        return Model(model_path), model_path
+    finally:
+        ort.InferenceSession = session
 
 
-def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None, loaded=None) -> dict:
-    """One folder of recordings -> <out_dir>/<stem>.mid; `loaded` = load_model() (loaded here when None)."""
+def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None, loaded=None,
+                      shard: tuple[int, int] = (0, 1)) -> dict:
+    """One folder of recordings -> <out_dir>/<stem>.mid; `loaded` = load_model() (loaded here when None). shard (i, n):
+    only files i, i + n, i + 2n, ... of the folder's sorted list (n processes share a folder)."""
     from basic_pitch.inference import predict  # deferred: runs in .venv-bp, the peer's own environment
     from tqdm import tqdm  # deferred: runs in .venv-bp, the peer's own environment
 
     from lmm_utils.core.io import atomic_path  # deferred: runs in .venv-bp, the peer's own environment
 
     model, model_path = loaded or load_model()
-    files = sorted(f for f in audio_dir.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)[:limit]
+    files = sorted(f for f in audio_dir.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)[:limit][shard[0]::shard[1]]
     out_dir.mkdir(parents=True, exist_ok=True)
     failed, start = {}, time.time()
     for f in tqdm(files, desc=f"basic-pitch {out_dir.name}", mininterval=2.0):
@@ -72,6 +86,17 @@ def folder_pairs(folders: list[Path]) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N; a clear error otherwise."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must be I/N (e.g. 0/2), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
 def _version() -> str:
     from importlib.metadata import version  # deferred: runs in .venv-bp, the peer's own environment
 
@@ -84,13 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("folders", type=Path, nargs="+", metavar="AUDIO_DIR OUT_DIR",
                    help="one or more pairs: a folder of recordings, the folder its MIDI files go to")
     p.add_argument("--limit", type=int, default=None, help="only the first N files of each folder (smoke tests)")
+    p.add_argument("--shard", default="0/1", help="I/N: files I, I+N, I+2N, ... of each folder (N processes share them)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default, every core)")
     args = p.parse_args(argv)
     try:
         pairs = folder_pairs(args.folders)
+        shard = parse_shard(args.shard)
     except ValueError as exc:
         sys.exit(f"error: {exc}")
-    loaded = load_model()
-    summaries = [transcribe_folder(a, o, args.limit, loaded) for a, o in pairs]
+    loaded = load_model(args.threads)
+    summaries = [transcribe_folder(a, o, args.limit, loaded, shard) for a, o in pairs]
     print(json.dumps(summaries))
     sys.exit(1 if any(s["failed"] and not s["written"] for s in summaries) else 0)
 
