@@ -67,7 +67,7 @@ from lmm_utils.methods.losses import (
     weighted_transcription_loss,
 )
 from lmm_utils.methods.steps import Crops, optimize, shared_forward, target_loss
-from lmm_utils.methods.wrappers import make_g, make_h
+from lmm_utils.methods.wrappers import fast_decode, make_g, make_h
 from lmm_utils.models.performer import PerformerConfig, note_targets
 from lmm_utils.models.transcriber import TranscriberConfig
 from lmm_utils.tokens.motion import MotionTokenizer
@@ -272,15 +272,17 @@ def pick_labels(st: LMMState) -> None:
     transcriptions (st.self_crops) and picks g's most probable variants (st.g_targets) -- at random without lmM."""
     lc, ua = st.lc, st.ua
     tok = MotionTokenizer(**lc.lmM_tokens)
-    decodes = [st.h.transcribe_inputs(x) for x in st.ua_inputs]
+    outs = [st.h.logits_of_inputs(x) for x in st.ua_inputs]
+    decodes = [fast_decode(out, st.feat.fps) for out in outs]
     g_perfs = st.g.perform(st.uv) if st.uv else []
     lmM = learn_lmM(st, tok, decodes, g_perfs)
     tok = lmM.tokenizer if lmM is not None else tok  # a pretrained LM^M brings its own tokens
     st.info["lmM"] = lmM if lc.lmM_source == "run" else None  # a run keeps only an LM^M it learned (saved: lmM/)
     rng = np.random.default_rng(st.cfg.seed + 99)
     if ua:
+        certainties = [labels.certainty(out) for out in outs] if st.on["certainty"] else None
         scores, crit = labels.rank_transcriptions(decodes, [x for _, x in ua], lmM, tok, st.synth if st.on["recon"]
-                                                  else None, st.feat.fps, lc.scales, rng, lc.recon_eq)
+                                                  else None, st.feat.fps, lc.scales, rng, lc.recon_eq, certainties)
         kept = labels.keep_best(scores, int(round(lc.keep_fraction * len(ua))))
         st.info["selftrain"] = {"ids": [i for i, _ in ua], "score": [float(s) for s in scores], "criteria": crit,
                                 "kept": [ua[i][0] for i in kept], "decodes": {ua[i][0]: decodes[i] for i in range(len(ua))}}

@@ -1,7 +1,8 @@
 """lmm's phase B, the parts that need no lmm state: the label-cleaning criteria and LM^M's picks.
 
-h's U_A transcriptions are ranked by the z-scored sum of their criteria: LM^M's mean log-prob per token [lmM]
-and how well the transcription, played through S, explains its recording [recon]; with neither (ablations) the
+h's U_A transcriptions are ranked by the z-scored sum of their criteria: LM^M's mean log-prob per token [lmM],
+how well the transcription, played through S, explains its recording [recon], and (off by default) how sure h is of
+it [certainty: the self-training field's usual filter, beside the issue's two]; with none (ablations) the
 ranking is random, so each ablation measures its criterion, not the extra data. For g, LM^M picks the most
 probable of a few variants of its own performance (at random without LM^M). An LM^M may also be learned here on
 the motion h and g produce (`train_lmM`, lmm's lmM_source run).
@@ -78,6 +79,20 @@ def recon_errors(perfs: list[Performance], logmels: list[np.ndarray], synth, fps
     return out
 
 
+def certainty(logits: dict[str, torch.Tensor], floor: float = 0.1) -> float:
+    """How sure h is of a transcription: minus the mean of 4 p (1 - p) (1 at p = 0.5, 0 at 0 or 1) over the onset and
+    frame cells it leans on (p >= floor; the silent rest would make every sparse roll look sure). -inf when no
+    cell reaches the floor (nothing transcribed)."""
+    parts = []
+    for key in ("onset", "frame"):
+        p = torch.sigmoid(logits[key].float()).flatten()
+        p = p[p >= floor]
+        if not len(p):
+            return float("-inf")
+        parts.append(float((4 * p * (1 - p)).mean()))
+    return -float(np.mean(parts))
+
+
 def combine_criteria(criteria: dict[str, list[float]]) -> list[float]:
     """Sum of the z-scored criteria (each: higher = better); -inf wherever one is not finite."""
     cols = []
@@ -94,13 +109,16 @@ def combine_criteria(criteria: dict[str, list[float]]) -> list[float]:
 
 def rank_transcriptions(decodes: list[Performance], logmels: list[np.ndarray], lmM: LanguageModel | None,
                         tok: MotionTokenizer, synth, fps: float, scales: tuple[int, ...],
-                        rng: np.random.Generator, eq_order: int = 0) -> tuple[list[float], dict[str, list[float]]]:
-    """Label cleaning: each transcription's score (higher = kept first) from LM^M's log-prob (lmM not None) and S's
-    reconstruction of its recording (synth not None), z-scored and summed; random with neither.
-    -> (scores, {criterion: raw values, higher = better})."""
+                        rng: np.random.Generator, eq_order: int = 0,
+                        certainties: list[float] | None = None) -> tuple[list[float], dict[str, list[float]]]:
+    """Label cleaning: each transcription's score (higher = kept first) from LM^M's log-prob (lmM not None), S's
+    reconstruction of its recording (synth not None) and h's certainty (given), z-scored and summed; random with
+    none. -> (scores, {criterion: raw values, higher = better})."""
     crit = {"lmM": rank_scores(decodes, lmM, tok, rng)} if lmM is not None else {}
     if synth is not None:
         crit["recon"] = [-e for e in recon_errors(decodes, logmels, synth, fps, scales, eq_order)]
+    if certainties is not None:
+        crit["certainty"] = list(certainties)
     return (combine_criteria(crit) if crit else rank_scores(decodes, None, tok, rng)), crit
 
 
@@ -127,5 +145,5 @@ def choose_variants(perfs: list[Performance], lmM: LanguageModel | None, tok: Mo
     return chosen, picks
 
 
-__all__ = ["choose_variants", "combine_criteria", "keep_best", "lm_score", "rank_scores", "rank_transcriptions", "recon_errors", "train_lmM",
+__all__ = ["choose_variants", "certainty", "combine_criteria", "keep_best", "lm_score", "rank_scores", "rank_transcriptions", "recon_errors", "train_lmM",
            "vary"]

@@ -21,7 +21,7 @@ from lmm_utils.methods.steps import Crops
 from lmm_utils.methods.wrappers import GModel, HModel
 from lmm_utils.models.performer import ScoreBatch
 
-TERMS = ("pairs", "recon", "lmA", "lmV", "lmA_prior", "lmM", "selftrain", "density")
+TERMS = ("pairs", "recon", "lmA", "lmV", "lmA_prior", "lmM", "selftrain", "density", "certainty")
 LMM_SOURCES = ("pretrained", "run")
 
 
@@ -35,6 +35,7 @@ class LMMConfig:
     lmM: bool = True
     selftrain: bool = True
     density: bool = False  # h's note density on U_A pulled to the generic performer's on U_V (losses.density_loss)
+    certainty: bool = False  # h's own certainty about a transcription as a third label-cleaning criterion
     pairs_weight: float = 1.0
     recon_weight: float = 1.0
     prior_weight: float = 0.1

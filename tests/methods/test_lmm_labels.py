@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import Performance, PerformedNote
@@ -43,3 +44,24 @@ def test_rank_transcriptions_without_criteria_is_random_but_seeded():
     r1, c1 = rank_transcriptions(cands, [rec] * 3, None, tok, None, FEAT.fps, (1,), np.random.default_rng(5))
     r2, _ = rank_transcriptions(cands, [rec] * 3, None, tok, None, FEAT.fps, (1,), np.random.default_rng(5))
     assert c1 == {} and r1 == r2 and r1[2] == float("-inf")
+
+
+def test_certainty_prefers_sure_rolls_ignores_silence_and_joins_the_ranking():
+    import torch
+
+    from lmm_utils.methods.lmm_labels import certainty
+
+    def logits(p_on: float, n_on: int = 20) -> dict[str, torch.Tensor]:
+        p = torch.full((88, 100), 1e-4)
+        p[40, :n_on] = p_on
+        x = torch.logit(p)
+        return {"onset": x, "frame": x, "velocity": x}
+
+    sure, unsure = certainty(logits(0.97)), certainty(logits(0.55))
+    assert unsure < sure <= 0 and unsure == pytest.approx(-4 * 0.55 * 0.45, abs=1e-4)
+    assert certainty(logits(0.97, n_on=80)) == pytest.approx(sure, abs=1e-6)  # more silence or more notes: same
+    assert certainty(logits(0.05)) == float("-inf")  # nothing at or above the floor: nothing transcribed
+    perfs = [Performance([PerformedNote(60, 0.0, 0.5, 80)])] * 3
+    scores, crit = rank_transcriptions(perfs, [np.zeros((8, 10))] * 3, None, MotionTokenizer(), None, 50.0, (1,),
+                                       np.random.default_rng(0), certainties=[-0.9, -0.1, -0.5])
+    assert crit == {"certainty": [-0.9, -0.1, -0.5]} and keep_best(scores, 1) == [1]
