@@ -41,6 +41,8 @@ def scores(metrics: dict) -> dict[str, float]:
         out["T_noisy_p"], out["T_noisy_r"] = h["T_noisy"]["all"]["note_p"], h["T_noisy"]["all"]["note_r"]
     for key in G_KEYS:  # g's expressive timing and dynamics on T (a setting may change g: mapping.lm, lmm's prior)
         out[f"g_{key}"] = metrics["g"]["T"]["all"][key]
+    selection = (metrics.get("diagnostic") or {}).get("lmM_selection") or {}  # lmm's label cleaning, against truth
+    out.update({f"labels_{k}": v for k, v in selection.items() if k.startswith("spearman") or k.endswith("note_f1")})
     return out
 
 
