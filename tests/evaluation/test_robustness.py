@@ -165,6 +165,30 @@ def test_basic_pitch_run_takes_folder_pairs_and_refuses_an_odd_count(tmp_path):
         folder_pairs([tmp_path / "nope", tmp_path / "out"])
 
 
+def test_h_rows_read_the_runs_own_transcriptions_of_as_recorded_pools_and_transcribe_the_rest(tmp_path):
+    """An as-recorded excerpt the run transcribed is scored from its predictions (the notes its table scored), an
+    excerpt it lacks and every re-levelled take are transcribed by h."""
+    from lmm_utils.evaluation.predictions import StoredSystem
+
+    truth = _truth()
+    _recordings(tmp_path, ("T", "T_timbre"), truth.ids)
+    asked: list[int] = []
+
+    class CountingH:
+        def transcribe(self, logmel):
+            asked.append(logmel.shape[1])
+            return Performance([])
+
+    exact = {i: truth.perf[i].to_dict() for i in truth.ids}
+    stored = {"T": StoredSystem(exact), "T_timbre": StoredSystem({truth.ids[0]: exact[truth.ids[0]]})}
+    rows = robustness.h_rows(CountingH(), EvaluationData(tmp_path), truth, FeatureConfig(), stored=stored)
+    f1 = {r["recordings"]: r["note_f1"] for r in rows if r["subset"] == "all"}
+    assert f1["T as recorded"] == 1.0  # read back: the truth itself, as stored
+    n = len(truth.ids)
+    assert len(asked) == n * len(LEVELS_DBFS) + (n - 1)  # every level, and T_timbre's excerpt the run lacks
+    assert f1["T at -25 dBFS"] == 0.0
+
+
 def test_basic_pitch_shards_parse_and_refuse_nonsense():
     from lmm_utils.evaluation.peers.basic_pitch_run import parse_shard
 
