@@ -24,7 +24,7 @@ Three phases inside the shared step budget (method.steps optimizer steps for h, 
      choice, so the ablation measures the prior, not the extra data.
 
 Each term has a switch in params (mapping.lmm) and the ablation `lmm-no_<term>` turns it off:
-pairs, recon, lmA (LM^A features in h), lmV, lmA_prior (LM^A as g's prior), lmM, selftrain, density.
+pairs, recon, lmA (LM^A features in h), lmV, lmA_prior (LM^A as g's prior), lmM, selftrain, density, certainty.
 LM^V gives g its features and LM^M its trunk (no LM^V prior: h's motion is not a score).
 Code: `setup` builds the shared LMMState; `warm_up` (A), `pick_labels` (B) and `self_train` (C) extend it;
 `h_loss` / `g_loss` are one optimizer step's terms (phase B's labels switch self-training on).

@@ -1,7 +1,7 @@
 """lmm's phase B, the parts that need no lmm state: the label-cleaning criteria and LM^M's picks.
 
 h's U_A transcriptions are ranked by the z-scored sum of their criteria: LM^M's mean log-prob per token [lmM],
-how well the transcription, played through S, explains its recording [recon], and (off by default) how sure h is of
+how well the transcription, played through S, explains its recording [recon], and how sure h is of
 it [certainty: the self-training field's usual filter, beside the issue's two]; with none (ablations) the
 ranking is random, so each ablation measures its criterion, not the extra data. For g, LM^M picks the most
 probable of a few variants of its own performance (at random without LM^M). An LM^M may also be learned here on
@@ -81,16 +81,15 @@ def recon_errors(perfs: list[Performance], logmels: list[np.ndarray], synth, fps
 
 def certainty(logits: dict[str, torch.Tensor], floor: float = 0.1) -> float:
     """How sure h is of a transcription: minus the mean of 4 p (1 - p) (1 at p = 0.5, 0 at 0 or 1) over the onset and
-    frame cells it leans on (p >= floor; the silent rest would make every sparse roll look sure). -inf when no
-    cell reaches the floor (nothing transcribed)."""
+    frame cells it leans on (p >= floor; the silent rest would make every sparse roll look sure). A head with no such
+    cell is left out (an h whose frame head has died still places notes by its onsets); -inf when neither has one."""
     parts = []
     for key in ("onset", "frame"):
         p = torch.sigmoid(logits[key].float()).flatten()
         p = p[p >= floor]
-        if not len(p):
-            return float("-inf")
-        parts.append(float((4 * p * (1 - p)).mean()))
-    return -float(np.mean(parts))
+        if len(p):
+            parts.append(float((4 * p * (1 - p)).mean()))
+    return -float(np.mean(parts)) if parts else float("-inf")
 
 
 def combine_criteria(criteria: dict[str, list[float]]) -> list[float]:

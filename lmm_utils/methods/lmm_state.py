@@ -35,7 +35,7 @@ class LMMConfig:
     lmM: bool = True
     selftrain: bool = True
     density: bool = False  # h's note density on U_A pulled to the generic performer's on U_V (losses.density_loss)
-    certainty: bool = False  # h's own certainty about a transcription as a third label-cleaning criterion
+    certainty: bool = True  # h's own certainty about a transcription as a third label-cleaning criterion (params.yaml)
     pairs_weight: float = 1.0
     recon_weight: float = 1.0
     prior_weight: float = 0.1

@@ -61,6 +61,8 @@ def test_certainty_prefers_sure_rolls_ignores_silence_and_joins_the_ranking():
     assert unsure < sure <= 0 and unsure == pytest.approx(-4 * 0.55 * 0.45, abs=1e-4)
     assert certainty(logits(0.97, n_on=80)) == pytest.approx(sure, abs=1e-6)  # more silence or more notes: same
     assert certainty(logits(0.05)) == float("-inf")  # nothing at or above the floor: nothing transcribed
+    dead_frames = {**logits(0.97), "frame": torch.full((88, 100), -12.0)}  # a collapsed frame head: onsets decide
+    assert certainty(dead_frames) == pytest.approx(-4 * 0.97 * 0.03, abs=1e-4)
     perfs = [Performance([PerformedNote(60, 0.0, 0.5, 80)])] * 3
     scores, crit = rank_transcriptions(perfs, [np.zeros((8, 10))] * 3, None, MotionTokenizer(), None, 50.0, (1,),
                                        np.random.default_rng(0), certainties=[-0.9, -0.1, -0.5])
