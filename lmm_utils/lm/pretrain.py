@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from lmm_utils.core.params import load_params, section
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     chdir_to_root()
     params = load_params(params_path)
     pretrain, features = section(params, "pretrain"), section(params, "features")
-    set_threads(pretrain["train"].get("threads", 1))
+    # under CPU torchrun the processes share the cores: each gets its part of the stage's threads
+    set_threads(max(1, int(pretrain["train"].get("threads", 1)) // int(os.environ.get("WORLD_SIZE", "1"))))
     main_proc = is_main_process()
     data = lm_data.pretrain_data(args.modality, pretrain, features, progress=main_proc)
     out = Path(args.out) if args.out else lm_data.lm_dir(args.modality)

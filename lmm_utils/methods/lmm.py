@@ -272,15 +272,18 @@ def pick_labels(st: LMMState) -> None:
     transcriptions (st.self_crops) and picks g's most probable variants (st.g_targets) -- at random without lmM."""
     lc, ua = st.lc, st.ua
     tok = MotionTokenizer(**lc.lmM_tokens)
-    outs = [st.h.logits_of_inputs(x) for x in st.ua_inputs]
-    decodes = [fast_decode(out, st.feat.fps) for out in outs]
+    decodes, certainties = [], ([] if st.on["certainty"] else None)
+    for x in st.ua_inputs:  # one forward each: the decode and (certainty) how sure h is of it
+        out = st.h.logits_of_inputs(x)
+        decodes.append(fast_decode(out, st.feat.fps))
+        if certainties is not None:
+            certainties.append(labels.certainty(out))
     g_perfs = st.g.perform(st.uv) if st.uv else []
     lmM = learn_lmM(st, tok, decodes, g_perfs)
     tok = lmM.tokenizer if lmM is not None else tok  # a pretrained LM^M brings its own tokens
     st.info["lmM"] = lmM if lc.lmM_source == "run" else None  # a run keeps only an LM^M it learned (saved: lmM/)
     rng = np.random.default_rng(st.cfg.seed + 99)
     if ua:
-        certainties = [labels.certainty(out) for out in outs] if st.on["certainty"] else None
         scores, crit = labels.rank_transcriptions(decodes, [x for _, x in ua], lmM, tok, st.synth if st.on["recon"]
                                                   else None, st.feat.fps, lc.scales, rng, lc.recon_eq, certainties)
         kept = labels.keep_best(scores, int(round(lc.keep_fraction * len(ua))))

@@ -80,9 +80,10 @@ def recon_errors(perfs: list[Performance], logmels: list[np.ndarray], synth, fps
 
 
 def certainty(logits: dict[str, torch.Tensor], floor: float = 0.1) -> float:
-    """How sure h is of a transcription: minus the mean of 4 p (1 - p) (1 at p = 0.5, 0 at 0 or 1) over the onset and
-    frame cells it leans on (p >= floor; the silent rest would make every sparse roll look sure). A head with no such
-    cell is left out (an h whose frame head has died still places notes by its onsets); -inf when neither has one."""
+    """How sure h is of a transcription: minus the mean over the onset and frame heads (each weighted alike) of the
+    head's mean 4 p (1 - p) (1 at p = 0.5, 0 at 0 or 1) over the cells it leans on (p >= floor; the silent rest would
+    make every sparse roll look sure). A head with no such cell is left out (an h whose frame head has died still
+    places notes by its onsets); -inf when neither has one."""
     parts = []
     for key in ("onset", "frame"):
         p = torch.sigmoid(logits[key].float()).flatten()

@@ -9,8 +9,8 @@ notebook is written under a temporary name and renamed only when every cell has 
 killed stage never leaves an executed notebook that looks complete (a failed run is kept as
 `*.failed.ipynb` for debugging).
 
-Why --each: the training loops run on one torch thread (training.loop.TrainConfig.threads), so on 2 cores two
-independent notebooks side by side take about as long as one (LM^V and LM^A: README "Time"). The first run that
+Why --each: a small training loop gains little from a second thread, so on 2 cores two independent notebooks side
+by side, one thread each (pipeline.threads.thread_share), take about as long as one (LM^V and LM^A: README "Time"). The first run that
 fails stops the others; the stage then fails.
 """
 from __future__ import annotations

@@ -59,7 +59,7 @@ class FitConfig:
     eval_every: int | None = None  # None: one validation, after the last step
     log_every: int = 10
     seed: int = 0
-    threads: int = 1  # training.loop's default: 1 thread on a small shared CPU
+    threads: int = 1  # torch threads while fitting (the synth section's; 1 on a small shared CPU)
     piano_dropout: float = 0.0  # share of training excerpts synthesized by the average piano
 
     def train_config(self) -> TrainConfig:

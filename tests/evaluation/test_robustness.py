@@ -201,22 +201,42 @@ def test_basic_pitch_shards_parse_and_refuse_nonsense():
 def test_peer_transcription_runs_a_shard_per_core_and_merges_each_folders_summaries(tmp_path, monkeypatch):
     """Two cores: two Basic Pitch processes, each with --shard i/2 and one onnxruntime thread; each folder's summary
     adds the shards' files, joins their failures and keeps the longest shard's seconds."""
-    fake = tmp_path / "python"
-    fake.write_text("#!/usr/bin/env python3\n"
-                    "import json, sys\n"
-                    "args = sys.argv[1:]\n"
-                    "shard = args[args.index('--shard') + 1]\n"
-                    "open(sys.argv[0] + '.' + shard.replace('/', '-'), 'w').write(json.dumps(args))\n"
-                    "i = int(shard.split('/')[0])\n"
-                    "print(json.dumps([{'files': 2 + i, 'written': 2, 'failed': {f'x{i}.flac': 'bad'} if i else {},\n"
-                    "                   'seconds': 1.0 + i, 'model': 'fake'}]))\n")
-    fake.chmod(0o755)
+    (tmp_path / "in").mkdir()
+    for k in range(5):
+        (tmp_path / "in" / f"x{k}.flac").write_bytes(b"")
+    fake = _fake_basic_pitch(tmp_path, written="2")
     monkeypatch.setattr(peers, "usable_cores", lambda: 2)
     (out,) = peers.transcribe(fake, tmp_path, [(tmp_path / "in", tmp_path / "out")], limit=None)
     assert out == {"files": 5, "written": 4, "failed": {"x1.flac": "bad"}, "seconds": 2.0, "model": "fake"}
     for i in (0, 1):
         args = json.loads((tmp_path / f"python.{i}-2").read_text())
         assert args[args.index("--threads") + 1] == "1" and str(tmp_path / "in") in args
+    # one shard failing on all of its files is not the folder failing: only the merge can say that
+    fake = _fake_basic_pitch(tmp_path, written="0 if i else 2")
+    assert peers.transcribe(fake, tmp_path, [(tmp_path / "in", tmp_path / "out")], limit=None)[0]["written"] == 2
+    with pytest.raises(RuntimeError, match="every file"):
+        peers.transcribe(_fake_basic_pitch(tmp_path, written="0", fail_all=True), tmp_path,
+                         [(tmp_path / "in", tmp_path / "out")], limit=None)
+    monkeypatch.setattr(peers, "usable_cores", lambda: 8)  # no more shards than files
+    peers.transcribe(_fake_basic_pitch(tmp_path, written="1"), tmp_path, [(tmp_path / "in", tmp_path / "out")], limit=3)
+    assert (tmp_path / "python.2-3").is_file() and not list(tmp_path.glob("python.*-8"))
+
+
+def _fake_basic_pitch(tmp_path, written: str, fail_all: bool = False):
+    """A stand-in for .venv-bp's python: records its arguments per shard, prints one summary (file counts by shard)."""
+    fake = tmp_path / "python"
+    failed = "{f'x{i}.flac': 'bad'}" if not fail_all else "{f'y{i}.flac': 'bad'}"
+    fake.write_text("#!/usr/bin/env python3\n"
+                    "import json, sys\n"
+                    "args = sys.argv[1:]\n"
+                    "shard = args[args.index('--shard') + 1] if '--shard' in args else '0/1'\n"
+                    "open(sys.argv[0] + '.' + shard.replace('/', '-'), 'w').write(json.dumps(args))\n"
+                    "i = int(shard.split('/')[0])\n"
+                    f"failed = {failed} if (i or {fail_all}) else {{}}\n"
+                    f"print(json.dumps([{{'files': 2 + i, 'written': {written}, 'failed': failed,\n"
+                    "                   'seconds': 1.0 + i, 'model': 'fake'}]))\n")
+    fake.chmod(0o755)
+    return fake
 
 
 def test_a_peer_folder_never_asked_for_some_excerpts_is_left_out_not_scored_as_silence(tmp_path):

@@ -120,7 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_model(args.threads)
     summaries = [transcribe_folder(a, o, args.limit, loaded, shard) for a, o in pairs]
     print(json.dumps(summaries))
-    sys.exit(1 if any(s["failed"] and not s["written"] for s in summaries) else 0)
+    # a shard sees only part of a folder: whether a whole folder failed is for the caller to decide from the merge
+    sys.exit(1 if shard[1] == 1 and any(folder_failed(s) for s in summaries) else 0)
+
+
+def folder_failed(summary: dict) -> bool:
+    """Every file of the folder failed (some were there, none written)."""
+    return bool(summary["failed"]) and not summary["written"]
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from lmm_utils.core.parallel import usable_cores
 from lmm_utils.core.paths import DATA, project_root
 from lmm_utils.data.evaluation import RECORDING_POOLS, TEST_POOL, EvaluationData
 from lmm_utils.evaluation.levels import LEVELS_DBFS, at_rms_dbfs, level_folder
+from lmm_utils.evaluation.peers.basic_pitch_run import AUDIO_SUFFIXES, folder_failed  # stdlib only at import
 
 BP_VENV = Path(".venv-bp")
 OUT = DATA / "peers" / "basic_pitch"
@@ -45,21 +47,42 @@ def transcribe(py: Path, root: Path, jobs: list[tuple[Path, Path]], limit: int |
     own venv per usable core, each with one onnxruntime thread and every n-th file of each folder: one process with
     onnxruntime's own threads keeps 2 cores 1.66 busy, two shards 2 (60 T files: 11.7 -> 8.5 s, the same MIDI files;
     README "Time")."""
-    n = usable_cores()
+    folders = ", ".join(str(a) for a, _ in jobs)
+    n = max(1, min(usable_cores(), max((_n_files(a, limit) for a, _ in jobs), default=1)))
     cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", *(str(p) for job in jobs for p in job)]
     if limit:
         cmd += ["--limit", str(limit)]
-    if n > 1:
+    env = None
+    if n > 1:  # one thread a shard: onnxruntime's own, and numpy's
         cmd += ["--threads", "1"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     # stderr (progress bars) goes straight to the terminal; the last stdout line is the summaries.
-    procs = [subprocess.Popen(cmd + (["--shard", f"{i}/{n}"] if n > 1 else []), cwd=root, stdout=subprocess.PIPE,
-                              text=True) for i in range(n)]
-    outs = [proc.communicate()[0] for proc in procs]
+    procs: list[subprocess.Popen] = []
+    try:
+        for i in range(n):
+            procs.append(subprocess.Popen(cmd + (["--shard", f"{i}/{n}"] if n > 1 else []), cwd=root,
+                                          stdout=subprocess.PIPE, text=True, env=env))
+        outs = [proc.communicate()[0] for proc in procs]
+    finally:
+        for proc in procs:  # an error (or an interrupt) leaves no shard running
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     for proc, out in zip(procs, outs):
         if proc.returncode != 0:
-            folders = ", ".join(str(a) for a, _ in jobs)
             raise RuntimeError(f"basic-pitch failed on {folders} (exit {proc.returncode}): {out[-2000:]}")
-    return [merge_summaries(parts) for parts in zip(*(json.loads(out.strip().splitlines()[-1]) for out in outs))]
+    merged = [merge_summaries(parts) for parts in zip(*(json.loads(out.strip().splitlines()[-1]) for out in outs))]
+    failed = [str(a) for (a, _), m in zip(jobs, merged) if folder_failed(m)]
+    if failed:
+        raise RuntimeError(f"basic-pitch failed on every file of {', '.join(failed)}: "
+                           f"{[m['failed'] for m in merged if folder_failed(m)]!s:.2000}")
+    return merged
+
+
+def _n_files(audio_dir: Path, limit: int | None) -> int:
+    """Recordings Basic Pitch will read from a folder (its suffixes; the first `limit`)."""
+    n = sum(1 for f in Path(audio_dir).iterdir() if f.suffix.lower() in AUDIO_SUFFIXES) if Path(audio_dir).is_dir() else 0
+    return min(n, limit) if limit else n
 
 
 def merge_summaries(parts: tuple[dict, ...]) -> dict:
