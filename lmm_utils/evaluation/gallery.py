@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmm_utils.core.features import FeatureConfig
+from lmm_utils.core.features import FeatureConfig, mel_filterbank
 from lmm_utils.core.motion import Performance, to_roll
 from lmm_utils.data.corpus import family
 from lmm_utils.data.evaluation import EvaluationData, Truth
@@ -92,9 +92,7 @@ def griffin_lim(logmel: np.ndarray, feat: FeatureConfig, n_iter: int = 32) -> np
     power = np.maximum(np.exp(logmel) - feat.log_floor, 0.0)
     # mel -> linear power by the filterbank's pseudo-inverse, not librosa's non-negative least squares
     # (mel_to_audio): ~3.7 s an excerpt, most of the evaluate stage's gallery, for a listening aid
-    basis = librosa.filters.mel(sr=feat.sample_rate, n_fft=feat.n_fft, n_mels=power.shape[0], fmin=feat.fmin,
-                                fmax=feat.fmax)
-    magnitude = np.sqrt(np.maximum(np.linalg.pinv(basis) @ power, 0.0))
+    magnitude = np.sqrt(np.maximum(np.linalg.pinv(mel_filterbank(feat)) @ power, 0.0))  # the log-mel's own filters
     audio = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=feat.hop_length, n_fft=feat.n_fft)
     peak = float(np.max(np.abs(audio), initial=0.0))
     return (0.9 * audio / peak).astype(np.float32) if peak > 0 else audio.astype(np.float32)

@@ -104,11 +104,10 @@ def show_spectrograms(mels: Sequence[np.ndarray], titles: Sequence[str], fps: fl
 
 
 def show_codebook(tok, mels: Sequence[np.ndarray], fps: float, names: Sequence[str]) -> plt.Figure:
-    """Each test spectrogram above its codebook reconstruction (each frame token's code; decode(encode(mel)) would
-    squeeze a dedup tokenizer's runs to one token each)."""
+    """Each test spectrogram above its codebook reconstruction (AudioTokenizer.reconstruct)."""
     rows, titles = [], []
     for mel, name in zip(mels, names):
-        rows += [mel, tok.unvectors(tok.mel_codebook[tok.codes(mel)])[:, : mel.shape[1]]]
+        rows += [mel, tok.reconstruct(mel)]
         titles += [f"{name}: log-mel", f"{name}: codebook reconstruction ({tok.codebook_size} codes)"]
     return show_spectrograms(rows, titles, fps)
 

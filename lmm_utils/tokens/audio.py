@@ -200,6 +200,12 @@ class AudioTokenizer(Tokenizer):
             return np.zeros((self.n_mels, 0), np.float32)
         return self.unvectors(self.mel_codebook[codes])
 
+    def reconstruct(self, mel: np.ndarray) -> np.ndarray:
+        """The codebook's version of this log-mel: every frame token's code decoded, so (n_mels, T) as the input
+        (decode(encode(mel)) would give a dedup tokenizer's runs one token each)."""
+        mel = np.asarray(mel, np.float32)
+        return self.unvectors(self.mel_codebook[self.codes(mel)])[:, : mel.shape[1]]
+
     def reconstruction_error(self, mels: Sequence[np.ndarray]) -> dict:
         """Codebook reconstruction of these log-mels: MSE (log-power units^2) and the fraction of
         variance it leaves unexplained (1 - R^2; 0 = perfect, 1 = no better than the mean frame)."""
@@ -208,7 +214,7 @@ class AudioTokenizer(Tokenizer):
             raise RuntimeError("AudioTokenizer is not fitted")
         for mel in mels:
             mel = np.asarray(mel, np.float32)
-            rec = self.unvectors(self.mel_codebook[self.codes(mel)])[:, : mel.shape[1]]  # every frame token
+            rec = self.reconstruct(mel)
             se += float(((rec - mel) ** 2).sum())
             n += mel.size
             s += float(mel.sum())

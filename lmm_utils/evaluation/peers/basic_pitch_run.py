@@ -49,6 +49,11 @@ def load_model(threads: int = 0):
         ort.InferenceSession = session
 
 
+def audio_files(audio_dir: Path, limit: int | None = None) -> list[Path]:
+    """The recordings Basic Pitch reads from a folder: its audio suffixes, sorted, the first `limit`."""
+    return sorted(f for f in Path(audio_dir).iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)[:limit]
+
+
 def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None, loaded=None,
                       shard: tuple[int, int] = (0, 1)) -> dict:
     """One folder of recordings -> <out_dir>/<stem>.mid; `loaded` = load_model() (loaded here when None). shard (i, n):
@@ -59,7 +64,7 @@ def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None, 
     from lmm_utils.core.io import atomic_path  # deferred: runs in .venv-bp, the peer's own environment
 
     model, model_path = loaded or load_model()
-    files = sorted(f for f in audio_dir.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)[:limit][shard[0]::shard[1]]
+    files = audio_files(audio_dir, limit)[shard[0]::shard[1]]
     out_dir.mkdir(parents=True, exist_ok=True)
     failed, start = {}, time.time()
     for f in tqdm(files, desc=f"basic-pitch {out_dir.name}", mininterval=2.0):

@@ -28,7 +28,7 @@ from lmm_utils.core.parallel import usable_cores
 from lmm_utils.core.paths import DATA, project_root
 from lmm_utils.data.evaluation import RECORDING_POOLS, TEST_POOL, EvaluationData
 from lmm_utils.evaluation.levels import LEVELS_DBFS, at_rms_dbfs, level_folder
-from lmm_utils.evaluation.peers.basic_pitch_run import AUDIO_SUFFIXES, folder_failed  # stdlib only at import
+from lmm_utils.evaluation.peers.basic_pitch_run import audio_files, folder_failed  # stdlib only at import
 
 BP_VENV = Path(".venv-bp")
 OUT = DATA / "peers" / "basic_pitch"
@@ -48,7 +48,7 @@ def transcribe(py: Path, root: Path, jobs: list[tuple[Path, Path]], limit: int |
     onnxruntime's own threads keeps 2 cores 1.66 busy, two shards 2 (60 T files: 11.7 -> 8.5 s, the same MIDI files;
     README "Time")."""
     folders = ", ".join(str(a) for a, _ in jobs)
-    n = max(1, min(usable_cores(), max((_n_files(a, limit) for a, _ in jobs), default=1)))
+    n = max(1, min(usable_cores(), max((len(audio_files(a, limit)) for a, _ in jobs if a.is_dir()), default=1)))
     cmd = [str(py), "-m", "lmm_utils.evaluation.peers.basic_pitch_run", *(str(p) for job in jobs for p in job)]
     if limit:
         cmd += ["--limit", str(limit)]
@@ -77,12 +77,6 @@ def transcribe(py: Path, root: Path, jobs: list[tuple[Path, Path]], limit: int |
         raise RuntimeError(f"basic-pitch failed on every file of {', '.join(failed)}: "
                            f"{[m['failed'] for m in merged if folder_failed(m)]!s:.2000}")
     return merged
-
-
-def _n_files(audio_dir: Path, limit: int | None) -> int:
-    """Recordings Basic Pitch will read from a folder (its suffixes; the first `limit`)."""
-    n = sum(1 for f in Path(audio_dir).iterdir() if f.suffix.lower() in AUDIO_SUFFIXES) if Path(audio_dir).is_dir() else 0
-    return min(n, limit) if limit else n
 
 
 def merge_summaries(parts: tuple[dict, ...]) -> dict:
