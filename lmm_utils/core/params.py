@@ -179,6 +179,11 @@ def check_corpus(sec: dict) -> dict:
         require(sec, "corpus", max_works_per_collection=int)
         require_positive(sec, "corpus", "max_works_per_collection")
     require_positive(sec, "corpus", "workers", allow_zero=True)
+    caps = sec.get("max_works_by_collection") or {}
+    if not isinstance(caps, dict) or not all(v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
+                                             for v in caps.values()):
+        raise ParamsError("params.yaml: corpus.max_works_by_collection must map collection names to positive "
+                          f"integers (or null: every work), got {caps!r}")
     if sec.get("max_file_mb") is not None:
         require(sec, "corpus", max_file_mb=(int, float))
         require_positive(sec, "corpus", "max_file_mb")
@@ -261,9 +266,10 @@ POSITIVE_INT = {"steps", "batch_size", "batch", "block_size", "n_layer", "n_head
 NON_NEGATIVE = {"seed", "workers", "threads", "warmup", "weight_decay", "grad_clip", "min_notes", "top_k",
                 "temperature", "prior_weight", "recon_weight", "deviation_weight", "velocity_noise", "tempo_jitter",
                 "timing_noise_ms", "velocity_shift", "tempo_drift", "onset_jitter_ms", "phrase_arch", "melody_lift"}
-POSITIVE = {"lr", "min_lr", "excerpt_seconds", "max_file_mb", "time_step", "fmax", "fmin"}
+POSITIVE = {"lr", "min_lr", "excerpt_seconds", "max_file_mb", "time_step", "fmax", "fmin", "arpeggiate_step"}
 FRACTION = {"val_fraction", "dropout", "noise_prob", "piano_dropout", "warm_fraction", "keep_fraction",
-            "confidence", "dynamics_change_prob", "pedal_prob", "chord_prob", "repeat_prob"}
+            "confidence", "dynamics_change_prob", "pedal_prob", "chord_prob", "repeat_prob", "arpeggiate_prob",
+            "spread_prob"}
 NULLABLE = {"max_items", "eval_limit", "max_scores", "max_unpaired", "max_works_per_collection", "max_pieces", "max_performances_per_piece",
             "maestro_dir", "asap_dir", "tokens", "model", "user_folders", "robustness_items"}
 CHOICES = {"recon_eq": (0, 1, 2)}  # keys that take one of a few whole numbers (the order of recon_loss's EQ curve)

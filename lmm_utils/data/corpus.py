@@ -24,18 +24,30 @@ from lmm_utils.core.score import DYNAMICS
 
 FOLK = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs")
 CHORALES = "bachChorales"  # music21's bach/ folder restricted to the four-part chorales (bwvNNN.N files)
+# Denser ensemble writing played on the piano: Renaissance masses, motets and madrigals, string quartets.
+POLYPHONY = ("palestrina", "monteverdi", "josquin", "haydn", "mozart", "beethoven")
+# Single-instrument keyboard works of the corpus (source-path prefixes). They stay out of every pool, whatever
+# collection lists them, so that h can be checked on real keyboard writing it never heard (an outside check).
+KEYBOARD_WORKS = ("joplin/", "chopin/", "cpebach/", "mozart/k545/", "schoenberg/opus19/", "schumann_clara/polonaise_op1")
 USER_SUFFIXES = {".xml", ".musicxml", ".mxl", ".mid", ".midi", ".abc", ".krn"}
 _CHORALE_FILE = re.compile(r"^bach/bwv\d+\.\d+\.(mxl|xml|krn)$")
-FAMILIES = ("folk", "chorales")  # the subsets every report keys its scores by (besides "all")
+FAMILIES = ("folk", "chorales", "polyphony")  # the subsets every report keys its scores by (besides "all")
 
 
 def family(collection: str) -> str:
-    """The family of a collection: "folk" (the FOLK collections), "chorales" (CHORALES), else the collection
-    itself (a user folder is its own family). The one rule for the whole project: mapping runs, evaluation,
-    the gallery and the LM reports all key their subsets by it."""
+    """The family of a collection: "folk" (the FOLK collections), "chorales" (CHORALES), "polyphony" (the
+    POLYPHONY collections), else the collection itself (a user folder is its own family). The one rule for the
+    whole project: mapping runs, evaluation, the gallery and the LM reports all key their subsets by it."""
     if collection in FOLK:
         return "folk"
+    if collection in POLYPHONY:
+        return "polyphony"
     return "chorales" if collection == CHORALES else collection
+
+
+def is_keyboard_work(source: str) -> bool:
+    """A corpus file of KEYBOARD_WORKS (kept out of every pool)."""
+    return source.startswith(KEYBOARD_WORKS)
 
 
 @dataclass
@@ -55,6 +67,8 @@ class WorkRef:
             stem = Path(self.source).name
             for suffix in (".abc", ".mxl", ".xml", ".musicxml", ".krn", ".mid", ".midi"):
                 stem = stem.removesuffix(suffix)
+            # A nested corpus file (haydn/opus74no1/movement1.mxl) keeps its folders: movement1 alone is not unique.
+            stem = "_".join([*Path(self.source).parts[1:-1], stem]) if not self.user else stem
         slug = re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_")
         return f"{self.collection}-{slug}" + (f"-{self.number}" if self.number is not None else "")
 
@@ -90,18 +104,27 @@ def available_collections() -> list[str]:
     return sorted(roots | {CHORALES})
 
 
-def list_works(collections: list[str], max_works: int | None, seed: int) -> list[WorkRef]:
-    """Works of the chosen corpus collections; a seeded random sample of at most `max_works` each."""
+def list_works(collections: list[str], max_works: int | None, seed: int,
+               max_by_collection: dict[str, int] | None = None) -> list[WorkRef]:
+    """Works of the chosen corpus collections; a seeded random sample of at most `max_works` each
+    (`max_by_collection[c]` for collection c where given). KEYBOARD_WORKS are never listed."""
     from music21 import corpus  # deferred: music21 takes about a second to import; only score parsing needs it
 
     known = available_collections()
     unknown = [c for c in collections if c not in known]
     if unknown:
         raise CorpusError(f"Unknown music21 collection(s) {unknown}. Available: {', '.join(known)}")
+    caps = dict(max_by_collection or {})
+    stray = sorted(set(caps) - set(known))
+    if stray:
+        raise CorpusError(f"corpus.max_works_by_collection names unknown collection(s) {stray}: a typo would "
+                          f"silently read every work. Available: {', '.join(known)}")
     by_collection: dict[str, list[WorkRef]] = {c: [] for c in collections}
     for entry in corpus.corpora.CoreCorpus().metadataBundle:
         source = str(entry.sourcePath)
         top = source.split("/")[0]
+        if is_keyboard_work(source):
+            continue
         number = int(entry.number) if entry.number not in (None, "") else None
         if top in by_collection and top != "bach":
             by_collection[top].append(WorkRef(top, source, number))
@@ -113,8 +136,12 @@ def list_works(collections: list[str], max_works: int | None, seed: int) -> list
     for c in collections:
         refs = sorted(by_collection[c], key=lambda r: (r.source, r.number or 0))
         refs = list({r.id: r for r in refs}.values())
-        if max_works is not None and len(refs) > max_works:
-            refs = random.Random(f"{seed}-{c}").sample(refs, max_works)
+        if not refs:
+            raise CorpusError(f"Collection {c!r} has no work left: its works are keyboard works (KEYBOARD_WORKS), "
+                              "kept out of every pool for an outside check")
+        cap = caps.get(c, max_works)
+        if cap is not None and len(refs) > cap:
+            refs = random.Random(f"{seed}-{c}").sample(refs, cap)
         works += sorted(refs, key=lambda r: r.id)
     return works
 
@@ -233,13 +260,30 @@ def parse_works(works: list[WorkRef], workers: int = 0) -> tuple[list[Piece], li
         for ref, piece, err in tqdm(results, total=len(works), desc="parse", unit="work"):
             _collect(ref, piece, err, pieces, skipped)
     else:
+        # Longest first, one work per task: a string-quartet movement parses ~100x slower than a folk tune, and
+        # slow works drawn last (or four to a chunk) left one core parsing alone at the end. Output order is by id.
+        order = sorted(works, key=_parse_cost, reverse=True)
         with get_context("fork").Pool(workers) as pool:
-            results = pool.imap_unordered(parse_work, works, chunksize=4)
+            results = pool.imap_unordered(parse_work, order, chunksize=1)
             for ref, piece, err in tqdm(results, total=len(works), desc="parse", unit="work"):
                 _collect(ref, piece, err, pieces, skipped)
     pieces.sort(key=lambda p: p.id)
     skipped.sort(key=lambda s: s["id"])
     return pieces, skipped
+
+
+def _parse_cost(ref: WorkRef) -> int:
+    """A work's parse cost, roughly: its file's size (0 for one tune of an ABC book or a file not found)."""
+    if ref.number is not None:
+        return 0
+    try:
+        if ref.user:
+            return Path(ref.source).stat().st_size
+        from music21 import common  # deferred: music21 takes about a second to import
+
+        return (Path(common.getCorpusFilePath()) / ref.source).stat().st_size
+    except OSError:
+        return 0
 
 
 def _collect(ref, piece, err, pieces, skipped):

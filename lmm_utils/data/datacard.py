@@ -15,6 +15,7 @@ from lmm_utils.core.io import atomic_path, read_json, write_json
 from lmm_utils.core.io import write_headline as write_headline_file
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.evaluation import EvaluationData  # T, T_timbre and motion are read only through it
+from lmm_utils.data.textures import MAX_POLYPHONY_BIN, collection_textures
 
 
 def _load(pool: str) -> list[ScoreExcerpt]:
@@ -38,6 +39,8 @@ def data_card(sample_rate: int) -> dict:
             "dynamics_from_source": sum(e.dynamics_from_source for e in excerpts),
         }
         card["pools"][pool] = entry
+    # per collection over all pools: how fast and how thick the writing is (data/textures.py)
+    card["textures"] = collection_textures([e for pool in paths.POOLS for e in _load(pool)])
     ev = EvaluationData()
     for pool in paths.AUDIO_POOLS:
         if ev.audio_dir(pool).is_dir():
@@ -120,7 +123,38 @@ def write_metrics(card: dict, path: Path) -> None:
         for key in ("pieces", "excerpts", "notes", "audio_hours"):
             if key in entry:
                 flat[f"{pool}_{key}"] = entry[key]
+    for collection, tex in card.get("textures", {}).items():
+        flat[f"{collection}_notes_per_s"] = tex["notes_per_s"]["mean"]
+        flat[f"{collection}_polyphony"] = tex["polyphony_mean"]
     write_json(flat, path)
+
+
+def texture_table(card: dict) -> list[dict]:
+    """One row per collection: excerpts, notes per second (mean / median / 90th percentile), mean polyphony."""
+    return [{"collection": c, "excerpts": t["excerpts"], "notes/s mean": t["notes_per_s"]["mean"],
+             "median": t["notes_per_s"]["median"], "p90": t["notes_per_s"]["p90"], "polyphony": t["polyphony_mean"]}
+            for c, t in card["textures"].items()]
+
+
+def plot_textures(card: dict):
+    """Per collection: the histogram of notes per second (excerpts) and of polyphony at note onsets (notes),
+    each normalized to its collection's total so collections of different sizes compare."""
+    import matplotlib.pyplot as plt  # deferred: matplotlib (~0.5 s) only for figures
+
+    textures = card["textures"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    width = 0.8 / max(1, len(textures))
+    for j, (collection, t) in enumerate(textures.items()):
+        for ax, hist, step in ((axes[0], t["notes_per_s_hist"], 2.0), (axes[1], t["polyphony_hist"], 1.0)):
+            x = np.array([float(k) for k in hist])
+            y = np.array(list(hist.values()), float)
+            ax.bar(x + (j - len(textures) / 2) * width * step, y / max(y.sum(), 1), width=width * step,
+                   label=collection, align="edge")
+    axes[0].set(title="notes per second (excerpts)", xlabel="notes/s (bins of 2)", ylabel="share")
+    axes[1].set(title="polyphony at note onsets", xlabel=f"notes sounding ({MAX_POLYPHONY_BIN} = {MAX_POLYPHONY_BIN}+)")
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
 
 
 HEADLINE_FILE = paths.HEADLINE_DIR / "data.json"

@@ -169,7 +169,7 @@ class EvaluationData:
     # --- the excerpts evaluated ----------------------------------------------------------------------------
     def eval_ids(self, max_items: int | None = None) -> list[str]:
         """T's excerpts evaluated: every one with notes and the REQUIRED_POOLS recordings (T, T_timbre); with max_items,
-        a fixed subset stratified by family -- each family (folk, chorales) gets its share of max_items (largest
+        a fixed subset stratified by family -- each family (folk, chorales, polyphony) gets its share of max_items (largest
         remainder), taken in a seed-independent hash order, so every run and every method is scored on the same
         ones and the families keep T's proportions -- returned sorted."""
         scores = self.scores(TEST_POOL)

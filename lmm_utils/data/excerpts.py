@@ -15,6 +15,7 @@ from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
 from lmm_utils.core.params import dataclass_from
 from lmm_utils.core.score import DYNAMICS, ScoreExcerpt, ScoreNote
 from lmm_utils.data.corpus import Piece
+from lmm_utils.data.textures import keyboard_texture
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class ExcerptConfig:
     source_tempo_range: tuple[float, float] = (40.0, 220.0)  # source marks outside this are resampled
     dynamics_weights: tuple[float, ...] = (0.08, 0.17, 0.2, 0.25, 0.2, 0.1)  # pp..ff
     dynamics_change_prob: float = 0.35  # chance of a second, different mark at a middle barline
+    # Keyboard texture (data/textures.py): chance that an excerpt of 3+ parts has its lower parts' held chords
+    # written as broken-chord figures of `arpeggiate_step` beats. Drawn per excerpt from a stream of its own.
+    arpeggiate_prob: float = 0.0
+    arpeggiate_step: float = 0.5
 
     @classmethod
     def from_params(cls, section: dict) -> ExcerptConfig:
@@ -63,7 +68,8 @@ def make_excerpts(piece: Piece, cfg: ExcerptConfig, seed: int) -> list[ScoreExce
     candidates = [w for w in windows if len(window_notes(piece, w, cfg.n_bars)[0]) >= cfg.min_notes]
     if len(candidates) > cfg.max_per_piece:
         candidates = sorted(rng.choice(candidates, size=cfg.max_per_piece, replace=False).tolist())
-    return [excerpt_at(piece, w, cfg, rng) for w in candidates]
+    return [keyboard_texture(excerpt_at(piece, w, cfg, rng), cfg.arpeggiate_prob, cfg.arpeggiate_step,
+                             np.random.default_rng(stable_seed(seed, piece.id, w, "texture"))) for w in candidates]
 
 
 def window_notes(piece: Piece, start_bar: int, n_bars: int) -> tuple[list[ScoreNote], float, float]:

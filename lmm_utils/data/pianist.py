@@ -2,8 +2,10 @@
 
 A performance follows the metronome mark with a smooth random tempo drift, jitters onsets, shapes
 durations (articulation), sets velocities from the dynamics markings with phrase arches, a melody
-lift and noise, and optionally pedals once per bar. Every excerpt gets its own seeded style, so the
-mapping from V to M is learnable but not trivial.
+lift and noise, optionally pedals once per bar, and optionally rolls its chords (a spread chord: the notes of a
+chord of three or more struck from the bottom up over a few tens of milliseconds, the top note last, as a
+pianist does with wide chords). Every excerpt gets its own seeded style, so the mapping from V to M is learnable
+but not trivial.
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ class PianistConfig:
     melody_lift: float = 8.0  # top voice louder than the others in polyphony
     velocity_noise: float = 5.0
     pedal_prob: float = 0.3  # chance that an excerpt is pedalled (changes at each barline)
+    spread_prob: float = 0.0  # chance that an excerpt's chords (3+ notes struck together) are rolled
+    spread_ms: tuple[float, float] = (15.0, 60.0)  # per excerpt: bottom-to-top time of a rolled chord
+    min_spread_notes: int = 3
 
     @classmethod
     def from_params(cls, section: dict) -> PianistConfig:
@@ -44,7 +49,10 @@ def beat_to_time(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generat
     white = rng.standard_normal(n)
     width = max(1, int(cfg.tempo_drift_beats * resolution))
     kernel = np.hanning(2 * width + 1)
-    smooth = np.convolve(white, kernel / np.sqrt((kernel**2).sum()), mode="same")
+    kernel = kernel / np.sqrt((kernel**2).sum())
+    # "same" returns max(n, len(kernel)) values: a score shorter than the kernel takes the full convolution's middle
+    smooth = (np.convolve(white, kernel, mode="same") if n >= len(kernel)
+              else np.convolve(white, kernel, mode="full")[width:width + n])
     log_tempo = np.log(score.tempo_bpm) + cfg.tempo_drift * smooth
     seconds_per_step = 60.0 / np.exp(log_tempo) / resolution
     times = np.concatenate([[0.0], np.cumsum(seconds_per_step[:-1])])
@@ -71,7 +79,6 @@ def perform(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generator, l
         if polyphonic:
             velocity += cfg.melody_lift if n.voice == 0 else -cfg.melody_lift / 3
         notes.append(PerformedNote(n.pitch, max(0.0, onset), offset, int(np.clip(round(velocity), 1, 127))))
-    notes = _release_before_repeat(sorted(notes, key=lambda x: (x.onset, x.pitch)))
     pedal = []
     if rng.random() < cfg.pedal_prob:
         # Legato pedalling: lift at each barline, press again just after the new bar's first notes.
@@ -81,7 +88,31 @@ def perform(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generator, l
                 pedal.append(PedalEvent(t, False))
             pedal.append(PedalEvent(t + 0.08, True))
         pedal.append(PedalEvent(lead_in + float(to_time(score.length_beats)), False))
+    # drawn last, so that an excerpt's other choices are those of a pianist who never rolls
+    if cfg.spread_prob > 0 and rng.random() < cfg.spread_prob:
+        notes = roll_chords(score, notes, rng.uniform(*cfg.spread_ms) / 1000.0, cfg.min_spread_notes, cfg.min_note_s)
+    notes = _release_before_repeat(sorted(notes, key=lambda x: (x.onset, x.pitch)))
     return Performance(notes=notes, pedal=pedal)
+
+
+def roll_chords(score: ScoreExcerpt, notes: list[PerformedNote], spread_s: float, min_notes: int,
+                min_note_s: float) -> list[PerformedNote]:
+    """`notes` (one per score note, in score order) with each chord of `min_notes` or more notes sharing a score
+    onset struck bottom-up: the k-th lowest of n at the chord's first onset + k * spread_s / (n - 1)."""
+    by_onset: dict[float, list[int]] = {}
+    for i, n in enumerate(score.notes):
+        by_onset.setdefault(n.onset, []).append(i)
+    out = list(notes)
+    for idx in by_onset.values():
+        if len({score.notes[i].pitch for i in idx}) < min_notes:
+            continue
+        start = min(notes[i].onset for i in idx)
+        ordered = sorted(idx, key=lambda i: score.notes[i].pitch)
+        for k, i in enumerate(ordered):
+            n = notes[i]
+            onset = start + k * spread_s / (len(ordered) - 1)
+            out[i] = PerformedNote(n.pitch, onset, max(n.offset, onset + min_note_s), n.velocity)
+    return out
 
 
 def _release_before_repeat(notes: list[PerformedNote], gap: float = 0.01) -> list[PerformedNote]:

@@ -54,7 +54,8 @@ def build_corpus(section: dict, real_data: dict | None = None) -> dict:
         return real.build_real_corpus(section, real_data or {})
     collections = list(section["collections"])
     add_bundle_iteration()  # list_works walks music21's catalogue: linear with this, quadratic (~20 s) without
-    works = list_works(collections, section.get("max_works_per_collection"), section["seed"]) if collections else []
+    works = list_works(collections, section.get("max_works_per_collection"), section["seed"],
+                       section.get("max_works_by_collection")) if collections else []
     works += list_user_works(section.get("user_folders") or [], section.get("max_file_mb", DEFAULT_MAX_MB))
     if not works:
         raise CorpusError("No works selected: corpus.collections and corpus.user_folders are both empty.")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmm_utils.data.corpus import family
+from lmm_utils.data.corpus import FAMILIES, family
 from lmm_utils.data.evaluation import EvaluationData, Truth
 from lmm_utils.data.excerpts import stable_seed
 from lmm_utils.data.pianist import PianistConfig, perform
@@ -48,7 +48,7 @@ def bounds_table(data: EvaluationData, truth: Truth, perform_section: dict) -> l
         per_excerpt = [{"id": i, "collection": truth.collection[i], "family": family(truth.collection[i]),
                         "status": "ok", **performance_scores(truth.perf[i], perfs[i])} for i in truth.ids]
         summary = summarize(per_excerpt)
-        for subset in ("all", "folk", "chorales"):
+        for subset in ("all", *FAMILIES):
             if subset in summary:
                 rows.append({"g": name, "subset": subset, **{k: summary[subset].get(k) for k in COLUMNS},
                              "n": int(summary[subset]["n"])})

@@ -40,7 +40,7 @@ from lmm_utils.evaluation.scoring import (
 # curve grids, evaluate.json's areas and the summary's g table.
 # g: per-note velocity and timing correlations (what a score can predict), then the absolute-timing note F1.
 HEADLINE = ["h-note_f1-all", "h-frame_f1-all", "h_timbre-note_f1-all", "h_noisy-note_f1-all", "h-note_f1-folk",
-            "h-note_f1-chorales",
+            "h-note_f1-chorales", "h-note_f1-polyphony",
             "g-velocity_r-all", "g-log_ioi_r-all", "g-note_f1-all", "g-tempo_log_error-all", "g-velocity_mae-all"]
 # The curves `dvc plots show` draws (dvc.yaml's top-level plots, in this order); the stage writes them even empty.
 PLOTTED = ["h-note_f1-all", "h-note_f1-chorales", "h_timbre-note_f1-all", "g-note_f1-all"]

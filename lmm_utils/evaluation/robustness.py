@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.io import read_json
-from lmm_utils.data.corpus import family
+from lmm_utils.data.corpus import FAMILIES, family
 from lmm_utils.data.evaluation import NOISY_POOL, TEST_POOL, TIMBRE_POOL, EvaluationData, Truth
 from lmm_utils.evaluation.levels import LEVELS_DBFS, SILENT_RMS, at_rms_dbfs, level_folder
 from lmm_utils.evaluation.metrics import transcription_scores
@@ -26,7 +26,7 @@ from lmm_utils.evaluation.predictions import PredictionSource, run_sources
 from lmm_utils.evaluation.scoring import PEERS_DIR, SYSTEMS, TRANSCRIPTION_SYSTEMS, score_folder, summarize
 from lmm_utils.methods.checkpoints import load_h
 
-SUBSETS = ("all", "folk", "chorales")
+SUBSETS = ("all", *FAMILIES)
 PEER_SUFFIX = " (peer)"
 
 

@@ -14,7 +14,7 @@ rows (into its cache, data/evaluate/scores) only when they are missing or the fi
 scores the union of the runs' excerpts and a run predicted fewer. Peers (Basic Pitch) go through the same code.
 
 A missing or unreadable prediction counts as an empty performance (F1 = 0), and is counted (`failed`). Subsets:
-"all", the families of lmm_utils.data.corpus.family ("folk", "chorales") and each collection. Rows keep NaN for
+"all", the families of lmm_utils.data.corpus.family ("folk", "chorales", "polyphony") and each collection. Rows keep NaN for
 undefined values (e.g. the tempo of a one-note excerpt); Python's json reads them back.
 """
 from __future__ import annotations

@@ -26,6 +26,7 @@ from lmm_utils.mapping.draws import sweep
 H_COLUMNS = [("note F1", "T", "all", "note_f1"), ("note+off F1", "T", "all", "note_offset_f1"),
              ("note+off+vel F1", "T", "all", "note_offset_velocity_f1"), ("frame F1", "T", "all", "frame_f1"),
              ("note F1 folk", "T", "folk", "note_f1"), ("note F1 chorales", "T", "chorales", "note_f1"),
+             ("note F1 polyphony", "T", "polyphony", "note_f1"),
              ("T_timbre note F1", "T_timbre", "all", "note_f1"), ("T_timbre frame F1", "T_timbre", "all", "frame_f1"),
              ("T_noisy note F1", "T_noisy", "all", "note_f1"), ("T_noisy frame F1", "T_noisy", "all", "frame_f1")]
 G_COLUMNS = [("velocity r", "T", "all", "velocity_r"), ("log-IOI r", "T", "all", "log_ioi_r"),

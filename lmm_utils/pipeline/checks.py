@@ -16,6 +16,7 @@ from typing import Union
 
 from lmm_utils.core import params as core
 from lmm_utils.core.params import ParamsError, unknown_key_error
+from lmm_utils.data.corpus import CHORALES, FOLK, POLYPHONY
 from lmm_utils.data.pools import check_fractions
 from lmm_utils.methods import check_method
 from lmm_utils.synth.fit import FIT_KEYS
@@ -65,8 +66,9 @@ _MOTION_TOKENS = Class("lmm_utils.tokens.motion:MotionTokenizer")
 _FIT = tuple(k for k in FIT_KEYS if k not in ("seed", "threads", "piano_dropout"))
 
 KNOWN: dict[str, Node] = {
-    "corpus": dict.fromkeys(["seed", "collections", "max_works_per_collection", "user_folders", "max_file_mb",
-                             "workers", "source"]),
+    "corpus": {**dict.fromkeys(["seed", "collections", "max_works_per_collection", "user_folders", "max_file_mb",
+                                "workers", "source"]),
+               "max_works_by_collection": None},  # keys = collection names (list_works refuses unlisted ones)
     "real_data": dict.fromkeys(["maestro_dir", "asap_dir", "excerpt_seconds", "max_pieces",
                                 "max_performances_per_piece"]),
     "split": {"seed": None, "fractions": dict.fromkeys(["U_V", "U_A", "P", "T"]),
@@ -192,6 +194,11 @@ def check_section(name: str, sec) -> dict:
     if not isinstance(sec, dict):
         raise ParamsError(f"params.yaml: section {name!r} must be a mapping, got {sec!r}")
     check_known_keys(sec, KNOWN[name], name)  # first: a typo'd key would otherwise fail as a type error, misleadingly
+    if name == "corpus":  # the per-collection caps' keys: collections (a cap on one not listed is not used)
+        known = {*(sec.get("collections") or []), *FOLK, CHORALES, *POLYPHONY}
+        for key in sec.get("max_works_by_collection") or {}:
+            if key not in known:
+                raise unknown_key_error(key, known, "corpus.max_works_by_collection")
     core.check_section(name, sec)
     specific = SPECIFIC.get(name)
     if specific:

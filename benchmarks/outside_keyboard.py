@@ -1,0 +1,159 @@
+"""The outside check: h on keyboard works that no pool holds (data/corpus.KEYBOARD_WORKS: Joplin's Maple Leaf Rag,
+a Chopin mazurka, C. P. E. Bach, Mozart's K. 545, Schoenberg's op. 19, Clara Schumann's polonaises), played by the
+benchmark's pianist and recorded on T_timbre's unheard piano at an ordinary level (-20 dBFS RMS), with Basic Pitch
+on the same audio.
+
+    .venv/bin/python benchmarks/outside_keyboard.py --project . --runs shipped data/runs/supervised/supervised-K16-s0 \\
+        --out benchmarks/results/outside_keyboard.json
+
+The excerpts, the pianist and the piano come from this checkout's params.yaml whatever --project is, so runs of
+several projects (e.g. one made before the polyphony family) are scored on the same recordings.
+
+What it measures is what the keyboard writing of the corpus does to h (fast runs, wide-spread accompaniment, dense
+chords), not a tuned number: nothing here feeds back into any method. The ground-truth motion is the virtual
+pianist's (this is evaluation code, as EvaluationData is); excerpts, performances and recordings are seeded, so a
+re-run makes the same audio. Note F1 is mir_eval's onset-and-pitch F1 (lmm_utils.evaluation.metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LEVEL_DBFS = -20.0  # an ordinary recording's RMS (T's recordings average -38)
+ROOM = {"reverb_room": 0.4, "reverb_level": 0.25}  # a small room: neither T's dry end nor T_noisy's hall
+
+
+def keyboard_excerpts(per_piece: int, seed: int):
+    """The keyboard works of music21's corpus as excerpts cut as the split stage cuts them (no arpeggiation: the
+    writing is already the keyboard's)."""
+    import yaml
+    from music21 import corpus
+
+    from lmm_utils.data.corpus import WorkRef, is_keyboard_work, parse_works
+    from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts
+    from lmm_utils.data.music21_compat import add_bundle_iteration
+
+    add_bundle_iteration()
+    sources = sorted({str(e.sourcePath) for e in corpus.corpora.CoreCorpus().metadataBundle
+                      if is_keyboard_work(str(e.sourcePath))})
+    refs = [WorkRef(s.split("/")[0], s) for s in sources]
+    pieces, skipped = parse_works(refs, workers=1)
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["excerpts"]
+    cfg = ExcerptConfig.from_params({**section, "max_per_piece": per_piece, "arpeggiate_prob": 0.0})
+    excerpts = [e for p in pieces for e in make_excerpts(p, cfg, seed)]
+    return excerpts, skipped
+
+
+def record(excerpts, out_dir: Path, seed: int) -> dict:
+    """Play each excerpt with the benchmark's pianist and record it on T_timbre's piano at LEVEL_DBFS -> wav files;
+    returns {excerpt id: Performance}."""
+    import soundfile as sf
+    import yaml
+
+    from lmm_utils.data.excerpts import stable_seed
+    from lmm_utils.data.pianist import PianistConfig, perform
+    from lmm_utils.data.render import FluidRenderer, RecordingConditions
+    from lmm_utils.evaluation.levels import at_rms_dbfs
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    pianist = PianistConfig.from_params(params["perform"]["pianist"])
+    piano = params["perform"]["timbre_soundfont"]
+    sr = params["features"]["sample_rate"]
+    renderer = FluidRenderer(sr)
+    cond = RecordingConditions(soundfont=piano["file"], preset=piano["preset"], **ROOM)
+    truth = {}
+    for e in excerpts:
+        perf = perform(e, pianist, np.random.default_rng(stable_seed(seed, e.id, "outside")))
+        audio = renderer.render(perf, cond)
+        sf.write(out_dir / f"{e.id}.wav", at_rms_dbfs(audio, LEVEL_DBFS), sr, subtype="FLOAT")
+        truth[e.id] = perf
+    return truth
+
+
+def score_h(label: str, project: Path, audio_dir: Path, truth: dict) -> dict:
+    from lmm_utils.app.inference import transcribe_file
+    from lmm_utils.app.shipping import SHIPPED_DIR, shipped_model
+    from lmm_utils.evaluation.metrics import note_scores
+    from lmm_utils.methods.checkpoints import load_h
+
+    if label == "shipped":
+        path, _ = shipped_model("h")
+        h = load_h(path, lm_root=SHIPPED_DIR)
+    else:
+        h = load_h(project / label / "h.pt", lm_root=project)
+    rows = {i: note_scores(truth[i], transcribe_file(h, audio_dir / f"{i}.wav")) for i in truth}
+    return rows
+
+
+def score_basic_pitch(project: Path, audio_dir: Path, truth: dict, work: Path) -> dict | None:
+    from lmm_utils.core.motion import read_midi
+    from lmm_utils.evaluation.metrics import note_scores
+    from lmm_utils.evaluation.peers.stage import bp_python, transcribe
+
+    py = bp_python(project)
+    if py is None:
+        return None
+    out = work / "bp"
+    transcribe(py, project, [(audio_dir, out)], None)
+    return {i: note_scores(truth[i], read_midi(out / f"{i}.mid")) for i in truth if (out / f"{i}.mid").is_file()}
+
+
+def summarize(rows: dict, collection: dict) -> dict:
+    keys = ("note_f1", "note_p", "note_r")
+    out = {"all": {k: round(float(np.mean([r[k] for r in rows.values()])), 4) for k in keys} | {"n": len(rows)}}
+    for c in sorted(set(collection.values())):
+        sub = [r for i, r in rows.items() if collection[i] == c]
+        out[c] = {k: round(float(np.mean([r[k] for r in sub])), 4) for k in keys} | {"n": len(sub)}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--project", type=Path, default=ROOT)
+    p.add_argument("--runs", nargs="+", default=["shipped"], help="'shipped' or run folders relative to --project")
+    p.add_argument("--label", default="", help="prefix of the runs' labels in the output (e.g. the project's commit)")
+    p.add_argument("--per-piece", type=int, default=6, help="excerpts per work (split.excerpts' windows)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--add", action="store_true", help="merge into --out's systems instead of replacing the file")
+    p.add_argument("--no-peer", action="store_true", help="skip Basic Pitch")
+    args = p.parse_args()
+    project = args.project.resolve()
+    excerpts, skipped = keyboard_excerpts(args.per_piece, args.seed)
+    collection = {e.id: e.collection for e in excerpts}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        audio_dir = work / "audio"
+        audio_dir.mkdir()
+        truth = record(excerpts, audio_dir, args.seed)
+        systems = {(args.label + label if label != "shipped" else label): score_h(label, project, audio_dir, truth)
+                   for label in args.runs}
+        bp = None if args.no_peer else score_basic_pitch(ROOT, audio_dir, truth, work)
+        if bp is not None:
+            systems["Basic Pitch"] = bp
+    result = {
+        "what": "h note F1 (onset 50 ms + pitch) on music21's keyboard works, which no pool holds; T_timbre's piano, "
+                f"{LEVEL_DBFS} dBFS RMS, a small room {ROOM}",
+        "command": "python benchmarks/outside_keyboard.py " + " ".join(sys.argv[1:]),
+        "excerpts": len(excerpts), "works_skipped": skipped,
+        "notes_per_s": round(float(np.mean([len(e.notes) / (e.length_beats * 60 / e.tempo_bpm) for e in excerpts])), 3),
+        "systems": {k: summarize(v, collection) for k, v in systems.items()},
+    }
+    print(json.dumps(result["systems"], indent=1))
+    if args.out:  # --add keeps the systems already in the file (another project's runs on the same recordings)
+        if args.add and args.out.is_file():
+            result["systems"] = {**json.loads(args.out.read_text())["systems"], **result["systems"]}
+            result["command"] = json.loads(args.out.read_text())["command"] + " ; " + result["command"]
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

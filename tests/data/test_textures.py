@@ -1,0 +1,123 @@
+"""Keyboard textures, the polyphony family and the keyboard works kept out of the pools (data/textures.py,
+data/pianist.py's rolled chords, data/corpus.py)."""
+import factories
+import numpy as np
+import pytest
+
+from lmm_utils.core.score import ScoreNote
+from lmm_utils.data.corpus import (
+    FAMILIES,
+    KEYBOARD_WORKS,
+    CorpusError,
+    WorkRef,
+    family,
+    is_keyboard_work,
+    list_works,
+)
+from lmm_utils.data.engrave import excerpt_to_stream
+from lmm_utils.data.music21_compat import add_bundle_iteration
+from lmm_utils.data.pianist import PianistConfig, perform
+from lmm_utils.data.textures import arpeggiate, collection_textures, figure_pitches, keyboard_texture, texture_stats
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_catalogue():
+    add_bundle_iteration()  # list_works walks music21's catalogue: linear with this, as the corpus stage runs it
+
+
+def _chorale_bar() -> list[ScoreNote]:
+    """Soprano in quarters over alto, tenor and bass held for two beats each (a chorale-like bar)."""
+    soprano = [ScoreNote(72 + i, float(i), 1.0, 0) for i in range(4)]
+    lower = [ScoreNote(p, t, 2.0, v) for t in (0.0, 2.0) for p, v in ((64, 1), (55, 2), (48, 3))]
+    return soprano + lower
+
+
+def test_figure_is_alberti_order_through_the_chord():
+    assert figure_pitches([48, 55, 64], 6) == [48, 64, 55, 64, 48, 64]
+    assert figure_pitches([60, 67], 3) == [60, 67, 60]
+
+
+def test_arpeggiate_breaks_held_chords_and_keeps_the_melody():
+    out = arpeggiate(_chorale_bar(), step=0.5)
+    melody = [n for n in out if n.voice == 0]
+    assert melody == [n for n in _chorale_bar() if n.voice == 0]
+    figure = sorted((n for n in out if n.voice > 0), key=lambda n: n.onset)
+    assert [n.onset for n in figure] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    assert [n.pitch for n in figure] == [48, 64, 55, 64] * 2
+    assert {n.voice for n in figure} == {3}  # written in the bass's part
+    assert all(n.duration == 0.5 for n in figure)
+    # no two notes of a part overlap, so the engraver writes it as one line
+    for v in {n.voice for n in out}:
+        part = sorted((n for n in out if n.voice == v), key=lambda n: n.onset)
+        assert all(a.onset + a.duration <= b.onset + 1e-9 for a, b in zip(part, part[1:]))
+    excerpt_to_stream(factories.excerpt(out))  # engraves
+
+
+def test_short_chords_and_single_lower_notes_are_left_alone():
+    notes = [ScoreNote(72, 0.0, 0.5, 0), ScoreNote(60, 0.0, 0.5, 1), ScoreNote(52, 0.0, 0.5, 2),
+             ScoreNote(48, 1.0, 2.0, 3)]
+    assert sorted(arpeggiate(notes, 0.5), key=lambda n: (n.onset, n.pitch)) == sorted(
+        notes, key=lambda n: (n.onset, n.pitch))
+    with pytest.raises(ValueError, match="arpeggiate_step"):
+        arpeggiate(notes, 0.0)
+
+
+def test_keyboard_texture_draws_only_where_it_applies():
+    two_parts = factories.excerpt([ScoreNote(72, 0.0, 2.0, 0), ScoreNote(48, 0.0, 2.0, 1)])
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert keyboard_texture(two_parts, 1.0, 0.5, rng) is two_parts
+    assert keyboard_texture(factories.excerpt(_chorale_bar()), 0.0, 0.5, rng).notes == _chorale_bar()
+    assert rng.bit_generator.state == state  # nothing drawn: a stream of its own either way
+    assert keyboard_texture(factories.excerpt(_chorale_bar()), 1.0, 0.5, rng).notes != _chorale_bar()
+
+
+def test_pianist_rolls_chords_bottom_up_and_changes_nothing_else():
+    score = factories.excerpt(_chorale_bar(), bpm=60.0)
+    plain = perform(score, PianistConfig(), np.random.default_rng(3))
+    rolled = perform(score, PianistConfig(spread_prob=1.0, spread_ms=(40.0, 40.0)), np.random.default_rng(3))
+    assert plain == perform(score, PianistConfig(spread_prob=0.0), np.random.default_rng(3))
+    lone = {73, 75}  # the soprano's notes on beats 2 and 4 start no chord: untouched
+    assert [n for n in plain.notes if n.pitch in lone] == [n for n in rolled.notes if n.pitch in lone]
+    chord = sorted((n for n in rolled.notes if n.onset < 0.4), key=lambda n: n.pitch)  # the first beat's chord
+    assert [n.pitch for n in chord] == [48, 55, 64, 72]
+    gaps = np.diff([n.onset for n in chord])
+    assert np.allclose(gaps, 0.040 / 3, atol=1e-9)  # bottom to top over 40 ms
+    by_pitch = {(n.pitch, round(n.offset, 6)) for n in plain.notes}
+    assert {(n.pitch, round(n.offset, 6)) for n in rolled.notes} == by_pitch  # releases unchanged
+    assert plain.pedal == rolled.pedal
+
+
+def test_texture_stats_count_notes_per_second_and_polyphony():
+    ex = factories.excerpt(_chorale_bar(), bpm=120.0)  # 4 beats at 120 bpm = 2 s
+    rate, poly = texture_stats(ex)
+    assert rate == pytest.approx(10 / 2.0)
+    assert poly == [4] * 10  # at every onset the soprano and the three held lower parts sound
+    _, poly_figured = texture_stats(factories.excerpt(arpeggiate(_chorale_bar(), 0.5)))
+    assert max(poly_figured) == 2  # the figure: one lower note at a time under the soprano
+    table = collection_textures([ex, factories.excerpt([ScoreNote(60, 0.0, 4.0, 0)], id="x", collection="folkish")])
+    assert table["test"]["polyphony_hist"]["4"] == 10 and table["folkish"]["polyphony_mean"] == 1.0
+    assert table["folkish"]["notes_per_s"]["mean"] == pytest.approx(0.5)
+
+
+def test_polyphony_family_and_keyboard_works_kept_out():
+    assert family("palestrina") == family("mozart") == "polyphony" and "polyphony" in FAMILIES
+    assert family("bachChorales") == "chorales" and family("essenFolksong") == "folk"
+    assert is_keyboard_work("mozart/k545/movement1_exposition.mxl") and not is_keyboard_work("mozart/k458/movement1.mxl")
+    works = list_works(["mozart"], None, 0)
+    assert works and not any(is_keyboard_work(w.source) for w in works)
+    assert len({w.id for w in works}) == len(works)  # nested movements keep their folder in the id
+    assert WorkRef("mozart", "mozart/k458/movement1.mxl").id == "mozart-k458_movement1"
+    assert WorkRef("essenFolksong", "essenFolksong/altdeu10.abc", 3).id == "essenFolksong-altdeu10-3"  # unchanged
+    with pytest.raises(CorpusError, match="keyboard works"):
+        list_works(["joplin"], None, 0)
+    assert any(k.startswith("joplin") for k in KEYBOARD_WORKS)
+
+
+def test_per_collection_caps_and_their_typos():
+    works = list_works(["mozart", "palestrina"], 5, 0, {"palestrina": 2})
+    per = {c: sum(w.collection == c for w in works) for c in ("mozart", "palestrina")}
+    assert per == {"mozart": 5, "palestrina": 2}
+    assert list_works(["mozart"], 5, 0, {"palestrina": 2}) == [w for w in works if w.collection == "mozart"]
+    with pytest.raises(CorpusError, match="max_works_by_collection names unknown"):
+        list_works(["mozart"], 5, 0, {"palestrna": 2})
