@@ -110,17 +110,24 @@ def profile(res: Results) -> list[str]:
             "reverb and background noise, where the data has it)"]
 
 
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
+
+
 def f1_table(res: Results) -> list[str]:
     """method x K rows of h note F1, mean ± sd over seeds, on T, T_timbre, T_noisy and each family."""
     by = cells(res.summary)
     order = list(dict.fromkeys([*res.params.get("mapping", {}).get("methods", []), *(m for m, _ in by)]))
-    out = ["| method | K | seeds | " + " | ".join(c for c, _ in F1_COLUMNS) + " |",
-           "|---|---:|---:|" + "---:|" * len(F1_COLUMNS)]
+    # a family the results' T does not hold (results made before it existed) has no column, not a column of "–"
+    columns = [(c, lab) for c, lab in F1_COLUMNS
+               if not c.startswith("T ") or any(_finite(mean_sd(cell, lab)[0]) for cell in by.values())]
+    out = ["| method | K | seeds | " + " | ".join(c for c, _ in columns) + " |",
+           "|---|---:|---:|" + "---:|" * len(columns)]
     for method in order:
         for K in sorted(k for m, k in by if m == method):
             c = by[(method, K)]
             out.append(f"| {method} | {K} | {c.get('n_seeds', '?')} | "
-                       + " | ".join(fmt_mean_sd(*mean_sd(c, lab)[:2]) for _, lab in F1_COLUMNS) + " |")
+                       + " | ".join(fmt_mean_sd(*mean_sd(c, lab)[:2]) for _, lab in columns) + " |")
     return out
 
 
