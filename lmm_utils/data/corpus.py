@@ -45,6 +45,12 @@ def family(collection: str) -> str:
     return "chorales" if collection == CHORALES else collection
 
 
+def cap_keys(collections: list[str]) -> set[str]:
+    """The names corpus.max_works_by_collection may use: the listed collections and every family's (a cap on one not
+    listed is kept for when it is, e.g. by a profile that lists fewer)."""
+    return {*collections, *FOLK, CHORALES, *POLYPHONY}
+
+
 def is_keyboard_work(source: str) -> bool:
     """A corpus file of KEYBOARD_WORKS (kept out of every pool)."""
     return source.startswith(KEYBOARD_WORKS)
@@ -115,15 +121,16 @@ def list_works(collections: list[str], max_works: int | None, seed: int,
     if unknown:
         raise CorpusError(f"Unknown music21 collection(s) {unknown}. Available: {', '.join(known)}")
     caps = dict(max_by_collection or {})
-    stray = sorted(set(caps) - set(known))
+    stray = sorted(set(caps) - cap_keys(collections))
     if stray:
-        raise CorpusError(f"corpus.max_works_by_collection names unknown collection(s) {stray}: a typo would "
-                          f"silently read every work. Available: {', '.join(known)}")
+        raise CorpusError(f"corpus.max_works_by_collection names {stray}: neither in corpus.collections nor a "
+                          f"collection of a family (a typo would silently read every work). Listed: {collections}")
     by_collection: dict[str, list[WorkRef]] = {c: [] for c in collections}
     for entry in corpus.corpora.CoreCorpus().metadataBundle:
         source = str(entry.sourcePath)
         top = source.split("/")[0]
-        if is_keyboard_work(source):
+        # scores only: music21's catalogue also holds Roman-numeral analyses (.rntxt: chord symbols, not parts)
+        if is_keyboard_work(source) or Path(source).suffix.lower() not in USER_SUFFIXES:
             continue
         number = int(entry.number) if entry.number not in (None, "") else None
         if top in by_collection and top != "bach":

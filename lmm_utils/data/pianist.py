@@ -35,7 +35,14 @@ class PianistConfig:
     pedal_prob: float = 0.3  # chance that an excerpt is pedalled (changes at each barline)
     spread_prob: float = 0.0  # chance that an excerpt's chords (3+ notes struck together) are rolled
     spread_ms: tuple[float, float] = (15.0, 60.0)  # per excerpt: bottom-to-top time of a rolled chord
-    min_spread_notes: int = 3
+    min_spread_notes: int = 3  # distinct pitches a chord needs to be rolled
+
+    def __post_init__(self):
+        lo, hi = self.spread_ms
+        if not 0 <= lo <= hi:
+            raise ValueError(f"perform.pianist.spread_ms must be [low, high] with 0 <= low <= high, got {self.spread_ms}")
+        if self.min_spread_notes < 2:
+            raise ValueError(f"perform.pianist.min_spread_notes must be >= 2, got {self.min_spread_notes}")
 
     @classmethod
     def from_params(cls, section: dict) -> PianistConfig:
@@ -59,8 +66,11 @@ def beat_to_time(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generat
     return lambda beats: np.interp(beats, grid, times)
 
 
-def perform(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generator, lead_in: float = 0.25) -> Performance:
-    """Play `score`; `lead_in` seconds of silence precede the first barline."""
+def perform(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generator, lead_in: float = 0.25,
+            roll_rng: np.random.Generator | None = None) -> Performance:
+    """Play `score`; `lead_in` seconds of silence precede the first barline. Whether (and how widely) chords are
+    rolled is drawn from `roll_rng` (default: `rng`); the perform stage passes a stream of its own, so that turning
+    rolls on leaves every other draw of the excerpt -- its recording conditions too -- as it was."""
     if not score.notes:
         return Performance(notes=[])
     to_time = beat_to_time(score, cfg, rng)
@@ -88,29 +98,32 @@ def perform(score: ScoreExcerpt, cfg: PianistConfig, rng: np.random.Generator, l
                 pedal.append(PedalEvent(t, False))
             pedal.append(PedalEvent(t + 0.08, True))
         pedal.append(PedalEvent(lead_in + float(to_time(score.length_beats)), False))
-    # drawn last, so that an excerpt's other choices are those of a pianist who never rolls
-    if cfg.spread_prob > 0 and rng.random() < cfg.spread_prob:
-        notes = roll_chords(score, notes, rng.uniform(*cfg.spread_ms) / 1000.0, cfg.min_spread_notes, cfg.min_note_s)
+    roll_rng = rng if roll_rng is None else roll_rng
+    if cfg.spread_prob > 0 and roll_rng.random() < cfg.spread_prob:
+        notes = roll_chords(score, notes, roll_rng.uniform(*cfg.spread_ms) / 1000.0, cfg.min_spread_notes,
+                            cfg.min_note_s)
     notes = _release_before_repeat(sorted(notes, key=lambda x: (x.onset, x.pitch)))
     return Performance(notes=notes, pedal=pedal)
 
 
 def roll_chords(score: ScoreExcerpt, notes: list[PerformedNote], spread_s: float, min_notes: int,
                 min_note_s: float) -> list[PerformedNote]:
-    """`notes` (one per score note, in score order) with each chord of `min_notes` or more notes sharing a score
-    onset struck bottom-up: the k-th lowest of n at the chord's first onset + k * spread_s / (n - 1)."""
+    """`notes` (one per score note, in score order) with each chord of `min_notes` or more distinct pitches sharing
+    a score onset struck bottom-up: its k-th lowest of n distinct pitches at the chord's first onset +
+    k * spread_s / (n - 1). A doubled pitch (two parts in unison) is struck once, at its pitch's time."""
     by_onset: dict[float, list[int]] = {}
     for i, n in enumerate(score.notes):
         by_onset.setdefault(n.onset, []).append(i)
     out = list(notes)
     for idx in by_onset.values():
-        if len({score.notes[i].pitch for i in idx}) < min_notes:
+        pitches = sorted({score.notes[i].pitch for i in idx})
+        if len(pitches) < max(2, min_notes):
             continue
         start = min(notes[i].onset for i in idx)
-        ordered = sorted(idx, key=lambda i: score.notes[i].pitch)
-        for k, i in enumerate(ordered):
+        at = {p: start + k * spread_s / (len(pitches) - 1) for k, p in enumerate(pitches)}
+        for i in idx:
             n = notes[i]
-            onset = start + k * spread_s / (len(ordered) - 1)
+            onset = at[score.notes[i].pitch]
             out[i] = PerformedNote(n.pitch, onset, max(n.offset, onset + min_note_s), n.velocity)
     return out
 

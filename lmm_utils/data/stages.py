@@ -263,7 +263,8 @@ def build_performances(section: dict, sample_rate: int) -> dict:
             rows, jobs = [], []
             for ex in load_scores(pool):
                 rng = np.random.default_rng(stable_seed(section["seed"], ex.id))
-                perf = perform(ex, pianist, rng)
+                # rolls draw from a stream of their own: turning them on leaves the recording conditions' draws as they were
+                perf = perform(ex, pianist, rng, roll_rng=np.random.default_rng(stable_seed(section["seed"], ex.id, "roll")))
                 cond = recording_conditions(section, pool, ex.id, rng)
                 write_midi(perf, motion_tmp / pool / f"{ex.id}.mid")
                 rows.append({"id": ex.id, "performance": perf.to_dict()})

@@ -4,7 +4,7 @@ Folk melodies and four-part chorales have no broken-chord accompaniment. A piani
 the keyboard turns the lower parts' held chords into moving figures. `arpeggiate` does that on the score
 itself (so V says what M plays): at each onset where two or more lower-part notes start together and are held
 for at least two figure steps, the chord is replaced by an Alberti-style figure of `step`-beat notes through
-its pitches (low, high, middle, high, ...), written in the lowest part's voice; the top part (voice 0) is kept
+its pitches (low, high, middle, high, ...), written in the voice of the chord's lowest note; the top part (voice 0) is kept
 as it is. Rolled (spread) chords and pedalling are the pianist's (data/pianist.py).
 
 `texture_stats` measures what the data card reports per collection: notes per second at the excerpt's tempo mark
@@ -53,7 +53,7 @@ def arpeggiate(notes: list[ScoreNote], step: float) -> list[ScoreNote]:
             out.append(ScoreNote(pitch, round(onset + i * step, 4), round(step, 4), bass_voice))
         # what a chord note held beyond the figure's span would still sound is left out (a keyboard reduction)
     seen, unique = set(), []
-    for n in sorted(out, key=lambda n: (n.onset, n.pitch, n.voice)):
+    for n in sorted(out, key=lambda n: (n.onset, n.voice, -n.pitch)):  # the project's note order (tokens, corpus)
         if (n.pitch, n.onset) not in seen:  # a figure note doubling the melody is struck once
             seen.add((n.pitch, n.onset))
             unique.append(n)

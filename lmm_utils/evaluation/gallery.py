@@ -26,7 +26,7 @@ SYNTH_PATH = Path("data/synth/S.pt")
 
 
 def pick_gallery(truth: Truth, ids: list[str], n: int, seed: int = 0) -> list[str]:
-    """n excerpts of `ids`, alternating folk and chorales where both exist (seeded, stable)."""
+    """n excerpts of `ids`, alternating between the families that exist (seeded, stable)."""
     rng = np.random.default_rng(seed)
     groups: dict[str, list[str]] = {}
     for i in sorted(ids):

@@ -131,11 +131,11 @@ def lm_alignment(data: EvaluationData, feat: FeatureConfig, knn: dict, lm_dirs: 
 
 def alignment_table(align: dict) -> list[dict]:
     rows = [{"measure": f"mutual {v['k']}-NN, gallery {v['gallery']}", "paired": v["paired"],
-             "shuffled pairs": v["shuffled"], "shuffled within folk / chorales": v["shuffled_within_group"],
+             "shuffled pairs": v["shuffled"], "shuffled within family": v["shuffled_within_group"],
              "chance": v["chance"]} for v in align["mutual_knn"].values()]
     cka = align["cka"]
     return rows + [{"measure": "linear CKA", "paired": cka["paired"], "shuffled pairs": cka["shuffled"],
-                    "shuffled within folk / chorales": cka["shuffled_within_group"], "chance": None}]
+                    "shuffled within family": cka["shuffled_within_group"], "chance": None}]
 
 
 __all__ = ["find_lm_m", "lm_m_bits", "read_mapped", "read_oracle", "lm_m_table", "lm_m_metrics", "lm_alignment", "alignment_table",

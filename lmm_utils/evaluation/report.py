@@ -178,7 +178,7 @@ def multiplier_display(rows: list[dict], target: str, reference: str) -> list[di
 
 def peer_comparison(scored: Scored, best: dict[str, dict]) -> list[dict]:
     """Each peer next to one run per method (`best`: the evaluate stage passes curves.representative_runs, picked
-    without a score): h, h_timbre and h_noisy note / frame F1 on all, folk, chorales."""
+    without a score): h, h_timbre and h_noisy note / frame F1 on all and each family."""
     cols = [(s, m, sub) for s in ("h", "h_timbre", "h_noisy") for m in ("note_f1", "frame_f1") for sub in curves.SUBSETS]
     out = [{"system": f"{name} (peer)", **{f"{s}:{m}:{sub}": curves.peer_value(scored.peer_rows, name, Curve(s, m, sub))
                                            for s, m, sub in cols}} for name in scored.peer_names]

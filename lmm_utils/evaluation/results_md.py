@@ -270,8 +270,9 @@ def peer_lines(res: Results) -> list[str]:
     out = []
     for name, p in sorted((res.evaluate.get("peers") or {}).items()):
         if isinstance(p, dict) and p.get("available") and p.get("h-note_f1-all") is not None:
-            out.append(f"- `{name}` on the same T excerpts: note F1 {p['h-note_f1-all']:.3f} (folk "
-                       f"{p.get('h-note_f1-folk', float('nan')):.3f}, chorales {p.get('h-note_f1-chorales', float('nan')):.3f}); "
+            families = ", ".join(f"{f} {p[f'h-note_f1-{f}']:.3f}" for f in FAMILIES
+                                 if p.get(f"h-note_f1-{f}") is not None)  # the families the results' T holds
+            out.append(f"- `{name}` on the same T excerpts: note F1 {p['h-note_f1-all']:.3f} ({families}); "
                        f"T_timbre {p.get('h_timbre-note_f1-all', float('nan')):.3f}"
                        + (f", T_noisy {p['h_noisy-note_f1-all']:.3f}" if p.get("h_noisy-note_f1-all") is not None else ""))
     return out or ["- no peer was available to this run (`make basic-pitch` builds Basic Pitch)"]

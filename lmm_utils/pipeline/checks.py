@@ -16,7 +16,7 @@ from typing import Union
 
 from lmm_utils.core import params as core
 from lmm_utils.core.params import ParamsError, unknown_key_error
-from lmm_utils.data.corpus import CHORALES, FOLK, POLYPHONY
+from lmm_utils.data.corpus import cap_keys
 from lmm_utils.data.pools import check_fractions
 from lmm_utils.methods import check_method
 from lmm_utils.synth.fit import FIT_KEYS
@@ -68,7 +68,7 @@ _FIT = tuple(k for k in FIT_KEYS if k not in ("seed", "threads", "piano_dropout"
 KNOWN: dict[str, Node] = {
     "corpus": {**dict.fromkeys(["seed", "collections", "max_works_per_collection", "user_folders", "max_file_mb",
                                 "workers", "source"]),
-               "max_works_by_collection": None},  # keys = collection names (list_works refuses unlisted ones)
+               "max_works_by_collection": None},  # keys = collection names (check_section: corpus.cap_keys)
     "real_data": dict.fromkeys(["maestro_dir", "asap_dir", "excerpt_seconds", "max_pieces",
                                 "max_performances_per_piece"]),
     "split": {"seed": None, "fractions": dict.fromkeys(["U_V", "U_A", "P", "T"]),
@@ -194,8 +194,8 @@ def check_section(name: str, sec) -> dict:
     if not isinstance(sec, dict):
         raise ParamsError(f"params.yaml: section {name!r} must be a mapping, got {sec!r}")
     check_known_keys(sec, KNOWN[name], name)  # first: a typo'd key would otherwise fail as a type error, misleadingly
-    if name == "corpus":  # the per-collection caps' keys: collections (a cap on one not listed is not used)
-        known = {*(sec.get("collections") or []), *FOLK, CHORALES, *POLYPHONY}
+    if name == "corpus":  # the per-collection caps' keys: the rule list_works applies (corpus.cap_keys)
+        known = cap_keys(sec.get("collections") or [])
         for key in sec.get("max_works_by_collection") or {}:
             if key not in known:
                 raise unknown_key_error(key, known, "corpus.max_works_by_collection")

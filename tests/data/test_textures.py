@@ -76,7 +76,12 @@ def test_pianist_rolls_chords_bottom_up_and_changes_nothing_else():
     score = factories.excerpt(_chorale_bar(), bpm=60.0)
     plain = perform(score, PianistConfig(), np.random.default_rng(3))
     rolled = perform(score, PianistConfig(spread_prob=1.0, spread_ms=(40.0, 40.0)), np.random.default_rng(3))
-    assert plain == perform(score, PianistConfig(spread_prob=0.0), np.random.default_rng(3))
+    # rolls from a stream of their own leave the main stream as a pianist who never rolls leaves it
+    main = np.random.default_rng(3)
+    perform(score, PianistConfig(spread_prob=1.0), main, roll_rng=np.random.default_rng(9))
+    untouched = np.random.default_rng(3)
+    perform(score, PianistConfig(), untouched)
+    assert main.random() == untouched.random()
     lone = {73, 75}  # the soprano's notes on beats 2 and 4 start no chord: untouched
     assert [n for n in plain.notes if n.pitch in lone] == [n for n in rolled.notes if n.pitch in lone]
     chord = sorted((n for n in rolled.notes if n.onset < 0.4), key=lambda n: n.pitch)  # the first beat's chord
@@ -105,8 +110,8 @@ def test_polyphony_family_and_keyboard_works_kept_out():
     assert family("bachChorales") == "chorales" and family("essenFolksong") == "folk"
     assert is_keyboard_work("mozart/k545/movement1_exposition.mxl") and not is_keyboard_work("mozart/k458/movement1.mxl")
     works = list_works(["mozart"], None, 0)
-    assert works and not any(is_keyboard_work(w.source) for w in works)
-    assert len({w.id for w in works}) == len(works)  # nested movements keep their folder in the id
+    assert not any(is_keyboard_work(w.source) for w in works)
+    assert len(works) == 15  # 16 files, K. 545 kept out; before nested ids, every movementN collapsed into one id
     assert WorkRef("mozart", "mozart/k458/movement1.mxl").id == "mozart-k458_movement1"
     assert WorkRef("essenFolksong", "essenFolksong/altdeu10.abc", 3).id == "essenFolksong-altdeu10-3"  # unchanged
     with pytest.raises(CorpusError, match="keyboard works"):
@@ -114,10 +119,32 @@ def test_polyphony_family_and_keyboard_works_kept_out():
     assert any(k.startswith("joplin") for k in KEYBOARD_WORKS)
 
 
+def test_only_score_files_are_listed():
+    # music21's catalogue holds Monteverdi's Roman-numeral analyses (.rntxt) beside the madrigals themselves
+    works = list_works(["monteverdi"], None, 0)
+    assert works and all(w.source.endswith((".mxl", ".xml", ".krn", ".abc")) for w in works)
+
+
+def test_a_doubled_pitch_is_struck_once_in_a_rolled_chord():
+    notes = [ScoreNote(72, 0.0, 1.0, 0), ScoreNote(64, 0.0, 1.0, 1), ScoreNote(64, 0.0, 1.0, 2),
+             ScoreNote(48, 0.0, 1.0, 3)]
+    score = factories.excerpt(notes, bpm=60.0)
+    rolled = perform(score, PianistConfig(spread_prob=1.0, spread_ms=(40.0, 40.0)), np.random.default_rng(0))
+    onsets = {}
+    for n in rolled.notes:
+        onsets.setdefault(n.pitch, []).append(n.onset)
+    assert len(set(onsets[64])) == 1  # both parts' E at one time
+    assert onsets[72][0] - onsets[48][0] == pytest.approx(0.040)  # 3 distinct pitches over 40 ms
+    with pytest.raises(ValueError, match="min_spread_notes"):
+        PianistConfig(min_spread_notes=1)
+    with pytest.raises(ValueError, match="spread_ms"):
+        PianistConfig(spread_ms=(60.0, 15.0))
+
+
 def test_per_collection_caps_and_their_typos():
     works = list_works(["mozart", "palestrina"], 5, 0, {"palestrina": 2})
     per = {c: sum(w.collection == c for w in works) for c in ("mozart", "palestrina")}
     assert per == {"mozart": 5, "palestrina": 2}
     assert list_works(["mozart"], 5, 0, {"palestrina": 2}) == [w for w in works if w.collection == "mozart"]
-    with pytest.raises(CorpusError, match="max_works_by_collection names unknown"):
+    with pytest.raises(CorpusError, match="max_works_by_collection names"):
         list_works(["mozart"], 5, 0, {"palestrna": 2})

@@ -84,7 +84,8 @@ def test_the_section_holds_profile_table_multiplier_and_figures(project):
     text = results_md.render(res, project)
     assert "- methods (2): `supervised`, `lmm`" in text and "seeds: 3 (0, 1, 2)" in text
     assert "40 optimizer steps" in text and "30 runs scored" in text and "32 of T's 194 excerpts" in text
-    assert "| method | K | seeds | T | T_timbre | T_noisy | T folk | T chorales |" in text  # no polyphony in T: no column
+    assert "| method | K | seeds | T | T_timbre | T_noisy | T folk | T chorales |" in text
+    assert "T polyphony" not in text  # the fixture's T has no polyphony excerpt: no column of "–"
     # lmm at K = 4 is supervised at K = 16: 0.1 + 0.1 log2(17), sd over the three seeds' offsets
     row = next(ln for ln in text.splitlines() if ln.startswith("| lmm | 4 |"))
     assert f"{0.1 + 0.1 * math.log2(17):.3f} ± " in row and row.count("±") == 4
