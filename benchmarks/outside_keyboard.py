@@ -116,6 +116,8 @@ def summarize(rows: dict, collection: dict) -> dict:
 
 
 def main() -> None:
+    from lmm_utils.data.textures import texture_stats
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--project", type=Path, default=ROOT)
     p.add_argument("--runs", nargs="+", default=["shipped"], help="'shipped' or run folders relative to --project")
@@ -144,7 +146,7 @@ def main() -> None:
                 f"{LEVEL_DBFS} dBFS RMS, a small room {ROOM}",
         "command": "python benchmarks/outside_keyboard.py " + " ".join(sys.argv[1:]),
         "excerpts": len(excerpts), "works_skipped": skipped,
-        "notes_per_s": round(float(np.mean([len(e.notes) / (e.length_beats * 60 / e.tempo_bpm) for e in excerpts])), 3),
+        "notes_per_s": round(float(np.mean([texture_stats(e)[0] for e in excerpts])), 3),
         "systems": {k: summarize(v, collection) for k, v in systems.items()},
     }
     print(json.dumps(result["systems"], indent=1))

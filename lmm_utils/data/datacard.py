@@ -28,8 +28,10 @@ def data_card(sample_rate: int) -> dict:
     splits = read_json(paths.SPLITS)
     card: dict = {"pools": {}, "skipped_works": len(read_json(paths.CORPUS_DIR / "skipped.json")),
                   "duplicates_dropped": len(splits["duplicates_dropped"])}
+    every = []  # all pools' excerpts, read once
     for pool in paths.POOLS:
         excerpts = _load(pool)
+        every += excerpts
         entry = {
             "pieces": len(splits["pools"][pool]["pieces"]),
             "excerpts": len(excerpts),
@@ -40,7 +42,7 @@ def data_card(sample_rate: int) -> dict:
         }
         card["pools"][pool] = entry
     # per collection over all pools: how fast and how thick the writing is (data/textures.py)
-    card["textures"] = collection_textures([e for pool in paths.POOLS for e in _load(pool)])
+    card["textures"] = collection_textures(every)
     ev = EvaluationData()
     for pool in paths.AUDIO_POOLS:
         if ev.audio_dir(pool).is_dir():
