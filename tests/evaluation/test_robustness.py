@@ -252,3 +252,11 @@ def test_a_peer_folder_never_asked_for_some_excerpts_is_left_out_not_scored_as_s
         json.dumps({"available": True, "pools": {"T": {"failed": {"b.flac": "x"}}}}))
     rows, notes = score_peers(peers_dir, truth, cache_dir=None)
     assert rows and "not_transcribed" not in notes["basic_pitch"]
+
+
+def test_basic_pitch_run_needs_folders_unless_warming_up(capsys):
+    """`--warm-up` (make basic-pitch) takes no folders; without it, no folders is an error, not a silent no-op."""
+    from lmm_utils.evaluation.peers.basic_pitch_run import main
+
+    with pytest.raises(SystemExit, match="pairs"):
+        main([])

@@ -80,6 +80,29 @@ def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None, 
             "settings": SETTINGS}
 
 
+def warm_up(loaded=None) -> float:
+    """Transcribe two seconds of a synthetic two-note chord once -> seconds. On a fresh .venv-bp this compiles the
+    numba code of librosa and resampy that Basic Pitch reaches (~25 s on this machine) into the venv's cache, at
+    install time (`make basic-pitch`) instead of inside the references stage, where each shard would compile it."""
+    import tempfile  # deferred: only the install-time warm-up writes a file
+
+    import numpy as np  # deferred: runs in .venv-bp, the peer's own environment
+    import soundfile as sf  # deferred: runs in .venv-bp, the peer's own environment
+
+    sr = 22050
+    t = np.arange(2 * sr) / sr
+    chord = 0.2 * (np.sin(2 * np.pi * 261.63 * t) + np.sin(2 * np.pi * 392.0 * t)) * np.exp(-t)
+    with tempfile.TemporaryDirectory() as tmp:
+        audio_dir = Path(tmp) / "audio"
+        audio_dir.mkdir()
+        sf.write(audio_dir / "warm_up.wav", chord.astype(np.float32), sr)
+        start = time.time()
+        summary = transcribe_folder(audio_dir, Path(tmp) / "midi", loaded=loaded)
+    if folder_failed(summary):
+        raise RuntimeError(f"Basic Pitch warm-up failed: {summary['failed']}")
+    return time.time() - start
+
+
 def folder_pairs(folders: list[Path]) -> list[tuple[Path, Path]]:
     """[audio_dir, out_dir, audio_dir, out_dir, ...] -> [(audio_dir, out_dir), ...]; a clear error otherwise."""
     if not folders or len(folders) % 2:
@@ -111,12 +134,17 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lmm_utils.evaluation.peers.basic_pitch_run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folders", type=Path, nargs="+", metavar="AUDIO_DIR OUT_DIR",
+    p.add_argument("folders", type=Path, nargs="*", metavar="AUDIO_DIR OUT_DIR",
                    help="one or more pairs: a folder of recordings, the folder its MIDI files go to")
     p.add_argument("--limit", type=int, default=None, help="only the first N files of each folder (smoke tests)")
     p.add_argument("--shard", default="0/1", help="I/N: files I, I+N, I+2N, ... of each folder (N processes share them)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default, every core)")
+    p.add_argument("--warm-up", action="store_true",
+                   help="transcribe a synthetic chord once (compiles numba's caches at install time), no folders")
     args = p.parse_args(argv)
+    if args.warm_up:
+        print(f"basic-pitch warm-up: {warm_up(load_model(args.threads)):.1f} s")
+        return
     try:
         pairs = folder_pairs(args.folders)
         shard = parse_shard(args.shard)
