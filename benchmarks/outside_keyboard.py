@@ -78,10 +78,10 @@ def record(excerpts, out_dir: Path, seed: int) -> dict:
     return truth
 
 
-def score_h(label: str, project: Path, audio_dir: Path, truth: dict) -> dict:
+def transcribe_h(label: str, project: Path, audio_dir: Path, truth: dict) -> dict:
+    """{excerpt id: h's Performance} for a run folder (or the shipped h), through `lmm transcribe`'s own path."""
     from lmm_utils.app.inference import transcribe_file
     from lmm_utils.app.shipping import SHIPPED_DIR, shipped_model
-    from lmm_utils.evaluation.metrics import note_scores
     from lmm_utils.methods.checkpoints import load_h
 
     if label == "shipped":
@@ -89,13 +89,11 @@ def score_h(label: str, project: Path, audio_dir: Path, truth: dict) -> dict:
         h = load_h(path, lm_root=SHIPPED_DIR)
     else:
         h = load_h(project / label / "h.pt", lm_root=project)
-    rows = {i: note_scores(truth[i], transcribe_file(h, audio_dir / f"{i}.wav")) for i in truth}
-    return rows
+    return {i: transcribe_file(h, audio_dir / f"{i}.wav") for i in truth}
 
 
-def score_basic_pitch(project: Path, audio_dir: Path, truth: dict, work: Path) -> dict | None:
+def transcribe_basic_pitch(project: Path, audio_dir: Path, truth: dict, work: Path) -> dict | None:
     from lmm_utils.core.motion import read_midi
-    from lmm_utils.evaluation.metrics import note_scores
     from lmm_utils.evaluation.peers.stage import bp_python, transcribe
 
     py = bp_python(project)
@@ -103,7 +101,49 @@ def score_basic_pitch(project: Path, audio_dir: Path, truth: dict, work: Path) -
         return None
     out = work / "bp"
     transcribe(py, project, [(audio_dir, out)], None)
-    return {i: note_scores(truth[i], read_midi(out / f"{i}.mid")) for i in truth if (out / f"{i}.mid").is_file()}
+    return {i: read_midi(out / f"{i}.mid") for i in truth if (out / f"{i}.mid").is_file()}
+
+
+# What a missed note is like: each true note's attributes, binned (recall per bin tells where h loses notes).
+REGISTERS = ((0, 36, "below C2"), (36, 48, "C2-B2"), (48, 60, "C3-B3"), (60, 72, "C4-B4"), (72, 84, "C5-B5"),
+             (84, 128, "C6 and up"))  # the pools' notes span MIDI 38-91 (D2-G6)
+CHORD_SIZES = ((1, 2, "alone"), (2, 3, "2 at once"), (3, 99, "3+ at once"))
+NEIGHBOURS = ((0, 3, "0-2 onsets within 150 ms"), (3, 6, "3-5"), (6, 999, "6+"))
+VELOCITIES = ((0, 50, "velocity < 50"), (50, 80, "50-79"), (80, 128, "80+"))
+SIMULTANEOUS_S = 0.03  # onsets this close count as one chord (a rolled chord's notes too)
+NEIGHBOUR_S = 0.15
+
+
+def note_attributes(perf) -> list[dict[str, str]]:
+    """Per true note: its register, chord size, how crowded its neighbourhood is, its velocity, each as a bin label."""
+    onsets = np.array([n.onset for n in perf.notes])
+
+    def label(bins, v):
+        return next(name for lo, hi, name in bins if lo <= v < hi)
+
+    out = []
+    for n in perf.notes:
+        d = np.abs(onsets - n.onset)
+        out.append({"register": label(REGISTERS, n.pitch), "chord": label(CHORD_SIZES, int((d <= SIMULTANEOUS_S).sum())),
+                    "crowding": label(NEIGHBOURS, int((d <= NEIGHBOUR_S).sum()) - 1),
+                    "velocity": label(VELOCITIES, n.velocity)})
+    return out
+
+
+def recall_by_attribute(truth: dict, estimates: dict) -> dict[str, dict[str, dict]]:
+    """{attribute: {bin: {"recall", "n"}}} over every true note of the excerpts `estimates` holds."""
+    from lmm_utils.evaluation.metrics import match_notes
+
+    found: dict[tuple[str, str], list[bool]] = {}
+    for i, est in estimates.items():
+        hit = {r for r, _ in match_notes(truth[i], est)}
+        for j, attrs in enumerate(note_attributes(truth[i])):
+            for a, b in attrs.items():
+                found.setdefault((a, b), []).append(j in hit)
+    order = {a: [name for *_, name in bins] for a, bins in
+             (("register", REGISTERS), ("chord", CHORD_SIZES), ("crowding", NEIGHBOURS), ("velocity", VELOCITIES))}
+    return {a: {b: {"recall": round(float(np.mean(found[a, b])), 4), "n": len(found[a, b])}
+                for b in names if (a, b) in found} for a, names in order.items()}
 
 
 def summarize(rows: dict, collection: dict) -> dict:
@@ -136,11 +176,14 @@ def main() -> None:
         audio_dir = work / "audio"
         audio_dir.mkdir()
         truth = record(excerpts, audio_dir, args.seed)
-        systems = {(args.label + label if label != "shipped" else label): score_h(label, project, audio_dir, truth)
-                   for label in args.runs}
-        bp = None if args.no_peer else score_basic_pitch(ROOT, audio_dir, truth, work)
+        estimates = {(args.label + label if label != "shipped" else label): transcribe_h(label, project, audio_dir, truth)
+                     for label in args.runs}
+        bp = None if args.no_peer else transcribe_basic_pitch(ROOT, audio_dir, truth, work)
         if bp is not None:
-            systems["Basic Pitch"] = bp
+            estimates["Basic Pitch"] = bp
+    from lmm_utils.evaluation.metrics import note_scores
+
+    systems = {k: {i: note_scores(truth[i], est) for i, est in v.items()} for k, v in estimates.items()}
     result = {
         "what": "h note F1 (onset 50 ms + pitch) on music21's keyboard works, which no pool holds; T_timbre's piano, "
                 f"{LEVEL_DBFS} dBFS RMS, a small room {ROOM}",
@@ -148,12 +191,15 @@ def main() -> None:
         "excerpts": len(excerpts), "works_skipped": skipped,
         "notes_per_s": round(float(np.mean([texture_stats(e)[0] for e in excerpts])), 3),
         "systems": {k: summarize(v, collection) for k, v in systems.items()},
+        "recall_by": {k: recall_by_attribute(truth, v) for k, v in estimates.items()},
     }
     print(json.dumps(result["systems"], indent=1))
     if args.out:  # --add keeps the systems already in the file (another project's runs on the same recordings)
         if args.add and args.out.is_file():
-            result["systems"] = {**json.loads(args.out.read_text())["systems"], **result["systems"]}
-            result["command"] = json.loads(args.out.read_text())["command"] + " ; " + result["command"]
+            before = json.loads(args.out.read_text())
+            result["systems"] = {**before["systems"], **result["systems"]}
+            result["recall_by"] = {**before.get("recall_by", {}), **result["recall_by"]}
+            result["command"] = before["command"] + " ; " + result["command"]
         args.out.write_text(json.dumps(result, indent=1) + "\n")
 
 
