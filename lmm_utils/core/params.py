@@ -268,7 +268,7 @@ NON_NEGATIVE = {"seed", "workers", "threads", "warmup", "weight_decay", "grad_cl
                 "timing_noise_ms", "velocity_shift", "tempo_drift", "onset_jitter_ms", "phrase_arch", "melody_lift"}
 POSITIVE = {"lr", "min_lr", "excerpt_seconds", "max_file_mb", "time_step", "fmax", "fmin", "arpeggiate_step"}
 FRACTION = {"val_fraction", "dropout", "noise_prob", "piano_dropout", "warm_fraction", "keep_fraction",
-            "confidence", "dynamics_change_prob", "pedal_prob", "chord_prob", "repeat_prob", "arpeggiate_prob",
+            "confidence", "dynamics_change_prob", "pedal_prob", "chord_prob", "repeat_prob", "arpeggiate_prob", "register_prob",
             "spread_prob"}
 NULLABLE = {"max_items", "eval_limit", "max_scores", "max_unpaired", "max_works_per_collection", "max_pieces", "max_performances_per_piece",
             "maestro_dir", "asap_dir", "tokens", "model", "user_folders", "robustness_items"}

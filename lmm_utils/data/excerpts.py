@@ -15,7 +15,7 @@ from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
 from lmm_utils.core.params import dataclass_from
 from lmm_utils.core.score import DYNAMICS, ScoreExcerpt, ScoreNote
 from lmm_utils.data.corpus import Piece
-from lmm_utils.data.textures import keyboard_texture
+from lmm_utils.data.textures import keyboard_register, keyboard_texture
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class ExcerptConfig:
     # written as broken-chord figures of `arpeggiate_step` beats. Drawn per excerpt from a stream of its own.
     arpeggiate_prob: float = 0.0
     arpeggiate_step: float = 0.5
+    # Keyboard register (data/textures.py): chance that an excerpt is played with its bass doubled an octave below,
+    # its top part doubled an octave above, or moved by one or two octaves. Drawn from a stream of its own.
+    register_prob: float = 0.0
 
     @classmethod
     def from_params(cls, section: dict) -> ExcerptConfig:
@@ -68,8 +71,10 @@ def make_excerpts(piece: Piece, cfg: ExcerptConfig, seed: int) -> list[ScoreExce
     candidates = [w for w in windows if len(window_notes(piece, w, cfg.n_bars)[0]) >= cfg.min_notes]
     if len(candidates) > cfg.max_per_piece:
         candidates = sorted(rng.choice(candidates, size=cfg.max_per_piece, replace=False).tolist())
-    return [keyboard_texture(excerpt_at(piece, w, cfg, rng), cfg.arpeggiate_prob, cfg.arpeggiate_step,
-                             np.random.default_rng(stable_seed(seed, piece.id, w, "texture"))) for w in candidates]
+    return [keyboard_register(keyboard_texture(excerpt_at(piece, w, cfg, rng), cfg.arpeggiate_prob, cfg.arpeggiate_step,
+                                               np.random.default_rng(stable_seed(seed, piece.id, w, "texture"))),
+                              cfg.register_prob, np.random.default_rng(stable_seed(seed, piece.id, w, "register")))
+            for w in candidates]
 
 
 def window_notes(piece: Piece, start_bar: int, n_bars: int) -> tuple[list[ScoreNote], float, float]:

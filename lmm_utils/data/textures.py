@@ -7,6 +7,13 @@ for at least two figure steps, the chord is replaced by an Alberti-style figure 
 its pitches (low, high, middle, high, ...), written in the voice of the chord's lowest note; the top part (voice 0) is kept
 as it is. Rolled (spread) chords and pedalling are the pianist's (data/pianist.py).
 
+Voices sit in the middle of the keyboard: the corpus's notes span MIDI 38-91 (D2-G6), 62 % of them within C3-B4,
+where piano writing uses all 88 keys (the outside check's keyboard works: 7 % below C3, 30 % above B4; h finds
+16-38 % of the notes below C3 and 5-20 % of those above B5 there, README "The benchmark data"). `keyboard_register`
+plays an excerpt where a pianist's hands go: the lowest part doubled an octave below (left-hand octaves), the top
+part doubled an octave above (right-hand octaves), or the whole excerpt moved one or two octaves, each as likely,
+always within the keyboard (A0-C8).
+
 `texture_stats` measures what the data card reports per collection: notes per second at the excerpt's tempo mark
 and the polyphony at each note onset (the notes sounding then, the new one included).
 """
@@ -16,10 +23,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
 from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 
 MIN_VOICES = 3  # a melody over a chord of at least two lower parts: what an accompaniment figure needs
 MAX_POLYPHONY_BIN = 8  # the histogram's last bin: 8 or more notes sounding
+REGISTER_MODES = ("double_below", "double_above", "shift")
+REGISTER_SHIFTS = (-24, -12, 12, 24)  # semitones: whole octaves, so the key signature stays
 
 
 def figure_pitches(chord: list[int], n_steps: int) -> list[int]:
@@ -52,12 +62,53 @@ def arpeggiate(notes: list[ScoreNote], step: float) -> list[ScoreNote]:
         for i, pitch in enumerate(figure_pitches([n.pitch for n in group], n_steps)):
             out.append(ScoreNote(pitch, round(onset + i * step, 4), round(step, 4), bass_voice))
         # what a chord note held beyond the figure's span would still sound is left out (a keyboard reduction)
+    return _struck_once(out)  # a figure note doubling the melody is struck once
+
+
+def _struck_once(notes: list[ScoreNote]) -> list[ScoreNote]:
+    """In the project's note order (onset, voice, -pitch: tokens, corpus), one note per (pitch, onset)."""
     seen, unique = set(), []
-    for n in sorted(out, key=lambda n: (n.onset, n.voice, -n.pitch)):  # the project's note order (tokens, corpus)
-        if (n.pitch, n.onset) not in seen:  # a figure note doubling the melody is struck once
+    for n in sorted(notes, key=lambda n: (n.onset, n.voice, -n.pitch)):
+        if (n.pitch, n.onset) not in seen:
             seen.add((n.pitch, n.onset))
             unique.append(n)
     return unique
+
+
+def octave_doubled(notes: list[ScoreNote], voice: int, octaves: int) -> list[ScoreNote]:
+    """`notes` plus each note of `voice` again `octaves` octaves away (in its voice), where the keyboard has the key."""
+    doubles = [replace(n, pitch=n.pitch + 12 * octaves) for n in notes
+               if n.voice == voice and PIANO_LOW <= n.pitch + 12 * octaves <= PIANO_HIGH]
+    return _struck_once(list(notes) + doubles)
+
+
+def register_variant(notes: list[ScoreNote], mode: str, rng: np.random.Generator) -> list[ScoreNote]:
+    """One of REGISTER_MODES applied to an excerpt's notes (the module docstring). "shift" draws its octaves from
+    the shifts that keep every note on the keyboard (none: the notes unchanged)."""
+    if mode == "double_below":  # the part lowest on average: the bass (a single melody: itself)
+        by_voice: dict[int, list[int]] = {}
+        for n in notes:
+            by_voice.setdefault(n.voice, []).append(n.pitch)
+        return octave_doubled(notes, min(by_voice, key=lambda v: (np.mean(by_voice[v]), v)), -1)
+    if mode == "double_above":
+        return octave_doubled(notes, 0, 1)
+    if mode == "shift":
+        lo, hi = min(n.pitch for n in notes), max(n.pitch for n in notes)
+        shifts = [s for s in REGISTER_SHIFTS if lo + s >= PIANO_LOW and hi + s <= PIANO_HIGH]
+        if not shifts:
+            return list(notes)
+        shift = shifts[int(rng.integers(len(shifts)))]
+        return [replace(n, pitch=n.pitch + shift) for n in notes]
+    raise ValueError(f"register mode must be one of {REGISTER_MODES}, got {mode!r}")
+
+
+def keyboard_register(excerpt: ScoreExcerpt, prob: float, rng: np.random.Generator) -> ScoreExcerpt:
+    """`excerpt` in a pianist's register (one of REGISTER_MODES, each as likely) with probability `prob`.
+    Draws one number from `rng` when prob > 0, and the mode (and a shift) only for an excerpt that gets one."""
+    if prob <= 0 or not excerpt.notes or rng.random() >= prob:
+        return excerpt
+    mode = REGISTER_MODES[int(rng.integers(len(REGISTER_MODES)))]
+    return replace(excerpt, notes=register_variant(excerpt.notes, mode, rng))
 
 
 def keyboard_texture(excerpt: ScoreExcerpt, prob: float, step: float, rng: np.random.Generator) -> ScoreExcerpt:

@@ -4,6 +4,7 @@ import factories
 import numpy as np
 import pytest
 
+from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW
 from lmm_utils.core.score import ScoreNote
 from lmm_utils.data.corpus import (
     FAMILIES,
@@ -15,9 +16,19 @@ from lmm_utils.data.corpus import (
     list_works,
 )
 from lmm_utils.data.engrave import excerpt_to_stream
+from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts
 from lmm_utils.data.music21_compat import add_bundle_iteration
 from lmm_utils.data.pianist import PianistConfig, perform
-from lmm_utils.data.textures import arpeggiate, collection_textures, figure_pitches, keyboard_texture, texture_stats
+from lmm_utils.data.textures import (
+    REGISTER_MODES,
+    arpeggiate,
+    collection_textures,
+    figure_pitches,
+    keyboard_register,
+    keyboard_texture,
+    register_variant,
+    texture_stats,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -148,3 +159,58 @@ def test_per_collection_caps_and_their_typos():
     assert list_works(["mozart"], 5, 0, {"palestrina": 2}) == [w for w in works if w.collection == "mozart"]
     with pytest.raises(CorpusError, match="max_works_by_collection names"):
         list_works(["mozart"], 5, 0, {"palestrna": 2})
+
+
+def test_register_doubles_the_bass_below_and_the_top_part_above():
+    bar = _chorale_bar()
+    below = register_variant(bar, "double_below", np.random.default_rng(0))
+    added = sorted({(n.pitch, n.onset, n.voice) for n in below} - {(n.pitch, n.onset, n.voice) for n in bar})
+    assert added == [(36, 0.0, 3), (36, 2.0, 3)]  # the bass (voice 3, lowest) an octave down, in its own voice
+    above = register_variant(bar, "double_above", np.random.default_rng(0))
+    assert sorted(n.pitch for n in above if n not in bar) == [84, 85, 86, 87]  # the soprano an octave up
+    melody = [ScoreNote(60, 0.0, 1.0, 0), ScoreNote(62, 1.0, 1.0, 0)]  # a single part is its own bass
+    assert sorted(n.pitch for n in register_variant(melody, "double_below", np.random.default_rng(0))) == [48, 50, 60, 62]
+    with pytest.raises(ValueError, match="register mode"):
+        register_variant(bar, "sideways", np.random.default_rng(0))
+
+
+def test_register_stays_on_the_keyboard():
+    low = [ScoreNote(PIANO_LOW + 5, 0.0, 1.0, 0), ScoreNote(PIANO_LOW + 30, 0.0, 1.0, 1)]
+    assert register_variant(low, "double_below", np.random.default_rng(0)) == sorted(
+        low, key=lambda n: (n.onset, n.voice, -n.pitch))  # A0 - 12 has no key: nothing added
+    wide = [ScoreNote(PIANO_LOW, 0.0, 1.0, 0), ScoreNote(PIANO_HIGH, 0.0, 1.0, 1)]
+    assert register_variant(wide, "shift", np.random.default_rng(0)) == wide  # no octave fits: unchanged
+    for seed in range(20):
+        shifted = register_variant(_chorale_bar(), "shift", np.random.default_rng(seed))
+        delta = {a.pitch - b.pitch for a, b in zip(shifted, _chorale_bar())}
+        assert len(delta) == 1 and delta.pop() in (-24, -12, 12, 24)
+        assert all(PIANO_LOW <= n.pitch <= PIANO_HIGH for n in shifted)
+
+
+def test_keyboard_register_draws_from_its_own_stream_and_uses_every_mode():
+    ex = factories.excerpt(_chorale_bar())
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert keyboard_register(ex, 0.0, rng) is ex and rng.bit_generator.state == state  # off: nothing drawn
+    changed = [keyboard_register(ex, 1.0, np.random.default_rng(s)).notes != ex.notes for s in range(30)]
+    assert all(changed)
+    kinds = set()
+    for s in range(60):
+        notes = keyboard_register(ex, 1.0, np.random.default_rng(s)).notes
+        kinds.add("below" if min(n.pitch for n in notes) == 36 and len(notes) > len(ex.notes) else
+                  "above" if max(n.pitch for n in notes) == 87 and len(notes) > len(ex.notes) else "shift")
+    assert kinds == {"below", "above", "shift"} and len(REGISTER_MODES) == 3
+
+
+def test_register_prob_leaves_every_other_draw_of_an_excerpt_as_it_was():
+    """Turning the register on changes notes only: excerpt windows, tempo, dynamics and textures draw as before."""
+    from lmm_utils.data.corpus import Piece
+
+    tune = [60, 62, 64, 65, 67, 65, 64, 62] * 8  # 16 bars of 4/4 quarters: four 4-bar windows, three drawn
+    piece = Piece(id="p", collection="folk", source="p", title="p", key="C major", key_fifths=0, tempo_bpm=None,
+                  bars=[[4.0 * i, 4.0, "4/4"] for i in range(16)], dynamics=[],
+                  notes=[[p, float(i), 1.0, 0] for i, p in enumerate(tune)], n_voices=1)
+    plain = make_excerpts(piece, ExcerptConfig(arpeggiate_prob=0.3), 0)
+    wide = make_excerpts(piece, ExcerptConfig(arpeggiate_prob=0.3, register_prob=1.0), 0)
+    assert [(e.id, e.tempo_bpm, e.dynamics) for e in plain] == [(e.id, e.tempo_bpm, e.dynamics) for e in wide]
+    assert any(a.notes != b.notes for a, b in zip(plain, wide))
