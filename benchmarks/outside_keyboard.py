@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+TEXTURE_KEYS = ("arpeggiate_prob", "register_prob")  # split.excerpts' transforms of the pools' scores: off here
 LEVEL_DBFS = -20.0  # an ordinary recording's RMS (T's recordings average -38)
 ROOM = {"reverb_room": 0.4, "reverb_level": 0.25}  # a small room: neither T's dry end nor T_noisy's hall
 
@@ -47,7 +48,8 @@ def keyboard_excerpts(per_piece: int, seed: int):
     refs = [WorkRef(s.split("/")[0], s) for s in sources]
     pieces, skipped = parse_works(refs, workers=1)
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["excerpts"]
-    cfg = ExcerptConfig.from_params({**section, "max_per_piece": per_piece, "arpeggiate_prob": 0.0})
+    # the works as written: none of the pools' texture transforms (data/textures.py), whatever params.yaml says
+    cfg = ExcerptConfig.from_params({**section, "max_per_piece": per_piece, **dict.fromkeys(TEXTURE_KEYS, 0.0)})
     excerpts = [e for p in pieces for e in make_excerpts(p, cfg, seed)]
     return excerpts, skipped
 
@@ -106,7 +108,7 @@ def transcribe_basic_pitch(project: Path, audio_dir: Path, truth: dict, work: Pa
 
 # What a missed note is like: each true note's attributes, binned (recall per bin tells where h loses notes).
 REGISTERS = ((0, 36, "below C2"), (36, 48, "C2-B2"), (48, 60, "C3-B3"), (60, 72, "C4-B4"), (72, 84, "C5-B5"),
-             (84, 128, "C6 and up"))  # the pools' notes span MIDI 38-91 (D2-G6)
+             (84, 128, "C6 and up"))
 CHORD_SIZES = ((1, 2, "alone"), (2, 3, "2 at once"), (3, 99, "3+ at once"))
 NEIGHBOURS = ((0, 3, "0-2 onsets within 150 ms"), (3, 6, "3-5"), (6, 999, "6+"))
 VELOCITIES = ((0, 50, "velocity < 50"), (50, 80, "50-79"), (80, 128, "80+"))
@@ -155,6 +157,14 @@ def summarize(rows: dict, collection: dict) -> dict:
     return out
 
 
+def truth_fingerprint(truth: dict) -> str:
+    """Of the recordings' true notes: systems merged into one file (--add) must have been scored on the same ones."""
+    import hashlib
+
+    blob = json.dumps({i: [[n.pitch, round(n.onset, 4)] for n in truth[i].notes] for i in sorted(truth)})
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
 def main() -> None:
     from lmm_utils.data.textures import texture_stats
 
@@ -188,7 +198,8 @@ def main() -> None:
         "what": "h note F1 (onset 50 ms + pitch) on music21's keyboard works, which no pool holds; T_timbre's piano, "
                 f"{LEVEL_DBFS} dBFS RMS, a small room {ROOM}",
         "command": "python benchmarks/outside_keyboard.py " + " ".join(sys.argv[1:]),
-        "excerpts": len(excerpts), "works_skipped": skipped,
+        "excerpts": len(excerpts), "works_skipped": skipped, "truth_fingerprint": truth_fingerprint(truth),
+        "true_notes": sum(len(p.notes) for p in truth.values()),
         "notes_per_s": round(float(np.mean([texture_stats(e)[0] for e in excerpts])), 3),
         "systems": {k: summarize(v, collection) for k, v in systems.items()},
         "recall_by": {k: recall_by_attribute(truth, v) for k, v in estimates.items()},
@@ -197,6 +208,10 @@ def main() -> None:
     if args.out:  # --add keeps the systems already in the file (another project's runs on the same recordings)
         if args.add and args.out.is_file():
             before = json.loads(args.out.read_text())
+            if before.get("truth_fingerprint", result["truth_fingerprint"]) != result["truth_fingerprint"] or (
+                    before.get("notes_per_s") != result["notes_per_s"] or before.get("excerpts") != len(excerpts)):
+                sys.exit(f"error: {args.out} was scored on other recordings (truth {before.get('truth_fingerprint')}, "
+                         f"{before.get('excerpts')} excerpts at {before.get('notes_per_s')} notes/s); not merged")
             result["systems"] = {**before["systems"], **result["systems"]}
             result["recall_by"] = {**before.get("recall_by", {}), **result["recall_by"]}
             result["command"] = before["command"] + " ; " + result["command"]

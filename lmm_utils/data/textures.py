@@ -8,8 +8,8 @@ its pitches (low, high, middle, high, ...), written in the voice of the chord's 
 as it is. Rolled (spread) chords and pedalling are the pianist's (data/pianist.py).
 
 Voices sit in the middle of the keyboard: the corpus's notes span MIDI 38-91 (D2-G6), 62 % of them within C3-B4,
-where piano writing uses all 88 keys (the outside check's keyboard works: 7 % below C3, 30 % above B4; h finds
-16-38 % of the notes below C3 and 5-20 % of those above B5 there, README "The benchmark data"). `keyboard_register`
+where piano writing uses all 88 keys (the outside check's keyboard works: 7 % below C3, 30 % above B4; 55c8016's supervised h
+finds 16-38 % of the notes in C2-B2 and 8-20 % of those from C6 up there, README "The benchmark data"). `keyboard_register`
 plays an excerpt where a pianist's hands go: the lowest part doubled an octave below (left-hand octaves), the top
 part doubled an octave above (right-hand octaves), or the whole excerpt moved one or two octaves, each as likely,
 always within the keyboard (A0-C8).
@@ -76,22 +76,35 @@ def _struck_once(notes: list[ScoreNote]) -> list[ScoreNote]:
 
 
 def octave_doubled(notes: list[ScoreNote], voice: int, octaves: int) -> list[ScoreNote]:
-    """`notes` plus each note of `voice` again `octaves` octaves away (in its voice), where the keyboard has the key."""
-    doubles = [replace(n, pitch=n.pitch + 12 * octaves) for n in notes
-               if n.voice == voice and PIANO_LOW <= n.pitch + 12 * octaves <= PIANO_HIGH]
-    return _struck_once(list(notes) + doubles)
+    """`notes` plus each note of `voice` again `octaves` octaves away (in its voice), where the keyboard has the key
+    and no note of the excerpt already starts on that key then. The excerpt's own notes stay as they are (a unison
+    of two parts is kept, as in every other excerpt)."""
+    taken = {(n.pitch, n.onset) for n in notes}
+    doubles = []
+    for n in notes:
+        key = (n.pitch + 12 * octaves, n.onset)
+        if n.voice == voice and PIANO_LOW <= key[0] <= PIANO_HIGH and key not in taken:
+            taken.add(key)
+            doubles.append(replace(n, pitch=key[0]))
+    return sorted(list(notes) + doubles, key=lambda n: (n.onset, n.voice, -n.pitch))  # the project's note order
+
+
+def _outer_voice(notes: list[ScoreNote], lowest: bool) -> int:
+    """The part lowest (or highest) on average: the bass (or the top part); a single melody is both."""
+    by_voice: dict[int, list[int]] = {}
+    for n in notes:
+        by_voice.setdefault(n.voice, []).append(n.pitch)
+    sign = 1.0 if lowest else -1.0
+    return min(by_voice, key=lambda v: (sign * float(np.mean(by_voice[v])), v))
 
 
 def register_variant(notes: list[ScoreNote], mode: str, rng: np.random.Generator) -> list[ScoreNote]:
     """One of REGISTER_MODES applied to an excerpt's notes (the module docstring). "shift" draws its octaves from
     the shifts that keep every note on the keyboard (none: the notes unchanged)."""
-    if mode == "double_below":  # the part lowest on average: the bass (a single melody: itself)
-        by_voice: dict[int, list[int]] = {}
-        for n in notes:
-            by_voice.setdefault(n.voice, []).append(n.pitch)
-        return octave_doubled(notes, min(by_voice, key=lambda v: (np.mean(by_voice[v]), v)), -1)
-    if mode == "double_above":
-        return octave_doubled(notes, 0, 1)
+    if mode == "double_below":
+        return octave_doubled(notes, _outer_voice(notes, lowest=True), -1)
+    if mode == "double_above":  # not always voice 0: in some madrigals and masses a middle part sits highest
+        return octave_doubled(notes, _outer_voice(notes, lowest=False), 1)
     if mode == "shift":
         lo, hi = min(n.pitch for n in notes), max(n.pitch for n in notes)
         shifts = [s for s in REGISTER_SHIFTS if lo + s >= PIANO_LOW and hi + s <= PIANO_HIGH]

@@ -8,9 +8,10 @@ on its first call, 2 s afterwards (README "Time"). `make setup` runs this once a
 
     python -m lmm_utils.pipeline.warmup
 
-The calls below use the argument types the pipeline uses (numba compiles, and caches, one version per signature):
-float64 cost matrices with and without a band (methods.alignment, evaluation.metrics), float magnitudes for
-Griffin-Lim (evaluation.gallery). Nothing here changes a result: a cached function is the same machine code.
+numba compiles (and caches) one version per argument signature, so the warm-up goes through the project's own
+functions with inputs of the types the stages pass: the pair alignment's DTW (methods.alignment), the onset DTW of
+g's scores (evaluation.metrics) and the gallery's Griffin-Lim (evaluation.gallery, float32). Nothing here changes a
+result: a cached function is the same machine code.
 """
 from __future__ import annotations
 
@@ -19,18 +20,24 @@ import warnings
 
 import numpy as np
 
+from lmm_utils.core.features import FeatureConfig
+from lmm_utils.core.motion import Performance, PerformedNote
+from lmm_utils.evaluation.gallery import griffin_lim
+from lmm_utils.evaluation.metrics import dtw_align_onsets
+from lmm_utils.methods.alignment import AlignConfig, warping_path
+
 
 def warm_librosa() -> dict[str, float]:
     """Call each numba-compiled librosa path the pipeline reaches -> seconds per call (the compile, on a fresh venv)."""
-    import librosa  # deferred: numba's import and LLVM start cost ~2 s; only install time needs it here
-
-    seconds: dict[str, float] = {}
-    cost = np.random.default_rng(0).random((24, 30))
+    feat = FeatureConfig()
+    logmel = np.random.default_rng(0).normal(-4.0, 1.0, (feat.n_mels, 24)).astype(np.float32)
+    perf = Performance([PerformedNote(60 + i % 5, 0.25 * i, 0.25 * i + 0.2, 64) for i in range(8)])
     calls = {
-        "dtw_band": lambda: librosa.sequence.dtw(C=cost, global_constraints=True, band_rad=0.25),
-        "dtw": lambda: librosa.sequence.dtw(C=cost),
-        "griffinlim": lambda: librosa.griffinlim(np.ones((257, 8)), n_iter=2, hop_length=128, n_fft=512),
+        "alignment_dtw": lambda: warping_path(logmel, logmel[:, ::-1].copy(), AlignConfig()),
+        "metrics_dtw": lambda: dtw_align_onsets(perf, perf),
+        "griffin_lim": lambda: griffin_lim(logmel, feat, n_iter=2),
     }
+    seconds: dict[str, float] = {}
     for name, call in calls.items():
         t = time.perf_counter()
         with warnings.catch_warnings():

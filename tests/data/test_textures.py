@@ -174,6 +174,18 @@ def test_register_doubles_the_bass_below_and_the_top_part_above():
         register_variant(bar, "sideways", np.random.default_rng(0))
 
 
+def test_register_doubles_the_highest_part_and_keeps_the_excerpts_own_unisons():
+    crossed = [ScoreNote(64, 0.0, 1.0, 0), ScoreNote(76, 0.0, 1.0, 1), ScoreNote(52, 0.0, 1.0, 2)]  # voice 1 on top
+    assert sorted(n.pitch for n in register_variant(crossed, "double_above", np.random.default_rng(0))) == [52, 64, 76, 88]
+    unison = [ScoreNote(60, 0.0, 1.0, 0), ScoreNote(60, 0.0, 1.0, 1), ScoreNote(48, 0.0, 1.0, 2)]
+    below = register_variant(unison, "double_below", np.random.default_rng(0))
+    assert [n.pitch for n in below].count(60) == 2  # the two parts' unison stays, as in an untouched excerpt
+    assert sorted(n.pitch for n in below) == [36, 48, 60, 60]
+    above = register_variant([ScoreNote(60, 0.0, 1.0, 0), ScoreNote(72, 0.0, 1.0, 1)], "double_above",
+                             np.random.default_rng(0))
+    assert sorted(n.pitch for n in above) == [60, 72, 84]  # voice 1 is the top part: 72 doubled, 60 left alone
+
+
 def test_register_stays_on_the_keyboard():
     low = [ScoreNote(PIANO_LOW + 5, 0.0, 1.0, 0), ScoreNote(PIANO_LOW + 30, 0.0, 1.0, 1)]
     assert register_variant(low, "double_below", np.random.default_rng(0)) == sorted(
@@ -206,11 +218,18 @@ def test_register_prob_leaves_every_other_draw_of_an_excerpt_as_it_was():
     """Turning the register on changes notes only: excerpt windows, tempo, dynamics and textures draw as before."""
     from lmm_utils.data.corpus import Piece
 
-    tune = [60, 62, 64, 65, 67, 65, 64, 62] * 8  # 16 bars of 4/4 quarters: four 4-bar windows, three drawn
-    piece = Piece(id="p", collection="folk", source="p", title="p", key="C major", key_fifths=0, tempo_bpm=None,
-                  bars=[[4.0 * i, 4.0, "4/4"] for i in range(16)], dynamics=[],
-                  notes=[[p, float(i), 1.0, 0] for i, p in enumerate(tune)], n_voices=1)
-    plain = make_excerpts(piece, ExcerptConfig(arpeggiate_prob=0.3), 0)
-    wide = make_excerpts(piece, ExcerptConfig(arpeggiate_prob=0.3, register_prob=1.0), 0)
+    # 16 bars of a chorale-like texture (a quarter-note soprano over three lower parts held for two beats), so that
+    # arpeggiation (3+ parts) can fire too: four 4-bar windows, three drawn
+    notes = [[72 + i % 5, float(i), 1.0, 0] for i in range(64)]
+    notes += [[p, float(t), 2.0, v] for t in range(0, 64, 2) for p, v in ((64, 1), (55, 2), (48, 3))]
+    piece = Piece(id="p", collection="bachChorales", source="p", title="p", key="C major", key_fifths=0,
+                  tempo_bpm=None, bars=[[4.0 * i, 4.0, "4/4"] for i in range(16)], dynamics=[],
+                  notes=sorted(notes, key=lambda n: (n[1], n[3], -n[0])), n_voices=4)
+    plain = make_excerpts(piece, ExcerptConfig(arpeggiate_prob=1.0), 0)
+    wide = make_excerpts(piece, ExcerptConfig(arpeggiate_prob=1.0, register_prob=1.0), 0)
     assert [(e.id, e.tempo_bpm, e.dynamics) for e in plain] == [(e.id, e.tempo_bpm, e.dynamics) for e in wide]
-    assert any(a.notes != b.notes for a, b in zip(plain, wide))
+    assert all(max(texture_stats(e)[1]) == 2 for e in plain)  # every window arpeggiated, as before
+    for a, b in zip(plain, wide):  # the register only adds, or moves every note by whole octaves
+        assert a.notes != b.notes
+        assert ({(n.onset, n.voice) for n in a.notes} <= {(n.onset, n.voice) for n in b.notes}
+                or {(n.pitch - m.pitch) % 12 for n, m in zip(b.notes, a.notes)} == {0})

@@ -82,7 +82,7 @@ def transcribe_folder(audio_dir: Path, out_dir: Path, limit: int | None = None, 
 
 def warm_up(loaded=None) -> float:
     """Transcribe two seconds of a synthetic two-note chord once -> seconds. On a fresh .venv-bp this compiles the
-    numba code of librosa and resampy that Basic Pitch reaches (~25 s on this machine) into the venv's cache, at
+    numba code of librosa that Basic Pitch reaches (~25 s on this machine) into the venv's cache, at
     install time (`make basic-pitch`) instead of inside the references stage, where each shard would compile it."""
     import tempfile  # deferred: only the install-time warm-up writes a file
 
