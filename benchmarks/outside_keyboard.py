@@ -114,6 +114,7 @@ NEIGHBOURS = ((0, 3, "0-2 onsets within 150 ms"), (3, 6, "3-5"), (6, 999, "6+"))
 VELOCITIES = ((0, 50, "velocity < 50"), (50, 80, "50-79"), (80, 128, "80+"))
 SIMULTANEOUS_S = 0.03  # onsets this close count as one chord (a rolled chord's notes too)
 NEIGHBOUR_S = 0.15
+ATTRIBUTE_BINS = {"register": REGISTERS, "chord": CHORD_SIZES, "crowding": NEIGHBOURS, "velocity": VELOCITIES}
 
 
 def note_attributes(perf) -> list[dict[str, str]]:
@@ -142,8 +143,7 @@ def recall_by_attribute(truth: dict, estimates: dict) -> dict[str, dict[str, dic
         for j, attrs in enumerate(note_attributes(truth[i])):
             for a, b in attrs.items():
                 found.setdefault((a, b), []).append(j in hit)
-    order = {a: [name for *_, name in bins] for a, bins in
-             (("register", REGISTERS), ("chord", CHORD_SIZES), ("crowding", NEIGHBOURS), ("velocity", VELOCITIES))}
+    order = {a: [name for *_, name in bins] for a, bins in ATTRIBUTE_BINS.items()}
     return {a: {b: {"recall": round(float(np.mean(found[a, b])), 4), "n": len(found[a, b])}
                 for b in names if (a, b) in found} for a, names in order.items()}
 
