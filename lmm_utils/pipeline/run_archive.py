@@ -1,8 +1,10 @@
 """A sweep's finished runs kept in git, so a long sweep resumes on another machine.
 
     python scripts/run_archive.py restore --archive runs_archive/paper   # in a fresh clone, before dvc repro
+    dvc repro perform && python scripts/run_archive.py restore-upstream --archive runs_archive/paper  # the LMs and S
     python scripts/run_archive.py check   --archive runs_archive/paper   # after the stages before map: data the same?
     python scripts/run_archive.py save    --archive runs_archive/paper   # after (or during) dvc repro: copy new runs
+                                                                         # (and the upstream, once: upstream_archive)
 
 Why: the mapping stage reuses a finished run by fingerprint (lmm_utils.mapping.grid), but only while its folder is on
 disk; DVC's cache is on the same disk. The paper sweep (264 runs, ~4-5 h on 2 cores) outlasts a working session,
@@ -42,6 +44,7 @@ from lmm_utils.evaluation.predictions import PREDICTIONS_FILE
 from lmm_utils.evaluation.scoring import SCORES
 from lmm_utils.mapping.grid import FINGERPRINT_KEY, data_fingerprint
 from lmm_utils.pipeline.checks import check_section
+from lmm_utils.pipeline.upstream_archive import UpstreamError, restore_upstream, save_upstream
 
 METRICS_FILE = "metrics.json"
 REQUIRED = (METRICS_FILE, PREDICTIONS_FILE, "h.pt")  # a run folder without one of them is not archived
@@ -244,18 +247,26 @@ def main(argv: list[str] | None = None) -> int:
     import argparse  # deferred: only the command line needs it
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=("save", "restore", "check"),
+    ap.add_argument("action", choices=("save", "restore", "check", "save-upstream", "restore-upstream"),
                     help="check: how many archived runs were saved from this project's data (run it after the "
-                         "stages before map)")
+                         "stages before map); save also saves the upstream (the trained LMs and S the runs read: "
+                         "lmm_utils.pipeline.upstream_archive); restore-upstream: after `dvc repro perform`")
     ap.add_argument("--archive", required=True, help="the archive folder, e.g. runs_archive/paper")
     ap.add_argument("--root", default=".", help="the project (default: .)")
     ap.add_argument("--all", action="store_true",
                     help="save: every finished run folder, not only the runs of the sweep params.yaml defines")
     ap.add_argument("--weights", action="store_true", help="save: keep g.pt too (for ship_models)")
-    ap.add_argument("--replace", action="store_true", help="save: overwrite an archived run that differs")
+    ap.add_argument("--replace", action="store_true",
+                    help="save: overwrite an archived run (or upstream) that differs")
     args = ap.parse_args(argv)
     root = Path(args.root)
     try:
+        if args.action == "restore-upstream":
+            print(restore_upstream(args.archive, root))
+            return 0
+        if args.action == "save-upstream":
+            print(save_upstream(args.archive, root, replace=args.replace))
+            return 0
         if args.action == "restore":  # every archived run: the grid reuses those of the sweep, the others wait
             report = restore(args.archive, root)
             print(report.line("restored"))
@@ -271,8 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         report = save(args.archive, root, None if args.all else set(sweep_runs(mapping)), weights=args.weights,
                       replace=args.replace, data_fp=data_fp)
         print(report.line("saved"))
+        if not (root / "dvc.lock").is_file():  # runs made outside a DVC project (mapping.grid called directly)
+            print("no dvc.lock: the upstream (the LMs and S the runs read) is not saved")
+            return 0
+        try:
+            print(save_upstream(args.archive, root, replace=args.replace))
+        except UpstreamError as e:  # the runs are saved; the upstream needs the user's attention
+            print(f"run_archive: the runs are saved, the upstream is not: {e}")
+            return 1
         return 0
-    except (ArchiveError, ParamsError) as e:
+    except (ArchiveError, ParamsError, UpstreamError) as e:
         print(f"run_archive: error: {e}")
         return 2
 
