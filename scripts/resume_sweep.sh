@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Run (or resume) a long sweep in this project, saving finished runs into its archive as it goes:
+#
+#   scripts/resume_sweep.sh paper            # profiles/paper.yaml, archive runs_archive/paper
+#
+# Run it in a clone of its own (it applies the profile to params.yaml), in the background:
+#   nohup scripts/resume_sweep.sh paper > sweep.log 2>&1 &
+# The steps are the ones profiles/paper.yaml lists: restore the archived runs, make the deterministic stages,
+# restore the archived LMs and S (upstream_archive; trained here only when their inputs changed), check, then the
+# mapping stages one method at a time in params.yaml's order, saving the archive after each, then the rest.
+set -euo pipefail
+profile=${1:?usage: scripts/resume_sweep.sh PROFILE}
+archive=runs_archive/$profile
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+[ -f "profiles/$profile.yaml" ] || { echo "no profiles/$profile.yaml"; exit 2; }
+stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
+
+stamp "apply profiles/$profile.yaml"
+python -m lmm_utils.core.params apply "profiles/$profile.yaml"
+if [ -d "$archive" ]; then
+  python scripts/run_archive.py restore --archive "$archive"
+fi
+stamp "the deterministic stages"
+dvc repro perform
+if [ -d "$archive/_upstream" ]; then
+  python scripts/run_archive.py restore-upstream --archive "$archive" || echo "(the stages will be trained here)"
+fi
+stamp "the trained stages (reused when restored)"
+dvc repro pretrain_M synth
+if [ -d "$archive" ]; then
+  python scripts/run_archive.py check --archive "$archive" || true
+fi
+methods=$(python -c "import yaml; print(' '.join(yaml.safe_load(open('params.yaml'))['mapping']['methods']))")
+for m in $methods; do
+  stamp "map@$m"
+  dvc repro "map@$m"
+  python scripts/run_archive.py save --archive "$archive" || echo "(the archive was not saved: see above)"
+done
+stamp "the stages after the sweep"
+dvc repro
+stamp "done: commit $archive, then scripts/collect_results.py --out reports/$profile --profile $profile"
