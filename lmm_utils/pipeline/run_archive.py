@@ -53,6 +53,8 @@ WEIGHT_FILES = ("g.pt",)
 LMM_DIR = "lmM"
 FLAT_METRICS = "flat_metrics.json"  # in the archive: the run's reports/metrics/map/<method>/<run>.json
 ARCHIVE_INFO = "archive.json"  # in the archive: {"data_fingerprint": the project's data when the run was saved}
+RESTORED_INFO = "restored.json"  # in a project's run folder restore wrote: the archive's ARCHIVE_INFO (the grid
+# replaces the whole folder when it re-makes the run, so the file marks a restored run not yet re-made)
 GZ = ".gz"
 
 
@@ -155,6 +157,11 @@ def save(archive: str | Path, root: str | Path = ".", runs: set[tuple[str, int, 
         if fp is None or missing:
             report.skipped[d.name] = "not finished" + (f": no {', '.join(missing)}" if fp and missing else "")
             continue
+        restored_from = _data_fp(d / RESTORED_INFO)
+        if restored_from is not None and restored_from != data_fp:
+            # restored from an archive of other data and not re-made here: saving it would claim this data made it
+            report.skipped[d.name] = "restored from other data, not re-made here yet"
+            continue
         files = _kept(d, weights, archived=False)
         dst = run_path(archive, method, K, seed)
         if dst.exists():
@@ -201,7 +208,8 @@ def restore(archive: str | Path, root: str | Path = ".", runs: set[tuple[str, in
             continue
         if here is None:
             files = _kept(d, weights=True, archived=True)
-            _write(files, dst, False, {}, d, fp)
+            info = {RESTORED_INFO: (d / ARCHIVE_INFO).read_bytes()} if (d / ARCHIVE_INFO).is_file() else {}
+            _write(files, dst, False, info, d, fp)
             report.copied.append(d.name)
         else:
             report.unchanged.append(d.name)
@@ -209,6 +217,14 @@ def restore(archive: str | Path, root: str | Path = ".", runs: set[tuple[str, in
             with atomic_path(flat) as tmp:
                 shutil.copyfile(d / FLAT_METRICS, tmp)
     return report
+
+
+def _data_fp(info: Path) -> str | None:
+    """The data fingerprint an ARCHIVE_INFO / RESTORED_INFO file records (None: no file, or none recorded)."""
+    try:
+        return json.loads(info.read_text()).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def check_data(archive: str | Path, root: str | Path, map_params: dict) -> tuple[int, int, str]:
@@ -228,10 +244,7 @@ def check_data(archive: str | Path, root: str | Path, map_params: dict) -> tuple
     current = data_fingerprint(map_params, root)
     same = 0
     for *_, d in folders:
-        try:
-            same += json.loads((d / ARCHIVE_INFO).read_text()).get("data_fingerprint") == current
-        except (OSError, ValueError):
-            pass
+        same += _data_fp(d / ARCHIVE_INFO) == current
     return same, len(folders), current
 
 

@@ -1,6 +1,7 @@
 """run_archive: a sweep's finished runs saved into a folder git keeps, and restored where the grid reuses them
 (the grid's side: tests/mapping/test_mapping.py, a restored run is reused)."""
 import json
+import shutil
 
 import pytest
 
@@ -110,3 +111,18 @@ def test_check_counts_the_archived_runs_saved_from_this_projects_data(tmp_path, 
     assert ra.main(["check", *args]) == 0 and "1 of 1 archived runs" in capsys.readouterr().out.splitlines()[-1]
     (proj / "data/synth/S.pt").write_bytes(b"S made elsewhere")
     assert ra.main(["check", *args]) == 1 and "0 of 1" in capsys.readouterr().out
+
+
+def test_a_restored_run_not_re_made_on_other_data_is_not_saved_as_if_this_data_made_it(tmp_path):
+    old, new, archive = tmp_path / "old", tmp_path / "new", tmp_path / "archive"
+    _fake_run(old, "lmm", 0, 0)
+    ra.save(archive, old, data_fp="d-old")
+    assert ra.restore(archive, new).copied == ["lmm-K0-s0"]
+    rep = ra.save(archive, new, data_fp="d-new")  # the new machine's data: the run is not re-made yet
+    assert rep.copied == [] and rep.skipped == {"lmm-K0-s0": "restored from other data, not re-made here yet"}
+    assert ra.save(archive, new, data_fp="d-old").unchanged == ["lmm-K0-s0"]  # the same data: nothing to do
+    run = run_path(new / RUNS_DIR, "lmm", 0, 0)  # the grid re-makes it: a whole new folder, no restore mark
+    shutil.rmtree(run)
+    _fake_run(new, "lmm", 0, 0, fp="fp-2")
+    assert ra.save(archive, new, data_fp="d-new", replace=True).copied == ["lmm-K0-s0"]
+    assert json.loads((run_path(archive, "lmm", 0, 0) / ra.ARCHIVE_INFO).read_text()) == {"data_fingerprint": "d-new"}
