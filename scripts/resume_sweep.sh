@@ -34,8 +34,9 @@ fi
 methods=$(python -c "import yaml; print(' '.join(yaml.safe_load(open('params.yaml'))['mapping']['methods']))")
 for m in $methods; do
   stamp "map@$m"
-  dvc repro "map@$m"
+  rc=0; dvc repro "map@$m" || rc=$?   # a failed stage still leaves its finished runs: save them first
   python scripts/run_archive.py save --archive "$archive" || echo "(the archive was not saved: see above)"
+  [ "$rc" -eq 0 ] || { echo "map@$m failed (exit $rc)"; exit "$rc"; }
 done
 stamp "the stages after the sweep"
 dvc repro

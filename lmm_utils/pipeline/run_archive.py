@@ -269,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true",
                     help="save: every finished run folder, not only the runs of the sweep params.yaml defines")
     ap.add_argument("--weights", action="store_true", help="save: keep g.pt too (for ship_models)")
-    ap.add_argument("--replace", action="store_true",
-                    help="save: overwrite an archived run (or upstream) that differs")
+    ap.add_argument("--replace", action="store_true", help="save: overwrite an archived run that differs")
+    ap.add_argument("--replace-upstream", action="store_true",
+                    help="save, save-upstream: overwrite an archived upstream with other outputs (the runs archived "
+                         "beside it were trained on it)")
     args = ap.parse_args(argv)
     root = Path(args.root)
     try:
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             print(restore_upstream(args.archive, root))
             return 0
         if args.action == "save-upstream":
-            print(save_upstream(args.archive, root, replace=args.replace))
+            print(save_upstream(args.archive, root, replace=args.replace_upstream))
             return 0
         if args.action == "restore":  # every archived run: the grid reuses those of the sweep, the others wait
             report = restore(args.archive, root)
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             print("no dvc.lock: the upstream (the LMs and S the runs read) is not saved")
             return 0
         try:
-            print(save_upstream(args.archive, root, replace=args.replace))
+            print(save_upstream(args.archive, root, replace=args.replace_upstream))
         except UpstreamError as e:  # the runs are saved; the upstream needs the user's attention
             print(f"run_archive: the runs are saved, the upstream is not: {e}")
             return 1

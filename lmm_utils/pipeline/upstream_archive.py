@@ -111,8 +111,9 @@ def dvc_up_to_date(root: Path, stages: tuple[str, ...]) -> tuple[bool, str]:
 def save_upstream(archive: str | Path, root: str | Path = ".", stages: tuple[str, ...] = UPSTREAM_STAGES,
                   replace: bool = False, up_to_date: Callable = dvc_up_to_date) -> str:
     """Copy the stages' outputs and dvc.lock entries into archive/_upstream. Only outputs DVC finds up to date
-    (what dvc.lock says they are); an archived upstream made from other outputs is replaced only with `replace`
-    (the runs archived beside it were trained on it). -> one line for the log."""
+    (what dvc.lock says they are); an archived upstream with other outputs is replaced only with `replace` (the
+    runs archived beside it were trained on it); one with the same outputs takes the new dvc.lock record.
+    -> one line for the log."""
     root, dst = Path(root), Path(archive) / UPSTREAM_DIR
     entries = {s: lock_entry(root, s) for s in stages}
     missing = [s for s, e in entries.items() if e is None]
@@ -124,11 +125,14 @@ def save_upstream(archive: str | Path, root: str | Path = ".", stages: tuple[str
                             f"run `dvc repro {' '.join(stages)}` first")
     if (dst / LOCK_FILE).is_file():
         old = json.loads((dst / LOCK_FILE).read_text())
-        if {s: _outputs(e) for s, e in old.items()} == {s: _outputs(e) for s, e in entries.items()}:
+        if old == entries:
             return f"upstream of {list(stages)} already archived, the same"
-        if not replace:
+        same_outputs = {s: _outputs(e) for s, e in old.items()} == {s: _outputs(e) for s, e in entries.items()}
+        # the same outputs under other recorded inputs (dvc commit after an edit that changed nothing they make):
+        # the archive takes the new record, or every restore would find its inputs changed
+        if not same_outputs and not replace:
             raise UpstreamError(f"{dst} holds other outputs of {list(stages)} (the archived runs were trained on "
-                                "them); pass --replace to overwrite it")
+                                "them); pass --replace-upstream to overwrite it")
     with atomic_dir(dst) as tmp:
         for s in stages:
             for rel in stage_outputs(root, s):
@@ -138,10 +142,27 @@ def save_upstream(archive: str | Path, root: str | Path = ".", stages: tuple[str
     return f"saved the upstream of {list(stages)} to {dst}"
 
 
-def restore_upstream(archive: str | Path, root: str | Path = ".",
-                     commit: Callable | None = None, up_to_date: Callable = dvc_up_to_date) -> str:
-    """Put the archived stages' outputs back where none are, record them (`dvc commit`), and keep them only when
-    the deps and params DVC records now are the archived ones; else remove them (dvc repro trains them)."""
+def _write_lock_entries(root: Path, entries: dict) -> None:
+    """Set these stages' entries in dvc.lock (the rest of the file as it is)."""
+    lock = root / "dvc.lock"
+    doc = (yaml.safe_load(lock.read_text()) if lock.is_file() else None) or {"schema": "2.0", "stages": {}}
+    doc.setdefault("stages", {}).update(entries)
+    lock.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def _dvc_commit(root: Path, stages: tuple[str, ...]) -> None:
+    p = _dvc("commit", "-f", *stages, root=root)
+    if p.returncode != 0:
+        raise UpstreamError(f"dvc commit failed: {(p.stderr or p.stdout).strip()}")
+
+
+def restore_upstream(archive: str | Path, root: str | Path = ".", commit: Callable = _dvc_commit,
+                     up_to_date: Callable = dvc_up_to_date) -> str:
+    """Put the archived stages' outputs back, with their archived dvc.lock entries, and keep them only when DVC
+    then finds the stages up to date: the same command, deps (code, data) and params made them, and the files are
+    the archived ones. Only then are they committed (DVC's cache and run cache); otherwise dvc.lock, the files and
+    any report they replaced are put back as they were, and `dvc repro` trains the stages here. Checking before
+    committing matters: a committed stage enters DVC's run cache, and `dvc repro` would check it out again."""
     root, src = Path(root), Path(archive) / UPSTREAM_DIR
     if not (src / LOCK_FILE).is_file():
         raise UpstreamError(f"no archived upstream under {src}")
@@ -151,36 +172,46 @@ def restore_upstream(archive: str | Path, root: str | Path = ".",
         return f"{list(stages)} are up to date here: left as they are"
     outputs = [rel for s in stages for rel in stage_outputs(root, s)]
     kept = {rel: src / FILES_DIR / archived_path(rel) for rel in outputs}
-    here = [rel for rel in outputs if (root / rel).exists() and kept[rel].exists()]
-    if any(rel.startswith("data/") for rel in here):
-        raise UpstreamError(f"outputs of {list(stages)} are already here ({', '.join(here)}) but not up to date: "
+    kept = {rel: f for rel, f in kept.items() if f.exists()}
+    made = [rel for rel in kept if rel.startswith("data/") and (root / rel).exists()]
+    if made:  # a result of this machine's (perhaps half-finished) run: the user decides
+        raise UpstreamError(f"outputs of {list(stages)} are already here ({', '.join(made)}) but not up to date: "
                             "delete them to restore the archived ones, or run `dvc repro` to re-make them")
     deps = [d for e in archived.values() for d in _inputs(e)["deps"] if not d.startswith(("lmm_utils", "notebooks"))]
-    made_here = {rel for e in archived.values() for rel in _outputs(e)}
-    absent = [d for d in deps if d not in made_here and not (root / d).exists()]
+    made_by_them = {rel for e in archived.values() for rel in _outputs(e)}
+    absent = [d for d in deps if d not in made_by_them and not (root / d).exists()]
     if absent:
         raise UpstreamError(f"missing {', '.join(absent)}: run the stages before them first (dvc repro perform)")
-    restored = []
-    for rel in outputs:
-        if kept[rel].exists():
+    lock = root / "dvc.lock"
+    lock_before = lock.read_bytes() if lock.is_file() else None
+    aside = root / ".upstream-restore.aside"  # reports (git keeps another profile's) replaced: back on failure
+    if aside.exists():
+        shutil.rmtree(aside)
+    try:
+        for rel, archived_file in kept.items():
+            if (root / rel).exists():
+                _copy(root / rel, aside / rel)
+                _remove(root / rel)
+            _copy(archived_file, root / rel)
+        _write_lock_entries(root, archived)
+        ok, report = up_to_date(root, stages)
+        if not ok:
+            raise UpstreamError(f"the archived outputs do not fit this project ({report}: code, data or params "
+                                "changed since they were made): left out; `dvc repro` trains those stages here")
+        commit(root, stages)
+    except BaseException:
+        for rel in kept:
             _remove(root / rel)
-            _copy(kept[rel], root / rel)
-            restored.append(rel)
-    (commit or (lambda r, s: _check_commit(_dvc("commit", "-f", *s, root=r))))(root, stages)
-    differ = {s: [k for k, v in _inputs(e).items() if v != _inputs(lock_entry(root, s) or {}).get(k)]
-              for s, e in archived.items()}
-    differ = {s: keys for s, keys in differ.items() if keys}
-    if differ:
-        for rel in restored:
-            _remove(root / rel)
-        raise UpstreamError(f"the archived outputs were made from other inputs ({differ}: code, data or params "
-                            "changed since): removed again; `dvc repro` trains those stages here")
-    return f"restored {list(stages)} from {src} ({len(restored)} outputs)"
-
-
-def _check_commit(p: subprocess.CompletedProcess) -> None:
-    if p.returncode != 0:
-        raise UpstreamError(f"dvc commit failed: {(p.stderr or p.stdout).strip()}")
+            if (aside / rel).exists():
+                _copy(aside / rel, root / rel)
+        if lock_before is None:
+            lock.unlink(missing_ok=True)
+        else:
+            lock.write_bytes(lock_before)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return f"restored {list(stages)} from {src} ({len(kept)} outputs)"
 
 
 __all__ = ["UPSTREAM_STAGES", "UpstreamError", "restore_upstream", "save_upstream", "stage_outputs"]

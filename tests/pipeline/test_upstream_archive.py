@@ -39,15 +39,32 @@ def _project(root, lm=b"V-weights", **lock):
     return root
 
 
-def _fresh_clone(root, **lock):
-    """The deterministic stages ran; the trained ones did not (their lock entries are another profile's)."""
-    _project(root, lm=b"other", outs_md5="default-profile")
+class FakeDvc:
+    """What `dvc status` and `dvc commit` see in a fresh clone: the inputs as they are now (`params`), the files
+    as they are on disk; status is clean when dvc.lock records those inputs and the outputs are there."""
+
+    def __init__(self, params=None):
+        self.inputs = _lock(params=params)["stages"]
+        self.commits = []
+
+    def up_to_date(self, root, stages):
+        lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+        stale = [s for s in stages if ua._inputs(lock[s]) != ua._inputs(self.inputs[s])
+                 or not all((root / o).exists() for o in ua._outputs(lock[s]))]
+        return not stale, json.dumps({s: ["changed"] for s in stale})
+
+    def commit(self, root, stages):
+        self.commits.append(stages)
+
+
+def _fresh_clone(root, params=None):
+    """The deterministic stages ran; the trained ones did not (dvc.lock has another profile's entries for them,
+    git another profile's reports)."""
+    _project(root, lm=b"other", outs_md5="default-profile", params={"pretrain.seed": "default"})
     for d in ("data/lm", "data/synth"):
         ua._remove(root / d)
-
-    def commit(r, stages):  # what `dvc commit -f` records: the inputs as they are now, the outputs restored
-        (r / "dvc.lock").write_text(yaml.safe_dump(_lock(**lock)))
-    return commit
+    (root / "reports/05_synth.ipynb").write_text("git's copy")
+    return FakeDvc(params)
 
 
 STAGES = ("pretrain", "synth")
@@ -76,34 +93,59 @@ def test_save_copies_up_to_date_outputs_once_and_never_overwrites_unasked(tmp_pa
     assert (kept / "files/reports/05_synth.ipynb.kept").is_file() and not (kept / "files/reports/05_synth.ipynb").exists()
     assert set(json.loads((kept / "lock.json").read_text())) == set(STAGES)
     assert "already archived" in ua.save_upstream(archive, proj, STAGES, up_to_date=CLEAN)
+    # the same outputs recorded under other inputs (a dvc commit after a harmless edit): the archive takes the record
+    (proj / "dvc.lock").write_text(yaml.safe_dump(_lock(deps_md5="d2")))
+    assert "saved" in ua.save_upstream(archive, proj, STAGES, up_to_date=CLEAN)
+    assert json.loads((kept / "lock.json").read_text())["pretrain"]["deps"][0]["md5"] == "d2"
     other = _project(tmp_path / "q", lm=b"retrained", outs_md5="o2")
-    with pytest.raises(ua.UpstreamError, match="--replace"):
+    with pytest.raises(ua.UpstreamError, match="--replace-upstream"):
         ua.save_upstream(archive, other, STAGES, up_to_date=CLEAN)
     assert (kept / "files/data/lm/V/lm.pt").read_bytes() == b"V-weights"
     ua.save_upstream(archive, other, STAGES, replace=True, up_to_date=CLEAN)
     assert (kept / "files/data/lm/V/lm.pt").read_bytes() == b"retrained"
 
 
-def test_restore_keeps_the_archived_outputs_when_dvc_records_the_same_inputs(tmp_path):
+def test_restore_keeps_the_archived_outputs_when_dvc_finds_them_up_to_date_and_then_commits(tmp_path):
     archive = tmp_path / "archive"
     ua.save_upstream(archive, _project(tmp_path / "old"), STAGES, up_to_date=CLEAN)
     new = tmp_path / "new"
-    commit = _fresh_clone(new)
-    msg = ua.restore_upstream(archive, new, commit=commit, up_to_date=STALE)
-    assert msg.startswith("restored")
+    dvc = _fresh_clone(new)
+    msg = ua.restore_upstream(archive, new, commit=dvc.commit, up_to_date=dvc.up_to_date)
+    assert msg.startswith("restored") and dvc.commits == [STAGES]
     assert (new / "data/lm/V/lm.pt").read_bytes() == b"V-weights"
     assert (new / "data/synth/S.pt").read_bytes() == b"S"
     assert (new / "reports/05_synth.ipynb").read_text() == '{"cells": ["executed"]}'
+    assert yaml.safe_load((new / "dvc.lock").read_text())["stages"]["pretrain"]["outs"][0]["md5"] == "o1"
+    assert not (new / ".upstream-restore.aside").exists()
 
 
-def test_restore_removes_them_again_when_code_data_or_params_changed(tmp_path):
+def test_restore_puts_everything_back_and_commits_nothing_when_the_inputs_changed(tmp_path):
     archive = tmp_path / "archive"
     ua.save_upstream(archive, _project(tmp_path / "old"), STAGES, up_to_date=CLEAN)
     new = tmp_path / "new"
-    commit = _fresh_clone(new, params={"pretrain.seed": 1})
-    with pytest.raises(ua.UpstreamError, match="params"):
-        ua.restore_upstream(archive, new, commit=commit, up_to_date=STALE)
+    dvc = _fresh_clone(new, params={"pretrain.seed": 1})
+    lock_before = (new / "dvc.lock").read_bytes()
+    with pytest.raises(ua.UpstreamError, match="code, data or params changed"):
+        ua.restore_upstream(archive, new, commit=dvc.commit, up_to_date=dvc.up_to_date)
+    assert dvc.commits == []  # nothing enters DVC's run cache, so `dvc repro` cannot check the outputs out again
     assert not (new / "data/lm/V").exists() and not (new / "data/synth").exists()
+    assert (new / "reports/05_synth.ipynb").read_text() == "git's copy"
+    assert (new / "dvc.lock").read_bytes() == lock_before
+
+
+def test_restore_rolls_back_when_the_commit_fails(tmp_path):
+    archive = tmp_path / "archive"
+    ua.save_upstream(archive, _project(tmp_path / "old"), STAGES, up_to_date=CLEAN)
+    new = tmp_path / "new"
+    dvc = _fresh_clone(new)
+    lock_before = (new / "dvc.lock").read_bytes()
+
+    def failing_commit(root, stages):
+        raise ua.UpstreamError("dvc commit failed: output 'reports/x.json' does not exist")
+    with pytest.raises(ua.UpstreamError, match="commit failed"):
+        ua.restore_upstream(archive, new, commit=failing_commit, up_to_date=dvc.up_to_date)
+    assert not (new / "data/lm/V").exists() and (new / "dvc.lock").read_bytes() == lock_before
+    assert (new / "reports/05_synth.ipynb").read_text() == "git's copy"
 
 
 def test_restore_refuses_to_overwrite_outputs_made_here_and_needs_the_stages_before(tmp_path):
@@ -113,7 +155,7 @@ def test_restore_refuses_to_overwrite_outputs_made_here_and_needs_the_stages_bef
     with pytest.raises(ua.UpstreamError, match="already here"):
         ua.restore_upstream(archive, here, commit=lambda r, s: None, up_to_date=STALE)
     assert (here / "data/lm/V/lm.pt").read_bytes() == b"mine"
-    assert "left as they are" in ua.restore_upstream(archive, here, commit=None, up_to_date=CLEAN)
+    assert "left as they are" in ua.restore_upstream(archive, here, up_to_date=CLEAN)
     bare = tmp_path / "bare"
     _fresh_clone(bare)
     (bare / "data/scores/U_V.jsonl").unlink()
