@@ -96,8 +96,12 @@ def _dvc(*args: str, root: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe) if exe.is_file() else "dvc", *args], cwd=root, capture_output=True, text=True)
 
 
-def dvc_up_to_date(root: Path, stages: tuple[str, ...]) -> tuple[bool, str]:
-    """(whether DVC finds the stages' outputs, deps and params as dvc.lock records them, its report)."""
+NOT_IN_CACHE = "not in cache"  # dvc status's word for an output that matches dvc.lock but is not in DVC's cache yet
+
+
+def dvc_up_to_date(root: Path, stages: tuple[str, ...], uncached_ok: bool = False) -> tuple[bool, str]:
+    """(whether DVC finds the stages' outputs, deps and params as dvc.lock records them, its report). uncached_ok:
+    outputs that match dvc.lock but are not in DVC's cache count as up to date (restored files, before commit)."""
     p = _dvc("status", "--json", *stages, root=root)
     if p.returncode != 0:
         return False, (p.stderr or p.stdout).strip()
@@ -105,7 +109,20 @@ def dvc_up_to_date(root: Path, stages: tuple[str, ...]) -> tuple[bool, str]:
         status = json.loads(p.stdout or "{}")
     except ValueError:
         return False, p.stdout.strip()
+    if uncached_ok:
+        status = {stage: changes for stage, changes in status.items() if not all(_only_uncached(c) for c in changes)}
     return not status, json.dumps(status)
+
+
+def _only_uncached(change) -> bool:
+    """One item of a stage's dvc status: {"changed outs": {path: "not in cache", ...}} and nothing else."""
+    return (isinstance(change, dict) and set(change) == {"changed outs"}
+            and all(v == NOT_IN_CACHE for v in change["changed outs"].values()))
+
+
+def dvc_fits(root: Path, stages: tuple[str, ...]) -> tuple[bool, str]:
+    """Restored outputs fit when dvc status finds nothing changed but their absence from DVC's cache."""
+    return dvc_up_to_date(root, stages, uncached_ok=True)
 
 
 def save_upstream(archive: str | Path, root: str | Path = ".", stages: tuple[str, ...] = UPSTREAM_STAGES,
@@ -157,7 +174,7 @@ def _dvc_commit(root: Path, stages: tuple[str, ...]) -> None:
 
 
 def restore_upstream(archive: str | Path, root: str | Path = ".", commit: Callable = _dvc_commit,
-                     up_to_date: Callable = dvc_up_to_date) -> str:
+                     up_to_date: Callable = dvc_up_to_date, fits: Callable = dvc_fits) -> str:
     """Put the archived stages' outputs back, with their archived dvc.lock entries, and keep them only when DVC
     then finds the stages up to date: the same command, deps (code, data) and params made them, and the files are
     the archived ones. Only then are they committed (DVC's cache and run cache); otherwise dvc.lock, the files and
@@ -194,7 +211,7 @@ def restore_upstream(archive: str | Path, root: str | Path = ".", commit: Callab
                 _remove(root / rel)
             _copy(archived_file, root / rel)
         _write_lock_entries(root, archived)
-        ok, report = up_to_date(root, stages)
+        ok, report = fits(root, stages)
         if not ok:
             raise UpstreamError(f"the archived outputs do not fit this project ({report}: code, data or params "
                                 "changed since they were made): left out; `dvc repro` trains those stages here")

@@ -110,7 +110,7 @@ def test_restore_keeps_the_archived_outputs_when_dvc_finds_them_up_to_date_and_t
     ua.save_upstream(archive, _project(tmp_path / "old"), STAGES, up_to_date=CLEAN)
     new = tmp_path / "new"
     dvc = _fresh_clone(new)
-    msg = ua.restore_upstream(archive, new, commit=dvc.commit, up_to_date=dvc.up_to_date)
+    msg = ua.restore_upstream(archive, new, commit=dvc.commit, up_to_date=dvc.up_to_date, fits=dvc.up_to_date)
     assert msg.startswith("restored") and dvc.commits == [STAGES]
     assert (new / "data/lm/V/lm.pt").read_bytes() == b"V-weights"
     assert (new / "data/synth/S.pt").read_bytes() == b"S"
@@ -126,7 +126,7 @@ def test_restore_puts_everything_back_and_commits_nothing_when_the_inputs_change
     dvc = _fresh_clone(new, params={"pretrain.seed": 1})
     lock_before = (new / "dvc.lock").read_bytes()
     with pytest.raises(ua.UpstreamError, match="code, data or params changed"):
-        ua.restore_upstream(archive, new, commit=dvc.commit, up_to_date=dvc.up_to_date)
+        ua.restore_upstream(archive, new, commit=dvc.commit, up_to_date=dvc.up_to_date, fits=dvc.up_to_date)
     assert dvc.commits == []  # nothing enters DVC's run cache, so `dvc repro` cannot check the outputs out again
     assert not (new / "data/lm/V").exists() and not (new / "data/synth").exists()
     assert (new / "reports/05_synth.ipynb").read_text() == "git's copy"
@@ -143,7 +143,7 @@ def test_restore_rolls_back_when_the_commit_fails(tmp_path):
     def failing_commit(root, stages):
         raise ua.UpstreamError("dvc commit failed: output 'reports/x.json' does not exist")
     with pytest.raises(ua.UpstreamError, match="commit failed"):
-        ua.restore_upstream(archive, new, commit=failing_commit, up_to_date=dvc.up_to_date)
+        ua.restore_upstream(archive, new, commit=failing_commit, up_to_date=dvc.up_to_date, fits=dvc.up_to_date)
     assert not (new / "data/lm/V").exists() and (new / "dvc.lock").read_bytes() == lock_before
     assert (new / "reports/05_synth.ipynb").read_text() == "git's copy"
 
@@ -153,13 +153,21 @@ def test_restore_refuses_to_overwrite_outputs_made_here_and_needs_the_stages_bef
     ua.save_upstream(archive, _project(tmp_path / "old"), STAGES, up_to_date=CLEAN)
     here = _project(tmp_path / "here", lm=b"mine")
     with pytest.raises(ua.UpstreamError, match="already here"):
-        ua.restore_upstream(archive, here, commit=lambda r, s: None, up_to_date=STALE)
+        ua.restore_upstream(archive, here, commit=lambda r, s: None, up_to_date=STALE, fits=STALE)
     assert (here / "data/lm/V/lm.pt").read_bytes() == b"mine"
     assert "left as they are" in ua.restore_upstream(archive, here, up_to_date=CLEAN)
     bare = tmp_path / "bare"
     _fresh_clone(bare)
     (bare / "data/scores/U_V.jsonl").unlink()
     with pytest.raises(ua.UpstreamError, match="dvc repro perform"):
-        ua.restore_upstream(archive, bare, commit=lambda r, s: None, up_to_date=STALE)
+        ua.restore_upstream(archive, bare, commit=lambda r, s: None, up_to_date=STALE, fits=STALE)
     with pytest.raises(ua.UpstreamError, match="no archived upstream"):
         ua.restore_upstream(tmp_path / "none", bare)
+
+
+def test_restored_outputs_not_yet_in_dvcs_cache_fit_but_any_other_change_does_not():
+    uncached = [{"changed outs": {"data/lm/V": "not in cache", "reports/06_pretrain_V.ipynb": "not in cache"}}]
+    assert all(ua._only_uncached(c) for c in uncached)
+    assert not ua._only_uncached({"changed outs": {"data/lm/V": "modified"}})
+    assert not ua._only_uncached({"changed deps": {"params.yaml": {"pretrain.seed": "modified"}}})
+    assert not ua._only_uncached("changed checksum")
