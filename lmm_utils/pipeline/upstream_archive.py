@@ -10,9 +10,10 @@ The stages before them (corpus, split, perform) give the same bytes on every mac
 dvc.lock hashes match), but training does not: on a new machine (another CPU, other float kernels) the same code and
 params give LMs and an S that differ in the last bits, so every archived run's fingerprint differs and the whole
 sweep trains again (2026-12-02: 0 of 57 archived runs matched after the stages ran on a new machine). So `save`
-keeps these stages' outputs and their dvc.lock entries; `restore` puts them back, records them with `dvc commit`,
-and keeps them only when DVC's record of their deps and params is the archived one: the same code, data and params
-made them. Otherwise it removes them again and `dvc repro` trains the stages here, as without an archive.
+keeps these stages' outputs and their dvc.lock entries; `restore` puts both back and keeps them only when
+`dvc status` then finds the stages up to date (the same command, code, data and params made them), and only then
+commits them. Otherwise it puts everything back as it was and `dvc repro` trains the stages here, as without an
+archive.
 
 Pipeline code, outside the runs' code fingerprint (mapping.grid.NOT_TRAINING_CODE).
 """
