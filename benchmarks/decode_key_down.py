@@ -51,6 +51,36 @@ def key_down_shares(h, root: Path, items: int, thresholds: list[float]) -> dict[
     return {t: hits[t] / total if total else float("nan") for t in thresholds}
 
 
+def score_rows(run: str, pool: str, key: str, scores: dict) -> list[dict]:
+    """{way: [per-excerpt transcription_scores + n_notes]} -> one printed row per way (mean F1, P, R; notes)."""
+    rows = []
+    for way, s in scores.items():
+        row = {"run": run, "pool": pool, key: way, "n": len(s),
+               **{k: float(np.mean([r[k] for r in s])) for k in ("note_f1", "note_p", "note_r")},
+               "notes": int(sum(r["n_notes"] for r in s))}
+        rows.append(row)
+        print(f"{run:22s} {pool:22s} {way!s:15s} F1 {row['note_f1']:.3f}  P {row['note_p']:.3f}  "
+              f"R {row['note_r']:.3f}  notes {row['notes']}", flush=True)
+    return rows
+
+
+def gain_summary(rows: list[dict], key: str, ways: list) -> dict:
+    """Per pool and way: mean note F1 over runs and its gain over ways[0] (the decoding before), mean / min / max."""
+    gains: dict = {}
+    for pool in dict.fromkeys(r["pool"] for r in rows):
+        ref = {r["run"]: r["note_f1"] for r in rows if r["pool"] == pool and r[key] == ways[0]}
+        for way in ways:
+            these = [r for r in rows if r["pool"] == pool and r[key] == way]
+            d = [r["note_f1"] - ref[r["run"]] for r in these]
+            mean_f1 = float(np.mean([r["note_f1"] for r in these]))
+            gains.setdefault(pool, {})[f"{way:g}" if isinstance(way, float) else way] = {
+                "mean_note_f1": mean_f1, "gain_mean": float(np.mean(d)), "gain_min": float(np.min(d)),
+                "gain_max": float(np.max(d)), "runs": len(d)}
+            print(f"{pool:22s} {way!s:15s} mean note F1 {mean_f1:.4f}  vs {ways[0]}: {np.mean(d):+.4f} "
+                  f"(min {np.min(d):+.4f}, max {np.max(d):+.4f}, {len(d)} runs)")
+    return gains
+
+
 def main() -> None:
     import torch
 
@@ -98,24 +128,8 @@ def main() -> None:
                 for w, cfg in ways.items():
                     perf = fast_decode(logits, h.feat.fps, cfg)
                     scores[w].append({**transcription_scores(true[i], perf), "n_notes": len(perf.notes)})
-            for w, s in scores.items():
-                row = {"run": run_dir.name, "pool": label, "decode": w, "n": len(s),
-                       **{k: float(np.mean([r[k] for r in s])) for k in ("note_f1", "note_p", "note_r")},
-                       "notes": int(sum(r["n_notes"] for r in s))}
-                rows.append(row)
-                print(f"{row['run']:22s} {label:22s} {w:15s} F1 {row['note_f1']:.3f}  P {row['note_p']:.3f}  "
-                      f"R {row['note_r']:.3f}  notes {row['notes']}", flush=True)
-    base = f"key_down {args.thresholds[0]:g}"
-    gains = {}
-    for label in dict.fromkeys(r["pool"] for r in rows if "decode" in r):
-        ref = {r["run"]: r["note_f1"] for r in rows if r["pool"] == label and r.get("decode") == base}
-        for way in ways:
-            d = [r["note_f1"] - ref[r["run"]] for r in rows if r["pool"] == label and r.get("decode") == way]
-            mean_f1 = float(np.mean([r["note_f1"] for r in rows if r["pool"] == label and r.get("decode") == way]))
-            gains.setdefault(label, {})[way] = {"mean_note_f1": mean_f1, "gain_mean": float(np.mean(d)),
-                                                "gain_min": float(np.min(d)), "gain_max": float(np.max(d))}
-            print(f"{label:22s} {way:15s} mean note F1 {mean_f1:.4f}  vs {base}: {np.mean(d):+.4f} "
-                  f"(min {np.min(d):+.4f}, max {np.max(d):+.4f}, {len(d)} runs)")
+            rows += score_rows(run_dir.name, label, "decode", scores)
+    gains = gain_summary([r for r in rows if "decode" in r], "decode", list(ways))
     if args.out:
         Path(args.out).write_text(json.dumps({"project": str(root), "decided_on": VALIDATION, "rows": rows,
                                               "gain_note_f1": gains}, indent=1) + "\n")

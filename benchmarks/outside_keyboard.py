@@ -80,7 +80,7 @@ def record(excerpts, out_dir: Path, seed: int) -> dict:
     return truth
 
 
-def transcribe_h(label: str, project: Path, audio_dir: Path, truth: dict) -> dict:
+def transcribe_h(label: str, project: Path, audio_dir: Path, truth: dict, harmonic_ratio: float = 0.0) -> dict:
     """{excerpt id: h's Performance} for a run folder (or the shipped h), through `lmm transcribe`'s own path."""
     from lmm_utils.app.inference import transcribe_file
     from lmm_utils.app.shipping import SHIPPED_DIR, shipped_model
@@ -91,7 +91,7 @@ def transcribe_h(label: str, project: Path, audio_dir: Path, truth: dict) -> dic
         h = load_h(path, lm_root=SHIPPED_DIR)
     else:
         h = load_h(project / label / "h.pt", lm_root=project)
-    return {i: transcribe_file(h, audio_dir / f"{i}.wav") for i in truth}
+    return {i: transcribe_file(h, audio_dir / f"{i}.wav", harmonic_ratio=harmonic_ratio) for i in truth}
 
 
 def transcribe_basic_pitch(project: Path, audio_dir: Path, truth: dict, work: Path) -> dict | None:
@@ -177,6 +177,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--add", action="store_true", help="merge into --out's systems instead of replacing the file")
     p.add_argument("--no-peer", action="store_true", help="skip Basic Pitch")
+    p.add_argument("--harmonic-ratio", type=float, default=0.0,
+                   help="> 0: also each run decoded with harmonic suppression at this ratio (lmm_utils.app.decoding)")
     args = p.parse_args()
     project = args.project.resolve()
     excerpts, skipped = keyboard_excerpts(args.per_piece, args.seed)
@@ -188,6 +190,10 @@ def main() -> None:
         truth = record(excerpts, audio_dir, args.seed)
         estimates = {(args.label + label if label != "shipped" else label): transcribe_h(label, project, audio_dir, truth)
                      for label in args.runs}
+        if args.harmonic_ratio > 0:
+            estimates.update({f"{args.label + label if label != 'shipped' else label} +harmonics {args.harmonic_ratio:g}":
+                              transcribe_h(label, project, audio_dir, truth, args.harmonic_ratio)
+                              for label in args.runs})
         bp = None if args.no_peer else transcribe_basic_pitch(ROOT, audio_dir, truth, work)
         if bp is not None:
             estimates["Basic Pitch"] = bp

@@ -136,9 +136,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from lmm_utils.core.io import atomic_path
     from lmm_utils.core.motion import write_midi
 
+    if args.harmonics < 0:
+        _say(f"error: --harmonics must be 0 (off) or a ratio above 0, got {args.harmonics}")
+        return 2
     torch.set_num_threads(args.threads)
     run, lm_root = choose_model(args, "h", _root())
     h = _load("h", run, lm_root)
+    if args.harmonics > 0:
+        _say(f"decoding: harmonic suppression at ratio {args.harmonics:g} (lmm_utils.app.decoding)")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     cfg = ChunkConfig(args.chunk, args.margin)
@@ -150,7 +155,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             if stem in used:
                 raise InputError(f"{path}: another input already wrote {stem}.mid")
             stats: dict = {}
-            perf = transcribe_file(h, path, cfg, progress=not args.quiet, stats=stats)
+            perf = transcribe_file(h, path, cfg, progress=not args.quiet, stats=stats, harmonic_ratio=args.harmonics)
             if stats["clipped_fraction"] > CLIPPED_WARNING:
                 _say(f"note: {path} is clipped ({100 * stats['clipped_fraction']:.1f} % of samples at full scale): "
                      "distortion adds partials, so expect extra notes")
@@ -300,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--shipped", action="store_true", help=shipped_help)
     t.add_argument("--chunk", type=float, default=20.0, help="seconds per window (default 20)")
     t.add_argument("--margin", type=float, default=2.0, help="context seconds either side of a window (default 2)")
+    t.add_argument("--harmonics", type=float, default=0.0, metavar="RATIO",
+                   help="drop an onset an octave, twelfth or two octaves above an onset stronger than it / RATIO "
+                        "(partials heard as notes; 0.75 was best on P's validation part, README 'Harmonic "
+                        "suppression'; default 0: off, as the methods decode)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("-q", "--quiet", action="store_true", help="only errors")
     t.set_defaults(func=cmd_transcribe)

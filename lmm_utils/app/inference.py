@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from lmm_utils.app.decoding import suppress_harmonics
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
 from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW, Performance, PerformedNote, read_midi
@@ -114,12 +115,13 @@ def windows(duration: float, cfg: ChunkConfig) -> list[tuple[float, float, float
 
 
 def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decode_cfg=None,
-                    progress: bool = False, stats: dict | None = None) -> Performance:
+                    progress: bool = False, stats: dict | None = None, harmonic_ratio: float = 0.0) -> Performance:
     """h (methods.wrappers.HModel: .feat, .logits(logmel)) over a recording of any length -> one Performance.
 
     A note kept from one window that is still held at the window's right edge is extended through the next
     window's frame posterior for its key (while key-down stays above threshold and no new onset peaks),
-    not by matching decoded notes: the next window sees the note without its attack.
+    not by matching decoded notes: the next window sees the note without its attack. harmonic_ratio > 0: each
+    window's onset posterior goes through app.decoding.suppress_harmonics first.
     """
 
 
@@ -139,6 +141,9 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
         out = h.logits(log_mel(audio, feat))
         frame = torch.sigmoid(out["frame"]).reshape(-1, out["frame"].shape[-1]).numpy()
         onset = torch.sigmoid(out["onset"]).reshape(frame.shape).numpy()
+        if harmonic_ratio > 0:  # app.decoding: onsets of partials heard as notes dropped before decoding
+            onset = suppress_harmonics(onset, harmonic_ratio)
+            out = {**out, "onset": torch.logit(torch.from_numpy(np.clip(onset, 1e-7, 1 - 1e-7)))}
         n_frames = frame.shape[1]
         still_open = []
         for i in open_idx:

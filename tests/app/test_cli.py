@@ -64,9 +64,14 @@ def test_transcribe_batch_formats_and_bad_files(run_dir, tmp_path, capsys):
     assert not list((tmp_path / "out").glob(".*tmp*"))
 
 
-def test_transcribe_all_good_exits_zero(run_dir, tmp_path):
+def test_transcribe_all_good_exits_zero(run_dir, tmp_path, capsys):
     sf.write(tmp_path / "a.wav", _tone(22050, 1.0), 22050)
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir), "-q"]) == 0
+    assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir), "-q",
+                     "--harmonics", "0.75"]) == 0
+    assert "harmonic suppression at ratio 0.75" in capsys.readouterr().err
+    assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir),
+                     "--harmonics", "-1"]) == 2
 
 
 class _EnergyH:
@@ -90,6 +95,23 @@ def test_long_file_in_windows_stitches_held_notes(tmp_path):
     assert len(perf.notes) == 1  # one note across four windows, not one per window
     n = perf.notes[0]
     assert n.pitch == 60 and abs(n.onset - 3.0) < 0.1 and abs(n.offset - 30.0) < 0.15
+
+
+class _PartialH(_EnergyH):
+    """_EnergyH plus C5 (C4's octave) with a weaker onset (p = 0.6 against ~1), as a partial heard as a note."""
+
+    def logits(self, logmel):
+        out = _EnergyH.logits(self, logmel)
+        c4, c5 = 60 - 21, 72 - 21
+        out["frame"][c5] = out["frame"][c4]
+        out["onset"][c5] = torch.where(out["onset"][c4] > 0, 0.4055, -10.0)  # sigmoid(0.4055) = 0.6
+        return out
+
+
+def test_harmonic_suppression_drops_a_partials_onset_in_the_file_path(tmp_path):
+    sf.write(tmp_path / "a.wav", _tone(16000, 3.0, start=0.5, stop=2.5), 16000)
+    assert sorted(n.pitch for n in transcribe_file(_PartialH(), tmp_path / "a.wav").notes) == [60, 72]
+    assert [n.pitch for n in transcribe_file(_PartialH(), tmp_path / "a.wav", harmonic_ratio=0.75).notes] == [60]
 
 
 def test_windows_cover_the_file():
