@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from lmm_utils.app.decoding import HARMONIC_RATIO
 from lmm_utils.core.io import jsonable
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -143,7 +144,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     run, lm_root = choose_model(args, "h", _root())
     h = _load("h", run, lm_root)
     if args.harmonics > 0:
-        _say(f"decoding: harmonic suppression at ratio {args.harmonics:g} (lmm_utils.app.decoding)")
+        _say(f"decoding: harmonic suppression at ratio {args.harmonics:g} (lmm_utils.app.decoding; "
+             "--harmonics 0 decodes as the methods do)")
+    else:
+        _say("decoding: as the methods decode (no harmonic suppression)")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     cfg = ChunkConfig(args.chunk, args.margin)
@@ -305,10 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--shipped", action="store_true", help=shipped_help)
     t.add_argument("--chunk", type=float, default=20.0, help="seconds per window (default 20)")
     t.add_argument("--margin", type=float, default=2.0, help="context seconds either side of a window (default 2)")
-    t.add_argument("--harmonics", type=float, default=0.0, metavar="RATIO",
+    t.add_argument("--harmonics", type=float, default=HARMONIC_RATIO, metavar="RATIO",
                    help="drop an onset an octave, twelfth or two octaves above an onset stronger than it / RATIO "
-                        "(partials heard as notes; 0.75 was best on P's validation part, README 'Harmonic "
-                        "suppression'; default 0: off, as the methods decode)")
+                        f"(partials heard as notes; default {HARMONIC_RATIO:g}, chosen on P's validation part, never "
+                        "T: README 'Harmonic suppression'; 0: off, as the methods decode)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("-q", "--quiet", action="store_true", help="only errors")
     t.set_defaults(func=cmd_transcribe)

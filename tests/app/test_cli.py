@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from lmm_utils.app import cli
+from lmm_utils.app.decoding import HARMONIC_RATIO
 from lmm_utils.app.inference import ChunkConfig, read_notes, score_from_file, transcribe_file, windows
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, read_midi, write_midi
@@ -67,9 +68,10 @@ def test_transcribe_batch_formats_and_bad_files(run_dir, tmp_path, capsys):
 def test_transcribe_all_good_exits_zero(run_dir, tmp_path, capsys):
     sf.write(tmp_path / "a.wav", _tone(22050, 1.0), 22050)
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir), "-q"]) == 0
+    assert f"harmonic suppression at ratio {HARMONIC_RATIO:g}" in capsys.readouterr().err  # the default
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir), "-q",
-                     "--harmonics", "0.75"]) == 0
-    assert "harmonic suppression at ratio 0.75" in capsys.readouterr().err
+                     "--harmonics", "0"]) == 0
+    assert "as the methods decode (no harmonic suppression)" in capsys.readouterr().err
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir),
                      "--harmonics", "-1"]) == 2
 
