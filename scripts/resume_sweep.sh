@@ -16,6 +16,24 @@ export PATH="$PWD/.venv/bin:$PATH"
 [ -f "profiles/$profile.yaml" ] || { echo "no profiles/$profile.yaml"; exit 2; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 
+# An archive made by code that has changed since is resumed at its own code: $archive/code_commit names the commit
+# whose training code (lmm_utils less evaluation, pipeline and app: mapping/grid.py's NOT_TRAINING_CODE) made its
+# runs. Any other code would give every run another fingerprint and start the sweep again.
+if [ -f "$archive/code_commit" ]; then
+  want=$(cat "$archive/code_commit")
+  if ! git diff --quiet "$want" HEAD -- lmm_utils ':(exclude)lmm_utils/evaluation' ':(exclude)lmm_utils/pipeline' \
+       ':(exclude)lmm_utils/app'; then
+    cat <<EOT
+$archive's runs were made with the training code of ${want:0:7}; this checkout's differs. Resume it in a clone at
+that commit, with the archive as it is now:
+  git clone <this repository> sweep && cd sweep && git checkout ${want:0:7} && git checkout $(git rev-parse --short HEAD) -- $archive
+  make setup && nohup scripts/resume_sweep.sh $profile > sweep.log 2>&1 &
+(or delete $archive/code_commit to start the sweep again at this code)
+EOT
+    exit 3
+  fi
+fi
+
 stamp "apply profiles/$profile.yaml"
 python -m lmm_utils.core.params apply "profiles/$profile.yaml"
 if [ -d "$archive" ]; then
