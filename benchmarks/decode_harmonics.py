@@ -7,7 +7,7 @@ beside it, after the decision, from the same posteriors.
     .venv/bin/python benchmarks/decode_harmonics.py --project <a project after dvc repro> \\
         --runs data/runs/supervised/supervised-K16-s0 data/runs/lmm/lmm-K0-s0 --out benchmarks/results/decode_harmonics.json
 
-The rule (`lmm_utils.app.decoding.suppress_harmonics`, ratio r): an onset probability o[k, t] is set to 0 when some key k - 12, k - 19 or
+The rule (`lmm_utils.models.harmonics.suppress_harmonics`, ratio r): an onset probability o[k, t] is set to 0 when some key k - 12, k - 19 or
 k - 24 has an onset probability above o[k, t] / r within one frame of t. r = 0 is the decoding before; r = 0.5
 drops an upper onset less than half as strong as its fundamental; r = 1, one weaker than it. A true octave
 doubling played together (the keyboard register textures) has two strong onsets, which a small r keeps.
@@ -30,11 +30,14 @@ def main() -> None:
     import torch
 
     from benchmarks.decode_key_down import gain_summary, score_rows
-    from lmm_utils.app.decoding import suppress_harmonics
+    from lmm_utils.models.harmonics import suppress_harmonics
     from lmm_utils.data.evaluation import EvaluationData
     from lmm_utils.evaluation.metrics import transcription_scores
     from lmm_utils.methods.checkpoints import load_h
     from lmm_utils.methods.wrappers import fast_decode
+    from lmm_utils.models.transcriber import DecodeConfig
+
+    OFF = DecodeConfig(harmonic_ratio=0.0)  # the ratio is applied above, one way per r
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--project", required=True)
@@ -66,7 +69,7 @@ def main() -> None:
                 onset = torch.sigmoid(logits["onset"]).numpy()
                 for r in args.ratios:  # the same posterior decoded each way
                     kept = np.clip(suppress_harmonics(onset, r), 1e-7, 1 - 1e-7)
-                    perf = fast_decode({**logits, "onset": torch.logit(torch.from_numpy(kept))}, h.feat.fps)
+                    perf = fast_decode({**logits, "onset": torch.logit(torch.from_numpy(kept))}, h.feat.fps, OFF)
                     scores[r].append({**transcription_scores(true[i], perf), "n_notes": len(perf.notes)})
             rows += score_rows(run_dir.name, label, "ratio", scores)
     gains = gain_summary(rows, "ratio", list(args.ratios))

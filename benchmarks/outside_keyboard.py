@@ -80,18 +80,21 @@ def record(excerpts, out_dir: Path, seed: int) -> dict:
     return truth
 
 
-def transcribe_h(label: str, project: Path, audio_dir: Path, truth: dict, harmonic_ratio: float = 0.0) -> dict:
-    """{excerpt id: h's Performance} for a run folder (or the shipped h), through `lmm transcribe`'s own path."""
+def transcribe_h(label: str, project: Path, audio_dir: Path, truth: dict, harmonic_ratio: float | None = None) -> dict:
+    """{excerpt id: h's Performance} for a run folder (or the shipped h), through `lmm transcribe`'s own path
+    (harmonic_ratio None: the methods' decoding, DecodeConfig's default)."""
     from lmm_utils.app.inference import transcribe_file
     from lmm_utils.app.shipping import SHIPPED_DIR, shipped_model
     from lmm_utils.methods.checkpoints import load_h
+    from lmm_utils.models.transcriber import DecodeConfig
 
     if label == "shipped":
         path, _ = shipped_model("h")
         h = load_h(path, lm_root=SHIPPED_DIR)
     else:
         h = load_h(project / label / "h.pt", lm_root=project)
-    return {i: transcribe_file(h, audio_dir / f"{i}.wav", harmonic_ratio=harmonic_ratio) for i in truth}
+    cfg = DecodeConfig() if harmonic_ratio is None else DecodeConfig(harmonic_ratio=harmonic_ratio)
+    return {i: transcribe_file(h, audio_dir / f"{i}.wav", decode_cfg=cfg) for i in truth}
 
 
 def transcribe_basic_pitch(project: Path, audio_dir: Path, truth: dict, work: Path) -> dict | None:
@@ -177,8 +180,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--add", action="store_true", help="merge into --out's systems instead of replacing the file")
     p.add_argument("--no-peer", action="store_true", help="skip Basic Pitch")
-    p.add_argument("--harmonic-ratio", type=float, default=0.0,
-                   help="> 0: also each run decoded with harmonic suppression at this ratio (lmm_utils.app.decoding)")
+    p.add_argument("--harmonic-ratio", type=float, default=None,
+                   help="also each run decoded with harmonic suppression at this ratio (0: off; "
+                        "lmm_utils.models.harmonics; the main rows decode as the methods do)")
     args = p.parse_args()
     project = args.project.resolve()
     excerpts, skipped = keyboard_excerpts(args.per_piece, args.seed)
@@ -190,7 +194,7 @@ def main() -> None:
         truth = record(excerpts, audio_dir, args.seed)
         estimates = {(args.label + label if label != "shipped" else label): transcribe_h(label, project, audio_dir, truth)
                      for label in args.runs}
-        if args.harmonic_ratio > 0:
+        if args.harmonic_ratio is not None:
             estimates.update({f"{args.label + label if label != 'shipped' else label} +harmonics {args.harmonic_ratio:g}":
                               transcribe_h(label, project, audio_dir, truth, args.harmonic_ratio)
                               for label in args.runs})

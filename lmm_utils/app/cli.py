@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from lmm_utils.app.decoding import HARMONIC_RATIO
+from lmm_utils.models.harmonics import HARMONIC_RATIO
 from lmm_utils.core.io import jsonable
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -136,6 +136,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from lmm_utils.app.inference import ChunkConfig, InputError, transcribe_file
     from lmm_utils.core.io import atomic_path
     from lmm_utils.core.motion import write_midi
+    from lmm_utils.models.transcriber import DecodeConfig
 
     if args.harmonics < 0:
         _say(f"error: --harmonics must be 0 (off) or a ratio above 0, got {args.harmonics}")
@@ -143,11 +144,15 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     run, lm_root = choose_model(args, "h", _root())
     h = _load("h", run, lm_root)
-    if args.harmonics > 0:
-        _say(f"decoding: harmonic suppression at ratio {args.harmonics:g} (lmm_utils.app.decoding; "
-             "--harmonics 0 decodes as the methods do)")
+    decode_cfg = DecodeConfig(harmonic_ratio=args.harmonics)
+    if args.harmonics == DecodeConfig().harmonic_ratio:
+        _say(f"decoding: as the methods decode (harmonic suppression at ratio {args.harmonics:g})")
+    elif args.harmonics > 0:
+        _say(f"decoding: harmonic suppression at ratio {args.harmonics:g} (the methods decode at "
+             f"{DecodeConfig().harmonic_ratio:g})")
     else:
-        _say("decoding: as the methods decode (no harmonic suppression)")
+        _say("decoding: no harmonic suppression (the methods decode at "
+             f"{DecodeConfig().harmonic_ratio:g})")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     cfg = ChunkConfig(args.chunk, args.margin)
@@ -159,7 +164,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             if stem in used:
                 raise InputError(f"{path}: another input already wrote {stem}.mid")
             stats: dict = {}
-            perf = transcribe_file(h, path, cfg, progress=not args.quiet, stats=stats, harmonic_ratio=args.harmonics)
+            perf = transcribe_file(h, path, cfg, decode_cfg, progress=not args.quiet, stats=stats)
             if stats["clipped_fraction"] > CLIPPED_WARNING:
                 _say(f"note: {path} is clipped ({100 * stats['clipped_fraction']:.1f} % of samples at full scale): "
                      "distortion adds partials, so expect extra notes")
@@ -311,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--margin", type=float, default=2.0, help="context seconds either side of a window (default 2)")
     t.add_argument("--harmonics", type=float, default=HARMONIC_RATIO, metavar="RATIO",
                    help="drop an onset an octave, twelfth or two octaves above an onset stronger than it / RATIO "
-                        f"(partials heard as notes; default {HARMONIC_RATIO:g}, chosen on P's validation part, never "
-                        "T: README 'Harmonic suppression'; 0: off, as the methods decode)")
+                        f"(partials heard as notes; default {HARMONIC_RATIO:g}, as the methods decode, chosen on P's "
+                        "validation part, never T: README 'Harmonic suppression'; 0: off)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("-q", "--quiet", action="store_true", help="only errors")
     t.set_defaults(func=cmd_transcribe)

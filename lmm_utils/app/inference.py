@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +23,13 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from lmm_utils.app.decoding import suppress_harmonics
 from lmm_utils.core.features import FeatureConfig, log_mel
 from lmm_utils.core.filecheck import DEFAULT_MAX_MB, ScoreFileError, check_score_file
 from lmm_utils.core.motion import PIANO_HIGH, PIANO_LOW, Performance, PerformedNote, read_midi
 from lmm_utils.core.score import ScoreExcerpt, ScoreNote
 from lmm_utils.data.corpus import WorkRef, extract_piece
 from lmm_utils.data.excerpts import nominal_bar_length
+from lmm_utils.models.harmonics import suppress_harmonics
 from lmm_utils.models.transcriber import DecodeConfig, decode
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: h peak-normalises its input, so digital silence would read as full-scale noise
@@ -115,13 +115,13 @@ def windows(duration: float, cfg: ChunkConfig) -> list[tuple[float, float, float
 
 
 def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decode_cfg=None,
-                    progress: bool = False, stats: dict | None = None, harmonic_ratio: float = 0.0) -> Performance:
+                    progress: bool = False, stats: dict | None = None) -> Performance:
     """h (methods.wrappers.HModel: .feat, .logits(logmel)) over a recording of any length -> one Performance.
 
     A note kept from one window that is still held at the window's right edge is extended through the next
     window's frame posterior for its key (while key-down stays above threshold and no new onset peaks),
-    not by matching decoded notes: the next window sees the note without its attack. harmonic_ratio > 0: each
-    window's onset posterior goes through app.decoding.suppress_harmonics first.
+    not by matching decoded notes: the next window sees the note without its attack. Each window's onset posterior
+    goes through models.harmonics.suppress_harmonics (decode_cfg.harmonic_ratio) once, before both uses of it.
     """
 
 
@@ -141,8 +141,8 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
         out = h.logits(log_mel(audio, feat))
         frame = torch.sigmoid(out["frame"]).reshape(-1, out["frame"].shape[-1]).numpy()
         onset = torch.sigmoid(out["onset"]).reshape(frame.shape).numpy()
-        if harmonic_ratio > 0:  # app.decoding: onsets of partials heard as notes dropped before decoding
-            onset = suppress_harmonics(onset, harmonic_ratio)
+        if dc.harmonic_ratio > 0:  # onsets of partials heard as notes dropped, here for the held-note rule too
+            onset = suppress_harmonics(onset, dc.harmonic_ratio)
             out = {**out, "onset": torch.logit(torch.from_numpy(np.clip(onset, 1e-7, 1 - 1e-7)))}
         n_frames = frame.shape[1]
         still_open = []
@@ -156,7 +156,7 @@ def transcribe_file(h, path: str | Path, cfg: ChunkConfig = ChunkConfig(), decod
             notes[i] = PerformedNote(n.pitch, n.onset, max(n.offset, start + j / feat.fps), n.velocity)
             if j >= n_frames and not last:
                 still_open.append(i)
-        for m in decode(out, feat.fps, dc).notes:
+        for m in decode(out, feat.fps, replace(dc, harmonic_ratio=0.0)).notes:  # suppressed above
             on, off = m.onset + start, m.offset + start
             if core0 <= on < core1:
                 notes.append(PerformedNote(m.pitch, on, off, m.velocity))

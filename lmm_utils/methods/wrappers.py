@@ -32,6 +32,7 @@ from lmm_utils.models.performer import (
     encode_scores,
     to_performances,
 )
+from lmm_utils.models.harmonics import suppress_harmonics
 from lmm_utils.models.transcriber import DecodeConfig, Transcriber, TranscriberConfig
 
 
@@ -115,6 +116,7 @@ def fast_decode(out: dict[str, torch.Tensor], fps: float, cfg: DecodeConfig = De
     cannot hold a note, so only the others go through motion.from_roll's per-frame Python loop (an
     untrained or sparse h decodes ~20x faster)."""
     p = {k: torch.sigmoid(v.reshape(N_KEYS, -1)).float().numpy() for k, v in out.items()}
+    p["onset"] = suppress_harmonics(p["onset"], cfg.harmonic_ratio)
     keys = np.nonzero((p["onset"] >= cfg.onset_threshold).any(axis=1))[0]
     notes = []
     for k in keys:

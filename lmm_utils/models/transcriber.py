@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from lmm_utils.core.features import FeatureConfig, mel_frequencies
 from lmm_utils.core.motion import N_KEYS, PIANO_LOW, Performance, from_roll
 from lmm_utils.core.params import dataclass_from
+from lmm_utils.models.harmonics import HARMONIC_RATIO, suppress_harmonics
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,9 @@ class DecodeConfig:
     # > 0: an onset whose key's frame probability stays below this on the onset frame and the min_frames frames
     # after it makes no note (motion.from_roll); 0 = off
     key_down_threshold: float = 0.0
+    # > 0: an onset an octave, a twelfth or two octaves above an onset stronger than it / ratio is dropped before
+    # thresholding (models/harmonics: a piano note's partials heard as notes); 0 = off
+    harmonic_ratio: float = HARMONIC_RATIO
 
     @classmethod
     def from_params(cls, section: dict | None) -> DecodeConfig:
@@ -219,6 +223,7 @@ def probabilities(out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 def decode(out: dict[str, torch.Tensor], fps: float, cfg: DecodeConfig = DecodeConfig()) -> Performance:
     """One excerpt's logits ((88, T) or (1, 88, T)) -> Performance via motion.from_roll."""
     p = probabilities({k: v.reshape(N_KEYS, -1) for k, v in out.items()})
+    p["onset"] = suppress_harmonics(p["onset"], cfg.harmonic_ratio)
     return from_roll(p["onset"], p["frame"], fps, velocity=p["velocity"], onset_threshold=cfg.onset_threshold,
                      frame_threshold=cfg.frame_threshold, min_frames=cfg.min_frames,
                      key_down_threshold=cfg.key_down_threshold)

@@ -12,10 +12,11 @@ import soundfile as sf
 import torch
 
 from lmm_utils.app import cli
-from lmm_utils.app.decoding import HARMONIC_RATIO
 from lmm_utils.app.inference import ChunkConfig, read_notes, score_from_file, transcribe_file, windows
 from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, read_midi, write_midi
+from lmm_utils.models.harmonics import HARMONIC_RATIO
+from lmm_utils.models.transcriber import DecodeConfig
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +69,10 @@ def test_transcribe_batch_formats_and_bad_files(run_dir, tmp_path, capsys):
 def test_transcribe_all_good_exits_zero(run_dir, tmp_path, capsys):
     sf.write(tmp_path / "a.wav", _tone(22050, 1.0), 22050)
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir), "-q"]) == 0
-    assert f"harmonic suppression at ratio {HARMONIC_RATIO:g}" in capsys.readouterr().err  # the default
+    assert f"as the methods decode (harmonic suppression at ratio {HARMONIC_RATIO:g})" in capsys.readouterr().err
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir), "-q",
                      "--harmonics", "0"]) == 0
-    assert "as the methods decode (no harmonic suppression)" in capsys.readouterr().err
+    assert "decoding: no harmonic suppression" in capsys.readouterr().err
     assert cli.main(["transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--run", str(run_dir),
                      "--harmonics", "-1"]) == 2
 
@@ -112,8 +113,9 @@ class _PartialH(_EnergyH):
 
 def test_harmonic_suppression_drops_a_partials_onset_in_the_file_path(tmp_path):
     sf.write(tmp_path / "a.wav", _tone(16000, 3.0, start=0.5, stop=2.5), 16000)
-    assert sorted(n.pitch for n in transcribe_file(_PartialH(), tmp_path / "a.wav").notes) == [60, 72]
-    assert [n.pitch for n in transcribe_file(_PartialH(), tmp_path / "a.wav", harmonic_ratio=0.75).notes] == [60]
+    off = DecodeConfig(harmonic_ratio=0.0)
+    assert sorted(n.pitch for n in transcribe_file(_PartialH(), tmp_path / "a.wav", decode_cfg=off).notes) == [60, 72]
+    assert [n.pitch for n in transcribe_file(_PartialH(), tmp_path / "a.wav").notes] == [60]  # the default: on
 
 
 def test_windows_cover_the_file():

@@ -1,6 +1,5 @@
-"""Harmonic suppression on h's onset posterior, for `lmm transcribe` (an option of the command, not yet of the
-methods: benchmarks/decode_harmonics.py measured it on runs of the paper sweep, and the mapping code stays as the
-sweep's runs were made until the sweep is done -- any edit there changes every run's fingerprint).
+"""Harmonic suppression on h's onset posterior: part of h's decoding (models/transcriber.DecodeConfig.harmonic_ratio),
+so the methods' predictions, lmm's self-training labels and `lmm transcribe` all decode the same way.
 
 Why: 82-89 % of h's false positives on T sit an octave, a twelfth or two octaves above a sounding true note
 (benchmarks/octave_errors.py): a piano note's partials heard as notes. The rule drops an onset at key k when a key
@@ -14,7 +13,7 @@ import numpy as np
 
 HARMONIC_INTERVALS = (12, 19, 24)  # octave, twelfth, two octaves: the partials a piano note puts above itself
 NEIGHBOUR_FRAMES = 1  # a fundamental's onset peak may land one frame before or after its harmonic's
-HARMONIC_RATIO = 0.75  # chosen on P outside the draw (benchmarks/results/decode_harmonics_validation.json)
+HARMONIC_RATIO = 0.75  # chosen on P outside the draw (benchmarks/results/decode_harmonics_validation.json), never T
 
 
 def suppress_harmonics(onset: np.ndarray, ratio: float = HARMONIC_RATIO,
