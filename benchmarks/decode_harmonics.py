@@ -30,11 +30,11 @@ def main() -> None:
     import torch
 
     from benchmarks.decode_key_down import gain_summary, score_rows
-    from lmm_utils.models.harmonics import suppress_harmonics
     from lmm_utils.data.evaluation import EvaluationData
     from lmm_utils.evaluation.metrics import transcription_scores
     from lmm_utils.methods.checkpoints import load_h
     from lmm_utils.methods.wrappers import fast_decode
+    from lmm_utils.models.harmonics import suppress_harmonics
     from lmm_utils.models.transcriber import DecodeConfig
 
     OFF = DecodeConfig(harmonic_ratio=0.0)  # the ratio is applied above, one way per r

@@ -19,8 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from lmm_utils.models.harmonics import HARMONIC_RATIO
 from lmm_utils.core.io import jsonable
+from lmm_utils.models.harmonics import HARMONIC_RATIO
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 

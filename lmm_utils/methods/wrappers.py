@@ -24,6 +24,7 @@ from lmm_utils.core.features import FeatureConfig
 from lmm_utils.core.motion import N_KEYS, Performance, PerformedNote, from_roll
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.methods.lm_features import AudioLMFeatures, ScoreLMFeatures
+from lmm_utils.models.harmonics import suppress_harmonics
 from lmm_utils.models.performer import (
     N_NOTE_FEATURES,
     Performer,
@@ -32,7 +33,6 @@ from lmm_utils.models.performer import (
     encode_scores,
     to_performances,
 )
-from lmm_utils.models.harmonics import suppress_harmonics
 from lmm_utils.models.transcriber import DecodeConfig, Transcriber, TranscriberConfig
 
 
