@@ -195,7 +195,7 @@ def main() -> None:
         estimates = {(args.label + label if label != "shipped" else label): transcribe_h(label, project, audio_dir, truth)
                      for label in args.runs}
         if args.harmonic_ratio is not None:
-            estimates.update({f"{args.label + label if label != 'shipped' else label} +harmonics {args.harmonic_ratio:g}":
+            estimates.update({f"{args.label + label if label != 'shipped' else label} (harmonic ratio {args.harmonic_ratio:g})":
                               transcribe_h(label, project, audio_dir, truth, args.harmonic_ratio)
                               for label in args.runs})
         bp = None if args.no_peer else transcribe_basic_pitch(ROOT, audio_dir, truth, work)

@@ -25,6 +25,7 @@ from lmm_utils.evaluation.metrics import transcription_scores
 from lmm_utils.evaluation.predictions import PredictionSource, run_sources
 from lmm_utils.evaluation.scoring import PEERS_DIR, SYSTEMS, TRANSCRIPTION_SYSTEMS, score_folder, summarize
 from lmm_utils.methods.checkpoints import load_h
+from lmm_utils.models.transcriber import DecodeConfig
 
 SUBSETS = ("all", *FAMILIES)
 PEER_SUFFIX = " (peer)"
@@ -50,8 +51,20 @@ def stored_transcriptions(run_dir: Path) -> dict[str, PredictionSource]:
     return {SYSTEMS[s][0]: src for s, src in run_sources(run_dir, TRANSCRIPTION_SYSTEMS).items()}
 
 
+def run_decoding(run_dir: Path) -> DecodeConfig:
+    """How a run decoded its predictions: metrics.json's `decode`; a run made before runs recorded it decoded without
+    harmonic suppression (its DecodeConfig had no such field). The re-levelled rows must decode the same way as the
+    as-recorded rows read back from the run's predictions, or the level spread would compare two decoders."""
+    path = Path(run_dir) / "metrics.json"
+    recorded = (read_json(path) if path.is_file() else {}).get("decode")
+    if recorded is None:
+        return DecodeConfig(harmonic_ratio=0.0)
+    return DecodeConfig(**{k: v for k, v in recorded.items() if k in DecodeConfig.__dataclass_fields__})
+
+
 def h_rows(h, data: EvaluationData, truth: Truth, feat: FeatureConfig,
-           levels: tuple[float, ...] = LEVELS_DBFS, stored: dict[str, PredictionSource] | None = None) -> list[dict]:
+           levels: tuple[float, ...] = LEVELS_DBFS, stored: dict[str, PredictionSource] | None = None,
+           decode: DecodeConfig = DecodeConfig()) -> list[dict]:
     """One row per condition and subset (all, each family): note F1, note F1 with offsets, n. An as-recorded
     excerpt the run already transcribed (`stored`, its predictions) is read back, not transcribed again (half the
     table's inference); the others are transcribed, each recording read once."""
@@ -69,7 +82,7 @@ def h_rows(h, data: EvaluationData, truth: Truth, feat: FeatureConfig,
                     if t_audio is None:
                         t_audio, _ = data.audio(pool, i)
                     logmel = log_mel(at_rms_dbfs(t_audio, level), feat)
-                perf = h.transcribe(logmel)
+                perf = h.transcribe(logmel, decode)
             rows.append({"id": i, "collection": truth.collection[i], "family": family(truth.collection[i]),
                          "status": "ok", **transcription_scores(truth.perf[i], perf)})
     return [row for rows, (label, _, _) in zip(per_cond, conds) for row in summary_rows(label, rows)]
@@ -119,7 +132,7 @@ def robustness_table(run_dirs: dict[str, Path], data: EvaluationData, truth: Tru
     out = []
     for method, run_dir in sorted(run_dirs.items()):
         h = load_h(Path(run_dir) / "h.pt", lm_root=data.root)
-        rows = h_rows(h, data, truth, h.feat, levels, stored_transcriptions(Path(run_dir)))
+        rows = h_rows(h, data, truth, h.feat, levels, stored_transcriptions(Path(run_dir)), run_decoding(Path(run_dir)))
         spread = level_spread(rows)
         out += [{"method": method, "run": Path(run_dir).name, "picked": picked, **r, "level_spread": spread}
                 for r in rows]
@@ -131,5 +144,5 @@ def robustness_table(run_dirs: dict[str, Path], data: EvaluationData, truth: Tru
 
 
 __all__ = ["LEVELS_DBFS", "SILENT_RMS", "PEER_SUFFIX", "at_rms_dbfs", "conditions", "summary_rows", "h_rows",
-           "stored_transcriptions",
+           "stored_transcriptions", "run_decoding",
            "subset_truth", "peer_rows", "level_spread", "available_peers", "robustness_table"]

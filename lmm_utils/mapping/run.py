@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ from lmm_utils.evaluation.scoring import (
 from lmm_utils.mapping.draws import draw_pairs, pair_pool, run_params
 from lmm_utils.methods import check_method, run_method
 from lmm_utils.methods.checkpoints import save_g, save_h
+from lmm_utils.models.transcriber import DecodeConfig
 from lmm_utils.training.distributed import default_device
 
 
@@ -116,9 +118,9 @@ def train_run(method: str, K: int, seed: int, map_params: dict, features: dict |
 # ---------------------------------------------------------------------------------------------------------
 
 def predict(result, data: EvaluationData, eval_params: dict | None = None, features: dict | None = None,
-            progress: bool = False) -> tuple[dict[str, dict], list[str]]:
-    """h on the recordings of T, T_timbre and T_noisy, g on T's scores, for the fixed subset eval_ids(max_items).
-    -> ({system: {id: Performance}}, ids). A recording pool missing some of the excerpts (T_noisy on data made
+            progress: bool = False, decode: DecodeConfig = DecodeConfig()) -> tuple[dict[str, dict], list[str]]:
+    """h on the recordings of T, T_timbre and T_noisy (decoded with `decode`, which metrics.json records), g on T's
+    scores, for the fixed subset eval_ids(max_items). -> ({system: {id: Performance}}, ids). A recording pool missing some of the excerpts (T_noisy on data made
     before it) is left out: its system is absent from the predictions, not scored as empty."""
     feat = FeatureConfig.from_params(features or {})
     ids = data.eval_ids((eval_params or {}).get("max_items"))
@@ -129,7 +131,7 @@ def predict(result, data: EvaluationData, eval_params: dict | None = None, featu
     preds: dict[str, dict] = {system: {} for system, _ in heard}
     for i in tqdm(ids, desc="predict h", disable=not progress, mininterval=2.0):
         for system, pool in heard:
-            preds[system][i] = h.transcribe(data.logmel(pool, i, feat))
+            preds[system][i] = h.transcribe(data.logmel(pool, i, feat), decode)
     preds["g"] = dict(zip(ids, g.perform([scores[i] for i in ids])))
     return preds, ids
 
@@ -275,10 +277,11 @@ def run(method: str, K: int, seed: int, map_params: dict, features: dict | None 
     data = data or EvaluationData(root)
     ep = (map_params or {}).get("eval") or {}
     t0 = time.perf_counter()
-    preds, ids = predict(result, data, ep, features, progress)
+    decode = DecodeConfig()
+    preds, ids = predict(result, data, ep, features, progress, decode)
     eval_info = {"n_T": len(ids), "max_items": ep.get("max_items"), "predict_seconds": time.perf_counter() - t0}
     head = {"run": name, "method": method, "K": int(K), "seed": int(seed), "pairs": result.get("draw"),
-            "train": train_summary(result), **(extra or {})}
+            "train": train_summary(result), "decode": asdict(decode), **(extra or {})}
     diag = diagnostics(result, data)
     metrics = save_run(result, head, preds, data.truth(ids), diag, run_path(runs_dir or root / RUNS_DIR, method, K, seed),
                        eval_info, progress)

@@ -175,7 +175,7 @@ def test_h_rows_read_the_runs_own_transcriptions_of_as_recorded_pools_and_transc
     asked: list[int] = []
 
     class CountingH:
-        def transcribe(self, logmel):
+        def transcribe(self, logmel, cfg=None):
             asked.append(logmel.shape[1])
             return Performance([])
 
@@ -260,3 +260,16 @@ def test_basic_pitch_run_needs_folders_unless_warming_up(capsys):
 
     with pytest.raises(SystemExit, match="pairs"):
         main([])
+
+
+def test_a_run_is_re_transcribed_with_the_decoding_it_recorded(tmp_path):
+    """The re-levelled rows decode as the run's own predictions did: metrics.json's `decode`; a run made before the
+    record decoded without harmonic suppression."""
+    from lmm_utils.models.transcriber import DecodeConfig
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir(), new.mkdir()
+    (old / "metrics.json").write_text(json.dumps({"run": "old"}))
+    (new / "metrics.json").write_text(json.dumps({"run": "new", "decode": {"harmonic_ratio": 0.6, "min_frames": 3}}))
+    assert robustness.run_decoding(old) == DecodeConfig(harmonic_ratio=0.0)
+    assert robustness.run_decoding(new) == DecodeConfig(harmonic_ratio=0.6, min_frames=3)

@@ -464,6 +464,7 @@ def test_grid_runs_each_run_once_and_reuses_it_by_fingerprint(tiny_root, tmp_pat
     first = grid.run_grid("supervised", [0], [0, 1], TINY_MAP, {}, **kw)
     assert [(r.name, r.reused) for r in first] == [("supervised-K0-s0", False), ("supervised-K0-s1", False)]
     assert first[0].metrics[grid.FINGERPRINT_KEY]
+    assert first[0].metrics["decode"]["harmonic_ratio"] > 0  # how its predictions were decoded (robustness re-uses it)
     wider = {**TINY_MAP, "Ks": [0, 2], "methods": ["supervised", "lmm"]}  # the sweep lists are not a run's inputs
     second = grid.run_grid("supervised", [0, 2], [0, 1], wider, {}, **kw)
     assert [r.reused for r in second] == [True, True, False, False]

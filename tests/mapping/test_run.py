@@ -20,7 +20,7 @@ class _H:
     def __init__(self):
         self.heard = 0
 
-    def transcribe(self, logmel):
+    def transcribe(self, logmel, cfg=None):
         self.heard += 1
         return Performance([PerformedNote(60, 0.0, 0.5, 64)])
 
