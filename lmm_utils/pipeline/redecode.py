@@ -3,7 +3,8 @@
     python scripts/redecode_runs.py --root . --trained-by c4302ae   # after restoring the archive: prints the
                                                                      # training-code diff; then, if it is
     python scripts/redecode_runs.py --root . --trained-by c4302ae --only-decoding-changed   # only decoding
-    report = redecode_runs(root, map_params, features, trained_by="c4302ae")       # the same, from Python
+    report = redecode_runs(root, map_params, features, "c4302ae",                 # the same, from Python
+                           code_fingerprint_at("c4302ae", map_params, root))
 
 Why: a run's fingerprint (mapping.grid) covers the source of every training module, and h's decoding (the
 thresholds, harmonic suppression: models/transcriber.decode, methods/wrappers.fast_decode) lives in them, so a
@@ -19,10 +20,14 @@ What keeps it honest:
 - lmm and its ablations are refused (DECODING_METHODS): their h depends on the decoding through its labels.
   tests/pipeline/test_redecode.py trains every other method with h's decoding switched to raise, so a method that
   starts decoding in training fails the test before it can be re-decoded wrongly.
-- The caller names the commit whose code trained the runs (`trained_by`); metrics.json records it with the old
-  fingerprint under "redecoded", so a reader sees which runs were re-decoded and from what. The caller also states
-  that the training code between that commit and this checkout differs only in decoding: scripts/redecode_runs.py
-  prints `git diff --stat` of the training modules for that check.
+- The caller names the commit whose code trained the runs (`trained_by`). A run is re-decoded only when its
+  recorded fingerprint is the one that commit's source tree computes with this project's params and data
+  (code_fingerprint_at: the commit's lmm_utils and notebooks from `git archive`, fingerprinted as the map stage
+  would): that proves the commit, the params and the data (a run restored from other data, or trained at other
+  steps, is left for the grid). metrics.json records the commit and the old fingerprint under "redecoded" (kept
+  from the first re-decoding when a run is re-decoded again), so a reader sees which runs were re-decoded and from
+  what. What no check can prove is that the training code from that commit to the working tree differs only in
+  decoding: scripts/redecode_runs.py prints `git diff --stat` of the training modules and asks the caller to say so.
 - The predicted excerpts must be the ones this checkout's params ask for (mapping.eval.max_items); otherwise the run
   is left alone (the grid re-makes it).
 
@@ -33,9 +38,12 @@ notebooks/07_map.ipynb imports, then S's model code, as run_grid does.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,29 +89,49 @@ def decodes_in_training(method: str) -> bool:
     return check_method(method).base in DECODING_METHODS
 
 
-MAP_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07_map.ipynb"
+CHECKOUT = Path(__file__).resolve().parents[2]  # the source tree this module was loaded from
+MAP_NOTEBOOK = Path("notebooks") / "07_map.ipynb"  # within a source tree
 
 
-def notebook_imports(notebook: Path = MAP_NOTEBOOK) -> list[str]:
-    """The import statements of a notebook's code cells, in order."""
+def notebook_imports(notebook: Path) -> list[str]:
+    """The top-level import statements of a notebook's code cells, in order (the map notebook imports at the top
+    level only; an import inside a block would be missed, and the kernel-reuse test would then fail)."""
     cells = json.loads(Path(notebook).read_text())["cells"]
     return [line for c in cells if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()
             if line.startswith(("import ", "from "))]
 
 
-def stage_code_fingerprint(map_params: dict, root: str | Path = ".", notebook: Path = MAP_NOTEBOOK) -> str:
-    """The code fingerprint run_grid computes in the map stage's kernel, computed in a fresh process that imports
-    what that kernel has imported when run_grid fingerprints: the notebook's imports, then S's model code (run_grid
-    loads S first). A process of its own, because the fingerprint covers every lmm_utils module loaded, and this
-    command's own imports (params checks, the synth stage's code) are not the kernel's."""
+def stage_code_fingerprint(map_params: dict, root: str | Path = ".", code_dir: str | Path = CHECKOUT) -> str:
+    """The code fingerprint run_grid computes in the map stage's kernel when the source tree is code_dir: computed
+    in a fresh process, started in code_dir (so it imports code_dir's lmm_utils), that imports what
+    code_dir/notebooks/07_map.ipynb imports, then S's model code (run_grid loads S first). A process of its own,
+    because the fingerprint covers every lmm_utils module loaded, and this command's own imports (params checks,
+    the synth stage's code) are not the kernel's."""
+    code_dir = Path(code_dir).resolve()
     synth = (Path(root) / map_params.get("synth", "data/synth/S.pt")).resolve()
-    code = "\n".join([*notebook_imports(notebook), "from lmm_utils.mapping import grid as _grid, run as _run",
-                      f"_run.load_frozen_synth({str(synth)!r}, 'cpu')", "print(_grid.code_fingerprint())"])
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(notebook).resolve().parents[1], capture_output=True,
-                         text=True)
+    code = "\n".join([*notebook_imports(code_dir / MAP_NOTEBOOK),
+                      "import lmm_utils as _pkg", "from lmm_utils.mapping import grid as _grid, run as _run",
+                      f"_run.load_frozen_synth({str(synth)!r}, 'cpu')", "print(_pkg.__file__)",
+                      "print(_grid.code_fingerprint())"])
+    out = subprocess.run([sys.executable, "-c", code], cwd=code_dir, capture_output=True, text=True)
     if out.returncode != 0:
         raise RedecodeError(f"computing the map stage's code fingerprint failed: {out.stderr.strip()[-500:]}")
-    return out.stdout.split()[-1]
+    *_, pkg, fp = out.stdout.split()
+    if not Path(pkg).resolve().is_relative_to(code_dir):
+        raise RedecodeError(f"the fingerprint process imported lmm_utils from {pkg}, not from {code_dir}")
+    return fp
+
+
+def code_fingerprint_at(commit: str, map_params: dict, root: str | Path = ".", repo: str | Path = CHECKOUT) -> str:
+    """stage_code_fingerprint of the source tree of `commit` (its lmm_utils and notebooks, from `git archive`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tar = subprocess.run(["git", "archive", "--format=tar", commit, "lmm_utils", "notebooks"], cwd=repo,
+                             capture_output=True)
+        if tar.returncode != 0:
+            raise RedecodeError(f"git archive {commit}: {tar.stderr.decode().strip()}")
+        with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as tf:
+            tf.extractall(tmp, filter="data")
+        return stage_code_fingerprint(map_params, root, tmp)
 
 
 def redecode_run(run_dir: str | Path, data: EvaluationData, feat: FeatureConfig, fingerprint: str, trained_by: str,
@@ -127,6 +155,7 @@ def redecode_run(run_dir: str | Path, data: EvaluationData, feat: FeatureConfig,
         if kind == "transcription" and data.has_recordings(pool, ids):
             preds[system] = {i: h.transcribe(data.logmel(pool, i, feat), decode) for i in ids}
     predict_seconds = time.perf_counter() - t0
+    first = old.get(REDECODED_KEY) or {}  # a run re-decoded before: it was trained by the first one's code
     head = {k: v for k, v in old.items() if k not in ("h", "g", "eval", "decode", grid.FINGERPRINT_KEY, REDECODED_KEY)}
     with atomic_dir(run_dir) as tmp:
         for name in KEPT_FILES:
@@ -140,13 +169,13 @@ def redecode_run(run_dir: str | Path, data: EvaluationData, feat: FeatureConfig,
         write_predictions(preds, tmp / PREDICTIONS_FILE)
         t1 = time.perf_counter()
         rows = score_run_folder(tmp, data.truth(ids))
-        eval_info = {**{k: v for k, v in (old.get("eval") or {}).items() if k in ("n_T", "max_items")},
-                     "predict_seconds": predict_seconds, "score_seconds": time.perf_counter() - t1}
+        eval_info = {"n_T": len(ids), "max_items": max_items, "predict_seconds": predict_seconds, "score_seconds": time.perf_counter() - t1}
         eval_info["seconds"] = eval_info["predict_seconds"] + eval_info["score_seconds"]
         metrics = {**head, **nest({s: summarize(r) for s, r in rows.items()}), "decode": asdict(decode),
                    grid.FINGERPRINT_KEY: fingerprint, "eval": eval_info,
-                   REDECODED_KEY: {"trained_by": trained_by, "trained_fingerprint": old.get(grid.FINGERPRINT_KEY),
-                                   "trained_decode": old.get("decode"),
+                   REDECODED_KEY: {"trained_by": first.get("trained_by", trained_by),
+                                   "trained_fingerprint": first.get("trained_fingerprint", old.get(grid.FINGERPRINT_KEY)),
+                                   "trained_decode": first.get("trained_decode", old.get("decode")),
                                    "why": "h.pt trained by `trained_by`'s code, whose training differs from this "
                                           "code's only in h's decoding; h's predictions made again with this "
                                           "code's decoding, g's kept (lmm_utils.pipeline.redecode)"}}
@@ -157,10 +186,13 @@ def redecode_run(run_dir: str | Path, data: EvaluationData, feat: FeatureConfig,
 
 
 def redecode_runs(root: str | Path, map_params: dict, features: dict | None, trained_by: str,
-                  methods: list[str] | None = None, code_fp: str | None = None, log=print) -> RedecodeReport:
+                  trained_code_fp: str, methods: list[str] | None = None, code_fp: str | None = None,
+                  log=print) -> RedecodeReport:
     """Every finished run of the sweep's decode-free methods (or `methods`) under root/data/runs whose fingerprint
-    is not this checkout's: re-decoded. code_fp: the code fingerprint to record (default: the map stage's,
-    stage_code_fingerprint; a caller that runs the grid in its own process passes grid.code_fingerprint())."""
+    is not this checkout's: re-decoded -- only when its recorded fingerprint is the one `trained_by`'s code
+    (trained_code_fp: code_fingerprint_at) computes with this project's params and data, which proves all three;
+    any other run is left for the grid to train again. code_fp: the code fingerprint to record (default: the map
+    stage's, stage_code_fingerprint; a caller that runs the grid in its own process passes grid.code_fingerprint())."""
     root = Path(root)
     code_fp = code_fp or stage_code_fingerprint(map_params, root)
     data_fp = grid.data_fingerprint(map_params, root)
@@ -182,10 +214,14 @@ def redecode_runs(root: str | Path, map_params: dict, features: dict | None, tra
         if not (d / "h.pt").is_file() or not any((d / SCORES).glob("*.json")):
             report.skipped[name] = "no finished run"
             continue
+        trained = grid.run_fingerprint(method, K, seed, map_params, features, trained_code_fp, data_fp)
+        if grid.finished_metrics(d, trained) is None:
+            report.skipped[name] = f"not made by {trained_by}'s code with these params and data"
+            continue
         try:
             redecode_run(d, data, feat, fp, trained_by, max_items, lm_root=root, metrics_dir=root / RUN_METRICS_DIR)
-        except RedecodeError as e:
-            report.skipped[name] = str(e)
+        except (RedecodeError, OSError, ValueError, TypeError, KeyError) as e:  # this run only: the others go on
+            report.skipped[name] = f"{type(e).__name__}: {e}"
             continue
         report.redecoded.append(name)
         if log:
@@ -196,9 +232,9 @@ def redecode_runs(root: str | Path, map_params: dict, features: dict | None, tra
 
 
 def training_code_diff(commit: str, root: str | Path = ".") -> str:
-    """`git diff --stat` of the training modules (lmm_utils less NOT_TRAINING_CODE) from `commit` to the checkout."""
+    """`git diff --stat` of the training modules (lmm_utils less NOT_TRAINING_CODE) from `commit` to the working tree."""
     excludes = [f":(exclude){m.replace('.', '/')}" for m in grid.NOT_TRAINING_CODE]
-    out = subprocess.run(["git", "diff", "--stat", commit, "HEAD", "--", "lmm_utils", *excludes], cwd=root,
+    out = subprocess.run(["git", "diff", "--stat", commit, "--", "lmm_utils", *excludes], cwd=root,
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RedecodeError(f"git diff from {commit}: {out.stderr.strip()}")
@@ -223,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             print("re-decoding is right only when that diff changes nothing but h's decoding; read it, then pass "
                   "--only-decoding-changed")
             return 2
-        report = redecode_runs(root, mapping, features, args.trained_by, args.methods)
+        trained_code_fp = code_fingerprint_at(args.trained_by, mapping, root, repo=root)
+        code_fp = stage_code_fingerprint(mapping, root, code_dir=root)
+        report = redecode_runs(root, mapping, features, args.trained_by, trained_code_fp, args.methods, code_fp)
     except (ParamsError, RedecodeError, OSError) as e:
         print(f"redecode: error: {e}")
         return 2
@@ -231,5 +269,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["DECODING_METHODS", "RedecodeError", "RedecodeReport", "decodes_in_training", "main", "redecode_run",
+__all__ = ["DECODING_METHODS", "RedecodeError", "RedecodeReport", "code_fingerprint_at", "decodes_in_training", "main", "redecode_run",
            "notebook_imports", "redecode_runs", "stage_code_fingerprint", "training_code_diff"]

@@ -21,13 +21,16 @@ from lmm_utils.methods.checkpoints import load_h
 from lmm_utils.methods.wrappers import HModel
 from lmm_utils.models.transcriber import DecodeConfig
 from lmm_utils.pipeline.redecode import (
+    CHECKOUT,
     MAP_NOTEBOOK,
     REDECODED_KEY,
     RedecodeError,
+    code_fingerprint_at,
     decodes_in_training,
     notebook_imports,
     redecode_run,
     redecode_runs,
+    stage_code_fingerprint,
 )
 
 DECODE_FREE = [m for m in METHODS if not decodes_in_training(m)]
@@ -124,20 +127,29 @@ def test_a_run_of_other_excerpts_is_refused(tiny_root, tmp_path, monkeypatch):
         redecode_run(d, EvaluationData(tiny_root), FeatureConfig(), "new", "abc1234", max_items=1, lm_root=tiny_root)
 
 
+def _trained(root, sweep, method: str, code: str = "trained code") -> str:
+    """The fingerprint a run of `method` made by code of fingerprint `code` records on these params and data."""
+    return grid.run_fingerprint(method, 2, 0, sweep, {}, code, grid.data_fingerprint(sweep, root))
+
+
 def test_the_grid_reuses_a_redecoded_run_and_re_makes_lmm(tiny_root, monkeypatch):
     old_decode = DecodeConfig(onset_threshold=0.9)
     monkeypatch.setattr(mapping, "DecodeConfig", lambda: old_decode)
     for method in SWEEP["methods"]:  # runs "an older code" made: another fingerprint, another decoding
-        mapping.run(method, 2, 0, TINY_MAP, {}, root=tiny_root, extra={grid.FINGERPRINT_KEY: "older code"})
+        mapping.run(method, 2, 0, TINY_MAP, {}, root=tiny_root,
+                    extra={grid.FINGERPRINT_KEY: _trained(tiny_root, SWEEP, method)})
     monkeypatch.undo()
     here = grid.code_fingerprint()  # the grid below runs in this process, with its modules
-    report = redecode_runs(tiny_root, SWEEP, {}, trained_by="abc1234", code_fp=here, log=None)
+    wrong = redecode_runs(tiny_root, SWEEP, {}, "abc1234", "other code", code_fp=here, log=None)
+    assert not wrong.redecoded and "not made by abc1234" in wrong.skipped["supervised-K2-s0"]
+    report = redecode_runs(tiny_root, SWEEP, {}, "abc1234", "trained code", code_fp=here, log=None)
     assert report.redecoded == ["supervised-K2-s0"] and "lmm-K2-s0" in report.skipped
-    again = redecode_runs(tiny_root, SWEEP, {}, trained_by="abc1234", code_fp=here, log=None)
+    again = redecode_runs(tiny_root, SWEEP, {}, "abc1234", "trained code", code_fp=here, log=None)
     assert again.current == ["supervised-K2-s0"] and not again.redecoded
     done = {m: grid.run_grid(m, [2], [0], SWEEP, {}, root=tiny_root, log=None)[0] for m in SWEEP["methods"]}
     assert done["supervised"].reused and not done["lmm"].reused
     assert done["supervised"].metrics["decode"] == json.loads(json.dumps(asdict(DecodeConfig())))
+    assert done["supervised"].metrics[REDECODED_KEY]["trained_fingerprint"] == _trained(tiny_root, SWEEP, "supervised")
 
 
 def test_the_fingerprint_recorded_is_the_one_the_map_stages_kernel_computes(tiny_root, tmp_path):
@@ -146,11 +158,35 @@ def test_the_fingerprint_recorded_is_the_one_the_map_stages_kernel_computes(tiny
     root = tmp_path / "project"
     shutil.copytree(tiny_root, root, ignore=shutil.ignore_patterns("runs"))
     sweep = {**SWEEP, "methods": ["supervised"]}
-    mapping.run("supervised", 2, 0, TINY_MAP, {}, root=root, extra={grid.FINGERPRINT_KEY: "older code"})
-    assert redecode_runs(root, sweep, {}, trained_by="abc1234", log=None).redecoded == ["supervised-K2-s0"]
-    kernel = "\n".join([*notebook_imports(), "import json, sys",
+    mapping.run("supervised", 2, 0, TINY_MAP, {}, root=root,
+                extra={grid.FINGERPRINT_KEY: _trained(root, sweep, "supervised")})
+    assert redecode_runs(root, sweep, {}, "abc1234", "trained code", log=None).redecoded == ["supervised-K2-s0"]
+    kernel = "\n".join([*notebook_imports(CHECKOUT / MAP_NOTEBOOK), "import json, sys",
                         "done = grid.run_grid('supervised', [2], [0], json.loads(sys.argv[1]), {}, root=sys.argv[2], log=None)",
                         "print(done[0].reused)"])
-    out = subprocess.run([sys.executable, "-c", kernel, json.dumps(sweep), str(root)], cwd=MAP_NOTEBOOK.parents[1],
+    out = subprocess.run([sys.executable, "-c", kernel, json.dumps(sweep), str(root)], cwd=CHECKOUT,
                          capture_output=True, text=True, check=True)
     assert out.stdout.split()[-1] == "True"
+
+
+def test_the_code_fingerprint_is_of_the_source_tree_it_is_given(tiny_root, tmp_path):
+    """The fingerprint of a copy of this checkout's source is this checkout's; edit a training module in the copy and
+    it changes (so code_fingerprint_at, which fingerprints a commit's tree the same way, is of that commit's code)."""
+    copy = tmp_path / "tree"
+    for part in ("lmm_utils", "notebooks"):
+        shutil.copytree(CHECKOUT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", "shipped"))
+    here = stage_code_fingerprint(SWEEP, tiny_root)
+    assert stage_code_fingerprint(SWEEP, tiny_root, code_dir=copy) == here
+    with open(copy / "lmm_utils/methods/supervised.py", "a") as f:
+        f.write("# an edit\n")
+    assert stage_code_fingerprint(SWEEP, tiny_root, code_dir=copy) != here
+
+
+def test_a_commits_code_fingerprint_is_that_trees(tiny_root):
+    """code_fingerprint_at(HEAD) is the working tree's when the working tree's source is HEAD's (as in CI)."""
+    clean = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "lmm_utils", "notebooks"], cwd=CHECKOUT)
+    if clean.returncode != 0:
+        pytest.skip("not a git checkout, or its source differs from HEAD (uncommitted edits)")
+    assert code_fingerprint_at("HEAD", SWEEP, tiny_root) == stage_code_fingerprint(SWEEP, tiny_root)
+    with pytest.raises(RedecodeError, match="git archive"):
+        code_fingerprint_at("no-such-commit", SWEEP, tiny_root)
