@@ -125,15 +125,21 @@ def predict(result, data: EvaluationData, eval_params: dict | None = None, featu
     feat = FeatureConfig.from_params(features or {})
     ids = data.eval_ids((eval_params or {}).get("max_items"))
     scores = data.scores("T")
-    h, g = result.get("h"), result.get("g")
+    preds = predict_h(result.get("h"), data, ids, feat, decode, progress)
+    preds["g"] = dict(zip(ids, result.get("g").perform([scores[i] for i in ids])))
+    return preds, ids
+
+
+def predict_h(h, data: EvaluationData, ids: list[str], feat: FeatureConfig, decode: DecodeConfig = DecodeConfig(),
+              progress: bool = False) -> dict[str, dict]:
+    """h's transcriptions of `ids` in every recording pool that has them all: {system: {id: Performance}}."""
     heard = [(system, pool) for system, (pool, kind) in SYSTEMS.items()
              if kind == "transcription" and data.has_recordings(pool, ids)]
     preds: dict[str, dict] = {system: {} for system, _ in heard}
     for i in tqdm(ids, desc="predict h", disable=not progress, mininterval=2.0):
         for system, pool in heard:
             preds[system][i] = h.transcribe(data.logmel(pool, i, feat), decode)
-    preds["g"] = dict(zip(ids, g.perform([scores[i] for i in ids])))
-    return preds, ids
+    return preds
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
@@ -289,5 +295,5 @@ def run(method: str, K: int, seed: int, map_params: dict, features: dict | None 
     return metrics
 
 
-__all__ = ["train_run", "predict", "diagnostics", "save_run", "run", "rescore", "flat_metrics", "metric_tables",
+__all__ = ["train_run", "predict", "predict_h", "diagnostics", "save_run", "run", "rescore", "flat_metrics", "metric_tables",
            "train_summary", "DeviceSynth", "load_frozen_synth", "draw_pairs", "pair_pool", "run_params"]

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -54,7 +55,7 @@ from lmm_utils.core.params import ParamsError, load_params, section
 from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, run_metrics_path, run_path, sweep_runs
 from lmm_utils.data.evaluation import EvaluationData
 from lmm_utils.evaluation.predictions import PREDICTIONS_FILE, read_predictions, write_predictions
-from lmm_utils.evaluation.scoring import SCORES, SYSTEMS, nest, score_run_folder, summarize
+from lmm_utils.evaluation.scoring import SCORES, nest, score_run_folder, summarize
 from lmm_utils.mapping import grid
 from lmm_utils.mapping import run as runner
 from lmm_utils.methods import check_method
@@ -65,7 +66,7 @@ from lmm_utils.pipeline.checks import check_section
 DECODING_METHODS = ("lmm",)  # method bases whose training decodes h's output (lmm's self-training labels)
 REDECODED_KEY = "redecoded"
 METRICS_FILE = "metrics.json"
-KEPT_FILES = ("h.pt", "g.pt", "draw.json")  # copied as they are; lmM/ too when present
+KEPT_FILES = ("h.pt", "g.pt", "draw.json")  # copied as they are (no decode-free method saves an lmM/)
 
 
 class RedecodeError(ValueError):
@@ -150,22 +151,14 @@ def redecode_run(run_dir: str | Path, data: EvaluationData, feat: FeatureConfig,
         raise RedecodeError(f"its predictions cover {len(stored.get('g', {}))} excerpts, the params ask for {len(ids)}")
     h = load_h(run_dir / "h.pt", lm_root=lm_root)
     t0 = time.perf_counter()
-    preds = {"g": stored["g"]}
-    for system, (pool, kind) in SYSTEMS.items():
-        if kind == "transcription" and data.has_recordings(pool, ids):
-            preds[system] = {i: h.transcribe(data.logmel(pool, i, feat), decode) for i in ids}
+    preds = {**runner.predict_h(h, data, ids, feat, decode), "g": stored["g"]}
     predict_seconds = time.perf_counter() - t0
     first = old.get(REDECODED_KEY) or {}  # a run re-decoded before: it was trained by the first one's code
     head = {k: v for k, v in old.items() if k not in ("h", "g", "eval", "decode", grid.FINGERPRINT_KEY, REDECODED_KEY)}
     with atomic_dir(run_dir) as tmp:
         for name in KEPT_FILES:
             if (run_dir / name).is_file():
-                (tmp / name).write_bytes((run_dir / name).read_bytes())
-        if (run_dir / "lmM").is_dir():
-            for f in (run_dir / "lmM").rglob("*"):
-                if f.is_file():
-                    (tmp / f.relative_to(run_dir)).parent.mkdir(parents=True, exist_ok=True)
-                    (tmp / f.relative_to(run_dir)).write_bytes(f.read_bytes())
+                shutil.copy2(run_dir / name, tmp / name)
         write_predictions(preds, tmp / PREDICTIONS_FILE)
         t1 = time.perf_counter()
         rows = score_run_folder(tmp, data.truth(ids))
