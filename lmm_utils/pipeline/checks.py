@@ -116,7 +116,7 @@ KNOWN: dict[str, Node] = {
                 "lmm": Class("lmm_utils.methods.lmm_state:LMMConfig",
                              sub=(("lmM_tokens", _MOTION_TOKENS), ("lmM_model", _LM), ("lmM_train", _TRAIN)))},
     "evaluation": {**dict.fromkeys(["confidence", "band", "reference_method", "target_method", "multiplier_curves",
-                                    "workers", "robustness_items"]),
+                                    "workers", "threads", "robustness_items"]),
                    "knn": dict.fromkeys(["k", "gallery_sizes", "repeats", "shuffles", "seed"]),
                    "gallery": dict.fromkeys(["n", "seed"]),
                    "oracle_lmM": {"seed": None, "val_fraction": None, "tokens": _MOTION_TOKENS, "model": _LM,
