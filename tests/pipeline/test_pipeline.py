@@ -174,7 +174,7 @@ def _tree_md5(root: Path, rels: list[str]) -> dict[str, str]:
 
 # Every kind of stage that draws random numbers or trains: rendering (in worker processes), S, an LM (LM^V
 # trains through the same code). The mapping method that uses all of them (LM^M, self-training) is re-run from
-# scratch by the next test (a killed map@lmm, run again), which checks its runs are the same to the byte.
+# scratch by test_a_stage_killed_halfway (a killed map@lmm, run again), which checks its runs are the same to the byte.
 RERUN = ["perform", "synth", "pretrain"]
 RERUN_OUTS = ["data/audio", "data/motion", "data/synth", "data/lm/V", "data/lm/A"]
 RERUN_METRICS = ["reports/metrics/data.json", "reports/metrics/synth.json", "reports/metrics/pretrain_V.json",
@@ -182,21 +182,25 @@ RERUN_METRICS = ["reports/metrics/data.json", "reports/metrics/synth.json", "rep
                  "reports/headline/lm_A.json"]
 
 
-def test_rerunning_stages_gives_identical_data_checkpoints_and_metrics(project):
+@pytest.fixture(scope="module", autouse=True)
+def rerun_in_a_copy(project, tmp_path_factory):
+    """The determinism check's re-run, started as soon as the project is built, in a copy of the project: it runs
+    beside the tests below (they edit the project and re-run map@lmm in it) instead of after them, which takes it
+    off the critical path of `make test` once the other pytest worker is done."""
     dst, _ = project
-    stage_names = set(_run(["dvc", "stage", "list", "--name-only"], dst).split())
-    assert set(RERUN) <= stage_names, set(RERUN) - stage_names
-    before = _tree_md5(dst, RERUN_OUTS)
-    metrics_before = {m: _untimed(json.loads((dst / m).read_text())) for m in RERUN_METRICS}
-    assert any(k.endswith(".pt") for k in before) and any(k.endswith(".flac") for k in before)
-    assert "Running stage" not in _run(["dvc", "repro", "--dry"], dst), "the project is not up to date"
-    for stage in RERUN:
-        _run(["dvc", "repro", "--force", "--single-item", stage], dst)
-    after = _tree_md5(dst, RERUN_OUTS)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert not changed, f"{len(changed)} of {len(before)} files differ after a rerun: {changed[:20]}"
-    for m in RERUN_METRICS:
-        assert _untimed(json.loads((dst / m).read_text())) == metrics_before[m], m
+    copy = tmp_path_factory.mktemp("project_rerun")
+    shutil.copytree(dst, copy, symlinks=True, dirs_exist_ok=True)
+    before = _tree_md5(copy, RERUN_OUTS)
+    metrics_before = {m: _untimed(json.loads((copy / m).read_text())) for m in RERUN_METRICS}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    script = " && ".join(["dvc stage list --name-only > .stages.txt", "dvc repro --dry > .dry.txt",
+                          *(f"dvc repro --force --single-item {stage}" for stage in RERUN)])
+    with open(copy / ".rerun.log", "w") as log:  # a file, not a pipe: nobody reads a pipe until the test waits
+        proc = subprocess.Popen(["bash", "-c", script], cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT)
+    yield copy, proc, before, metrics_before
+    if proc.poll() is None:  # a test failed before waiting for it
+        proc.kill()
+        proc.wait()
 
 
 def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
@@ -251,3 +255,22 @@ def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
     # also map@lmm's determinism check -- the same runs, to the byte, as the project's first repro made.
     assert stage in _stages_run(redo), redo
     assert _tree_md5(dst, outs[:2]) == {k: v for k, v in before.items() if k.startswith(tuple(outs[:2]))}
+
+
+# Last, so that its re-run (started by rerun_in_a_copy) has run beside every test above.
+def test_rerunning_stages_gives_identical_data_checkpoints_and_metrics(rerun_in_a_copy):
+    copy, proc, before, metrics_before = rerun_in_a_copy
+    proc.wait()
+    log = (copy / ".rerun.log").read_text()
+    assert proc.returncode == 0, log[-4000:]
+    stage_names = set((copy / ".stages.txt").read_text().split())
+    assert set(RERUN) <= stage_names, set(RERUN) - stage_names
+    assert any(k.endswith(".pt") for k in before) and any(k.endswith(".flac") for k in before)
+    assert "Running stage" not in (copy / ".dry.txt").read_text(), "the copied project is not up to date"
+    ran = _stages_run(log)
+    assert all(any(r == s or r.startswith(s + "@") for r in ran) for s in RERUN), (RERUN, ran)
+    after = _tree_md5(copy, RERUN_OUTS)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"{len(changed)} of {len(before)} files differ after a rerun: {changed[:20]}"
+    for m in RERUN_METRICS:
+        assert _untimed(json.loads((copy / m).read_text())) == metrics_before[m], m
