@@ -183,24 +183,28 @@ RERUN_METRICS = ["reports/metrics/data.json", "reports/metrics/synth.json", "rep
 
 
 @pytest.fixture(scope="module", autouse=True)
-def rerun_in_a_copy(project, tmp_path_factory):
-    """The determinism check's re-run, started as soon as the project is built, in a copy of the project: it runs
-    beside the tests below (they edit the project and re-run map@lmm in it) instead of after them, which takes it
-    off the critical path of `make test` once the other pytest worker is done."""
+def reruns_in_copies(project, tmp_path_factory):
+    """The determinism check's re-runs, started as soon as the project is built, each stage in a copy of the project
+    of its own: they run beside the tests below (which edit the project and re-run map@lmm in it) and beside each
+    other, instead of one after another at the end, which takes them off the critical path of `make test`."""
     dst, _ = project
-    copy = tmp_path_factory.mktemp("project_rerun")
-    shutil.copytree(dst, copy, symlinks=True, dirs_exist_ok=True)
-    before = _tree_md5(copy, RERUN_OUTS)
-    metrics_before = {m: _untimed(json.loads((copy / m).read_text())) for m in RERUN_METRICS}
+    before = _tree_md5(dst, RERUN_OUTS)
+    metrics_before = {m: _untimed(json.loads((dst / m).read_text())) for m in RERUN_METRICS}
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    script = " && ".join(["dvc stage list --name-only > .stages.txt", "dvc repro --dry > .dry.txt",
-                          *(f"dvc repro --force --single-item {stage}" for stage in RERUN)])
-    with open(copy / ".rerun.log", "w") as log:  # a file, not a pipe: nobody reads a pipe until the test waits
-        proc = subprocess.Popen(["bash", "-c", script], cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT)
-    yield copy, proc, before, metrics_before
-    if proc.poll() is None:  # a test failed before waiting for it
-        proc.kill()
-        proc.wait()
+    reruns = {}
+    for stage in RERUN:
+        copy = tmp_path_factory.mktemp(f"rerun_{stage}")
+        shutil.copytree(dst, copy, symlinks=True, dirs_exist_ok=True)
+        script = " && ".join(["dvc stage list --name-only > .stages.txt", "dvc repro --dry > .dry.txt",
+                              f"dvc repro --force --single-item {stage}"])
+        with open(copy / ".rerun.log", "w") as log:  # a file, not a pipe: nobody reads a pipe until the test waits
+            reruns[stage] = (copy, subprocess.Popen(["bash", "-c", script], cwd=copy, env=env, stdout=log,
+                                                    stderr=subprocess.STDOUT))
+    yield reruns, before, metrics_before
+    for _, proc in reruns.values():
+        if proc.poll() is None:  # a test failed before waiting for it
+            proc.kill()
+            proc.wait()
 
 
 def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
@@ -257,20 +261,19 @@ def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
     assert _tree_md5(dst, outs[:2]) == {k: v for k, v in before.items() if k.startswith(tuple(outs[:2]))}
 
 
-# Last, so that its re-run (started by rerun_in_a_copy) has run beside every test above.
-def test_rerunning_stages_gives_identical_data_checkpoints_and_metrics(rerun_in_a_copy):
-    copy, proc, before, metrics_before = rerun_in_a_copy
-    proc.wait()
-    log = (copy / ".rerun.log").read_text()
-    assert proc.returncode == 0, log[-4000:]
-    stage_names = set((copy / ".stages.txt").read_text().split())
-    assert set(RERUN) <= stage_names, set(RERUN) - stage_names
+# Last, so that its re-runs (started by reruns_in_copies) have run beside every test above.
+def test_rerunning_stages_gives_identical_data_checkpoints_and_metrics(reruns_in_copies):
+    reruns, before, metrics_before = reruns_in_copies
     assert any(k.endswith(".pt") for k in before) and any(k.endswith(".flac") for k in before)
-    assert "Running stage" not in (copy / ".dry.txt").read_text(), "the copied project is not up to date"
-    ran = _stages_run(log)
-    assert all(any(r == s or r.startswith(s + "@") for r in ran) for s in RERUN), (RERUN, ran)
-    after = _tree_md5(copy, RERUN_OUTS)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert not changed, f"{len(changed)} of {len(before)} files differ after a rerun: {changed[:20]}"
-    for m in RERUN_METRICS:
-        assert _untimed(json.loads((copy / m).read_text())) == metrics_before[m], m
+    for stage, (copy, proc) in reruns.items():  # every copy: its stage made again, the rest as copied
+        proc.wait()
+        log = (copy / ".rerun.log").read_text()
+        assert proc.returncode == 0, log[-4000:]
+        assert stage in (copy / ".stages.txt").read_text().split(), stage
+        assert "Running stage" not in (copy / ".dry.txt").read_text(), "the copied project is not up to date"
+        assert any(r == stage or r.startswith(stage + "@") for r in _stages_run(log)), log[-4000:]
+        after = _tree_md5(copy, RERUN_OUTS)
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        assert not changed, f"{stage}: {len(changed)} of {len(before)} files differ after a rerun: {changed[:20]}"
+        for m in RERUN_METRICS:
+            assert _untimed(json.loads((copy / m).read_text())) == metrics_before[m], (stage, m)
