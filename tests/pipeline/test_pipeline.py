@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,14 @@ from lmm_utils.core.io import untimed as _untimed  # JSON without wall-clock fig
 pytestmark = pytest.mark.slow
 
 
+def _env(**extra: str) -> dict:
+    """The environment of every subprocess here: DVC quiet, and this venv's `python`, `dvc` and `papermill` first."""
+    return {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            **extra}
+
+
 def _run(cmd, cwd, env: dict | None = None, stderr: bool = True):
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           **(env or {})}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(**(env or {})), capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout + (proc.stderr if stderr else "")
 
@@ -190,7 +195,6 @@ def reruns_in_copies(project, tmp_path_factory):
     dst, _ = project
     before = _tree_md5(dst, RERUN_OUTS)
     metrics_before = {m: _untimed(json.loads((dst / m).read_text())) for m in RERUN_METRICS}
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     reruns = {}
     for stage in RERUN:
         copy = tmp_path_factory.mktemp(f"rerun_{stage}")
@@ -198,7 +202,7 @@ def reruns_in_copies(project, tmp_path_factory):
         script = " && ".join(["dvc stage list --name-only > .stages.txt", "dvc repro --dry > .dry.txt",
                               f"dvc repro --force --single-item {stage}"])
         with open(copy / ".rerun.log", "w") as log:  # a file, not a pipe: nobody reads a pipe until the test waits
-            reruns[stage] = (copy, subprocess.Popen(["bash", "-c", script], cwd=copy, env=env, stdout=log,
+            reruns[stage] = (copy, subprocess.Popen(["bash", "-c", script], cwd=copy, env=_env(), stdout=log,
                                                     stderr=subprocess.STDOUT))
     yield reruns, before, metrics_before
     for _, proc in reruns.values():
@@ -207,17 +211,17 @@ def reruns_in_copies(project, tmp_path_factory):
             proc.wait()
 
 
-def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
+def _kill_halfway_then_redo(root: Path) -> None:
+    """Kill map@lmm (dvc, papermill, the kernel) while it trains, check that nothing looks finished, run it again."""
     import time
 
-    dst, _ = project
-    stage, outs = "map@lmm", ["data/runs/lmm", "reports/metrics/map/lmm", "reports/map/lmm.ipynb"]
-    before = _tree_md5(dst, outs)
-    shutil.rmtree(dst / "data/runs/lmm")  # else the persisted runs are reused (same fingerprint) and nothing runs
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=dst, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     import psutil
+
+    stage, outs = "map@lmm", ["data/runs/lmm", "reports/metrics/map/lmm", "reports/map/lmm.ipynb"]
+    before = _tree_md5(root, outs)
+    shutil.rmtree(root / "data/runs/lmm")  # else the persisted runs are reused (same fingerprint) and nothing runs
+    proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", stage], cwd=root, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def family() -> list:  # dvc, papermill and the kernel
         try:
@@ -225,7 +229,6 @@ def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
         except psutil.Error:
             return []
 
-    deadline = time.time() + 120
     def kernel_started() -> bool:
         for p in family():
             try:
@@ -235,11 +238,12 @@ def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
                 pass
         return False
 
+    deadline = time.time() + 120
     while proc.poll() is None and time.time() < deadline and not kernel_started():
         time.sleep(0.2)
     time.sleep(3)  # the kernel is importing, loading S and the LMs, training
     assert proc.poll() is None, "the stage finished before it could be killed; the test needs a longer stage"
-    assert (dst / "reports/map/.lmm.running.ipynb").exists(), "the notebook is not running"
+    assert (root / "reports/map/.lmm.running.ipynb").exists(), "the notebook is not running"
     procs = family()
     for p in procs:  # SIGKILL to every process of the stage, as a crash or a power cut would
         try:
@@ -248,17 +252,45 @@ def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(project):
             pass
     proc.wait()
     psutil.wait_procs(procs, timeout=10)
-    finished = [p for p in (dst / "data/runs/lmm").rglob("metrics.json") if not any(
-        part.startswith(".") for part in p.relative_to(dst).parts)]
+    finished = [p for p in (root / "data/runs/lmm").rglob("metrics.json") if not any(
+        part.startswith(".") for part in p.relative_to(root).parts)]
     assert not finished, f"{finished} exist after the kill and would look finished"
-    assert not (dst / outs[2]).exists(), f"{outs[2]} exists after the kill and would look finished"
-    status = _run(["dvc", "status", stage], dst)
+    assert not (root / outs[2]).exists(), f"{outs[2]} exists after the kill and would look finished"
+    status = _run(["dvc", "status", stage], root)
     assert "deleted" in status or "changed" in status, status
-    redo = _run(["dvc", "repro", stage], dst)
+    redo = _run(["dvc", "repro", stage], root)
     # Really run again (DVC keeps no run-cache for a stage with persistent outputs), from no finished run: so this is
     # also map@lmm's determinism check -- the same runs, to the byte, as the project's first repro made.
     assert stage in _stages_run(redo), redo
-    assert _tree_md5(dst, outs[:2]) == {k: v for k, v in before.items() if k.startswith(tuple(outs[:2]))}
+    assert _tree_md5(root, outs[:2]) == {k: v for k, v in before.items() if k.startswith(tuple(outs[:2]))}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def killed_halfway_in_a_copy(project, tmp_path_factory):
+    """The killed-stage check, started as soon as the project is built, in a copy of its own and a thread: its two
+    map@lmm runs (one killed, one whole) overlap the tests below instead of following them."""
+    dst, _ = project
+    copy = tmp_path_factory.mktemp("killed_map_lmm")
+    shutil.copytree(dst, copy, symlinks=True, dirs_exist_ok=True)
+    outcome: dict[str, BaseException] = {}
+
+    def check() -> None:
+        try:
+            _kill_halfway_then_redo(copy)
+        except BaseException as exc:  # re-raised by the test, in pytest's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=check, name="killed-map-lmm", daemon=True)
+    thread.start()
+    yield thread, outcome
+    thread.join()  # its dvc processes end with it (a test failed before waiting for it)
+
+
+def test_a_stage_killed_halfway_leaves_nothing_that_looks_finished(killed_halfway_in_a_copy):
+    thread, outcome = killed_halfway_in_a_copy
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
 
 
 # Last, so that its re-runs (started by reruns_in_copies) have run beside every test above.
