@@ -5,6 +5,8 @@
     python scripts/run_archive.py check   --archive runs_archive/paper   # after the stages before map: data the same?
     python scripts/run_archive.py save    --archive runs_archive/paper   # after (or during) dvc repro: copy new runs
                                                                          # (and the upstream, once: upstream_archive)
+    python scripts/run_archive.py status  --archive runs_archive/paper --profile profiles/paper.yaml
+                                          # how far the sweep is, and the method x K table of the runs archived so far
 
 Why: the mapping stage reuses a finished run by fingerprint (lmm_utils.mapping.grid), but only while its folder is on
 disk; DVC's cache is on the same disk. The paper sweep (264 runs, ~4-5 h on 2 cores) outlasts a working session,
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmm_utils.core.io import atomic_dir, atomic_path
-from lmm_utils.core.params import ParamsError, load_params
+from lmm_utils.core.params import ParamsError, deep_merge, load_params
 from lmm_utils.core.paths import RUN_METRICS_DIR, RUNS_DIR, parse_run_name, run_metrics_path, run_path, sweep_runs
 from lmm_utils.evaluation.predictions import PREDICTIONS_FILE
 from lmm_utils.evaluation.scoring import SCORES
@@ -248,9 +250,49 @@ def check_data(archive: str | Path, root: str | Path, map_params: dict) -> tuple
     return same, len(folders), current
 
 
-def _mapping(params_file: Path) -> dict:
-    """params.yaml's mapping section, checked as the stage runner checks it (pipeline.checks)."""
-    mapping = load_params(params_file).get("mapping")
+def status(archive: str | Path, mapping: dict) -> tuple[dict[str, tuple[int, int]], list[dict]]:
+    """How far the sweep `mapping` defines is in the archive: {method: (runs archived, runs planned)}, and the
+    archived runs' metrics.json (as the map stage wrote them; method, K and seed from the plan)."""
+    archive = Path(archive)
+    counts: dict[str, tuple[int, int]] = {}
+    runs = []
+    for method, K, seed in sweep_runs(mapping):
+        done, planned = counts.get(method, (0, 0))
+        f = run_path(archive, method, K, seed) / METRICS_FILE
+        if f.is_file():
+            runs.append({**json.loads(f.read_text()), "method": method, "K": K, "seed": seed})
+            done += 1
+        counts[method] = (done, planned + 1)
+    return counts, runs
+
+
+def status_text(archive: str | Path, mapping: dict) -> str:
+    """status as text: the archive's code commit, runs per method, and the summary's method x K tables of the
+    archived runs (mapping.summary: mean +- std over the seeds archived so far)."""
+    from lmm_utils.mapping.summary import markdown, summarize  # deferred: only this report needs it
+
+    archive = Path(archive)
+    counts, runs = status(archive, mapping)
+    lines = []
+    for name in ("code_commit", "redecode_from"):
+        if (archive / name).is_file():
+            lines.append(f"{name}: {(archive / name).read_text().strip()[:12]}")
+    if (archive / "redecode_from").is_file():  # scripts/resume_sweep.sh --redecode is moving the archive
+        lines.append(f"(moving to code_commit: {sum('redecoded' in r for r in runs)} runs re-decoded; runs of the "
+                     "methods that decode in training may still be redecode_from's until the resume trains them)")
+    done, planned = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
+    lines.append(f"{done} of {planned} runs archived, {planned - done} to go")
+    lines += [f"  {m}: {d} of {p}" for m, (d, p) in counts.items()]
+    if runs:
+        lines += ["", markdown(summarize(runs)).rstrip()]
+    return "\n".join(lines)
+
+
+def _mapping(params_file: Path, profile: str | Path | None = None) -> dict:
+    """params.yaml's mapping section (deep-merged with a profile's, as `params apply` would), checked as the stage
+    runner checks it (pipeline.checks)."""
+    params = load_params(params_file)
+    mapping = (deep_merge(params, load_params(profile)) if profile else params).get("mapping")
     if mapping is None:
         raise ArchiveError(f"{params_file}: no mapping section")
     return check_section("mapping", mapping)
@@ -260,12 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     import argparse  # deferred: only the command line needs it
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=("save", "restore", "check", "save-upstream", "restore-upstream"),
+    ap.add_argument("action", choices=("save", "restore", "check", "status", "save-upstream", "restore-upstream"),
                     help="check: how many archived runs were saved from this project's data (run it after the "
                          "stages before map); save also saves the upstream (the trained LMs and S the runs read: "
                          "lmm_utils.pipeline.upstream_archive); restore-upstream: after `dvc repro perform`")
     ap.add_argument("--archive", required=True, help="the archive folder, e.g. runs_archive/paper")
     ap.add_argument("--root", default=".", help="the project (default: .)")
+    ap.add_argument("--profile", help="status: the sweep is params.yaml merged with this profile (profiles/paper.yaml)")
     ap.add_argument("--all", action="store_true",
                     help="save: every finished run folder, not only the runs of the sweep params.yaml defines")
     ap.add_argument("--weights", action="store_true", help="save: keep g.pt too (for ship_models)")
@@ -286,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
             report = restore(args.archive, root)
             print(report.line("restored"))
             return 0
-        mapping = _mapping(root / "params.yaml")
+        mapping = _mapping(root / "params.yaml", args.profile)
+        if args.action == "status":
+            print(status_text(args.archive, mapping))
+            return 0
         if args.action == "check":
             same, total, current = check_data(args.archive, root, mapping)
             print(f"{same} of {total} archived runs were saved from data with this project's fingerprint ({current})"
@@ -312,4 +358,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["ArchiveError", "ArchiveReport", "check_data", "main", "recorded_fingerprint", "restore", "run_folders",
-           "save"]
+           "save", "status", "status_text"]

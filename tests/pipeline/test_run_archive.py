@@ -126,3 +126,23 @@ def test_a_restored_run_not_re_made_on_other_data_is_not_saved_as_if_this_data_m
     _fake_run(new, "lmm", 0, 0, fp="fp-2")
     assert ra.save(archive, new, data_fp="d-new", replace=True).copied == ["lmm-K0-s0"]
     assert json.loads((run_path(archive, "lmm", 0, 0) / ra.ARCHIVE_INFO).read_text()) == {"data_fingerprint": "d-new"}
+
+
+def test_status_counts_the_runs_planned_and_archived_and_tabulates_the_archived(tmp_path, capsys):
+    proj, archive = tmp_path / "proj", tmp_path / "a"
+    for K, seed, f1 in [(0, 0, 0.5), (0, 1, 0.7), (4, 0, 0.9)]:
+        d = _fake_run(proj, "lmm", K, seed)
+        doc = json.loads((d / "metrics.json").read_text())
+        (d / "metrics.json").write_text(json.dumps({**doc, "h": {"T": {"all": {"note_f1": f1}}}}))
+    mapping = {**MAPPING, "Ks": [0, 4], "seeds": [0, 1]}
+    (proj / "params.yaml").write_text(json.dumps({"mapping": mapping}))
+    assert ra.main(["save", "--archive", str(archive), "--root", str(proj)]) == 0
+    counts, runs = ra.status(archive, mapping)
+    assert counts == {"lmm": (3, 4)} and sorted((r["K"], r["seed"]) for r in runs) == [(0, 0), (0, 1), (4, 0)]
+    (tmp_path / "more.yaml").write_text(json.dumps({"mapping": {"methods": ["lmm", "supervised"], "Ks": [0, 4, 16]}}))
+    capsys.readouterr()
+    assert ra.main(["status", "--archive", str(archive), "--root", str(proj), "--profile",
+                    str(tmp_path / "more.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 12 runs archived, 9 to go" in out and "lmm: 3 of 6" in out and "supervised: 0 of 6" in out
+    assert "| lmm | 0 | 2 | 0.600 ± 0.141 |" in out and "| lmm | 4 | 1 | 0.900 |" in out
