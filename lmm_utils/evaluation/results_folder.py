@@ -7,12 +7,16 @@ summary.md, reports/metrics/evaluate.json, the evaluation's figures (PNG + SVG),
 predictions as predictions/<run>.npz.xz (the note lists of h, h_timbre, h_noisy and g on every T excerpt scored, in the
 lossless integer columns of evaluation.prediction_archive: 2.5x smaller than the run's gzip'd JSON), so that anyone
 can recompute every number with mir_eval without re-running. Only runs of the sweep params.yaml defines are
-taken (run folders of older sweeps stay on disk). A manifest.json lists the files with their sizes and the total.
+taken (run folders of older sweeps stay on disk). A manifest.json lists the files with their sizes and the total, and
+where the results come from (`provenance`: the project's commit, whether its code differed from it, when collected,
+the runs' own training time).
 """
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -27,8 +31,37 @@ FIGURE_SUFFIXES = (".png", ".svg")
 MAX_TOTAL_MB = 50.0  # the issue's budget for a committed results folder
 
 
+# what a project's results depend on beyond params.yaml (copied as it is): its code and its pipeline
+CODE_PATHS = ("lmm_utils", "notebooks", "dvc.yaml")
+
+
 class CollectError(RuntimeError):
     pass
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def provenance(root: Path, runs: list) -> dict:
+    """Where the results come from: the project's commit and whether its code (CODE_PATHS) differed from it, the UTC
+    time of collection, and the runs' own training time in hours (train.seconds of each run's metrics.json; runs
+    side by side each count their own)."""
+    commit = _git(root, "rev-parse", "HEAD")
+    changed = _git(root, "status", "--porcelain", "--", *CODE_PATHS) if commit else None
+    seconds = 0.0
+    for r in runs:
+        try:
+            seconds += float(json.loads((r.path / "metrics.json").read_text())["train"]["seconds"])
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+    return {"commit": commit, "code_changed": bool(changed) if changed is not None else None,
+            "collected_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+            "train_hours": round(seconds / 3600, 2)}
 
 
 def collect_results(root: str | Path = ".", out: str | Path = "reports/default", profile: str = "default") -> dict:
@@ -77,7 +110,8 @@ def collect_results(root: str | Path = ".", out: str | Path = "reports/default",
         shutil.rmtree(out)
     building.rename(out)
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
-    manifest = {"profile": profile, "runs": [r.name for r in runs], "n_runs": len(runs),
+    manifest = {"profile": profile, "provenance": provenance(root, runs), "runs": [r.name for r in runs],
+                "n_runs": len(runs),
                 "total_mb": round(sum(files.values()) / 1e6, 2), "files": files}
     write_json(manifest, out / "manifest.json")
     return manifest
@@ -100,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["collect_results", "CollectError", "main"]
+__all__ = ["collect_results", "provenance", "CollectError", "CODE_PATHS", "main"]

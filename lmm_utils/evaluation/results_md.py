@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -50,6 +50,7 @@ class Results:
     summary: dict
     evaluate: dict
     figures: list[Path]  # relative to folder, sorted: curve figures first
+    manifest: dict = field(default_factory=dict)  # collect_results' manifest.json ({} when the folder has none)
 
     @property
     def target(self) -> str:
@@ -85,7 +86,11 @@ def load_results(folder: str | Path) -> Results:
         raise ResultsError(f"results folder {folder}: unreadable file: {e}") from e
     figs = sorted((p.relative_to(folder) for p in folder.rglob("*") if p.suffix in (".png", ".svg") and p.is_file()),
                   key=lambda p: (not p.stem.startswith("curves"), p.stem != "multiplier", str(p)))
-    return Results(folder, params, summary, evaluate, figs)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"results folder {folder}: unreadable file: {e}") from e
+    return Results(folder, params, summary, evaluate, figs, manifest)
 
 
 # --- the section's parts ----------------------------------------------------------------------------------------
@@ -103,11 +108,23 @@ def profile(res: Results) -> list[str]:
     steps = (mp.get("method") or {}).get("steps")
     n_T, n_scored = ev.get("n_T"), ev.get("n_T_scored")
     t_size = f"{n_scored} of T's {n_T} excerpts" if n_T is not None and n_scored is not None else "T size not recorded"
-    return [f"- methods ({len(methods)}): {', '.join(f'`{m}`' for m in methods)}",
+    return [*provenance_lines(res), f"- methods ({len(methods)}): {', '.join(f'`{m}`' for m in methods)}",
             f"- K (pairs): {', '.join(str(k) for k in Ks)}; seeds: {len(seeds)} ({', '.join(str(s) for s in seeds)})",
             f"- {steps} optimizer steps per run (h, and again for g); {ev.get('runs', {}).get('n', '?')} runs scored",
             f"- scored on {t_size} (and the same excerpts on T_timbre, an unheard piano, and on T_noisy, with heavy "
             "reverb and background noise, where the data has it)"]
+
+
+def provenance_lines(res: Results) -> list[str]:
+    """The commit that made the results and when they were collected (manifest.json; nothing for older folders)."""
+    prov = res.manifest.get("provenance") or {}
+    if not prov.get("commit"):
+        return []
+    changed = {True: " (its code changed from that commit: not reproducible from it)", False: ""}.get(
+        prov.get("code_changed"), " (whether its code changed is not recorded)")
+    hours = f"; the runs' own training time adds up to {prov['train_hours']:g} h" if prov.get("train_hours") else ""
+    return [f"- made in a project at commit `{prov['commit'][:7]}`{changed}, collected {prov.get('collected_utc', '?')} "
+            f"UTC{hours}"]
 
 
 def _finite(x) -> bool:
@@ -373,6 +390,6 @@ def write_readme(results: str | Path, readme: str | Path) -> str:
     return section
 
 
-__all__ = ["MARK_START", "MARK_END", "ResultsError", "Results", "load_results", "cells", "seed_band", "profile",
+__all__ = ["MARK_START", "MARK_END", "ResultsError", "Results", "load_results", "cells", "seed_band", "profile", "provenance_lines",
            "f1_table", "figure_lines", "multiplier_row", "interval_reading", "multiplier_lines", "verdict", "render",
            "replace_section", "write_readme"]

@@ -151,3 +151,32 @@ def test_collect_refuses_a_run_its_archive_cannot_hold_and_keeps_the_folder(tmp_
     with pytest.raises(CollectError, match="supervised-K1-s0.*left as it was"):
         collect_results(tmp_path, out)
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def _git(root, *args):
+    import subprocess
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+                   capture_output=True)
+
+
+def test_manifest_names_the_commit_whether_the_code_changed_and_the_training_time(tmp_path):
+    sweep = {"methods": ["supervised"], "Ks": [1], "seeds": [0, 1]}
+    _project(tmp_path, sweep)
+    for s, secs in ((0, 1800.0), (1, 900.0)):
+        (run_path(tmp_path / "data/runs", "supervised", 1, s) / "metrics.json").write_text(
+            json.dumps({"train": {"seconds": secs}}))
+    (tmp_path / "lmm_utils").mkdir()
+    (tmp_path / "lmm_utils/m.py").write_text("x = 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "lmm_utils", "params.yaml")
+    _git(tmp_path, "commit", "-qm", "code")
+    prov = collect_results(tmp_path, tmp_path / "reports/paper", "paper")["provenance"]
+    assert len(prov["commit"]) == 40 and prov["code_changed"] is False and prov["train_hours"] == 0.75
+    (tmp_path / "lmm_utils/m.py").write_text("x = 2\n")  # an uncommitted edit of the code: not that commit's results
+    assert collect_results(tmp_path, tmp_path / "reports/paper", "paper")["provenance"]["code_changed"] is True
+
+
+def test_manifest_outside_git_records_no_commit(tmp_path):
+    _project(tmp_path, {"methods": ["supervised"], "Ks": [1], "seeds": [0]})
+    prov = collect_results(tmp_path, tmp_path / "out")["provenance"]
+    assert prov["commit"] is None and prov["code_changed"] is None and prov["train_hours"] == 0

@@ -1,6 +1,7 @@
 """The README's Results section from a results folder: a synthetic folder built with the package's own writers
 (mapping.summary for summary.json, evaluation.report for evaluate.json, evaluation.plots for the figures), the
 section's parts, a verdict computed from the numbers, and the script's refusals that leave the README as it was."""
+import dataclasses
 import json
 import math
 import subprocess
@@ -233,3 +234,16 @@ def test_language_model_lines_read_lmM_bits_and_label_cleaning():
     assert "4.28 bits/token" in lines[0] and "5.00" in lines[0] and "ORACLE" in lines[0] and "3.95" in lines[0]
     assert len(lines) == 2 and "lmM 0.31" in lines[1] and "recon 0.72" in lines[1] and "0.800 vs dropped 0.600" in lines[1]
     assert results_md.lm_lines(results_md.Results(Path("r"), {}, {}, {}, [])) == ["- not in these results"]
+
+
+def test_the_profile_names_the_commit_that_made_the_results(project):
+    res = results_md.load_results(project / "reports/paper")
+    assert results_md.provenance_lines(res) == []  # a folder without a manifest: no claim about its commit
+    prov = {"commit": "a113493" + "0" * 33, "code_changed": False, "collected_utc": "2026-12-03 19:00",
+            "train_hours": 12.5}
+    res = dataclasses.replace(res, manifest={"provenance": prov})
+    text = results_md.render(res, project)
+    assert "- made in a project at commit `a113493`, collected 2026-12-03 19:00 UTC; the runs' own training time " \
+           "adds up to 12.5 h" in text
+    res = dataclasses.replace(res, manifest={"provenance": {**prov, "code_changed": True}})
+    assert "its code changed from that commit" in results_md.provenance_lines(res)[0]
