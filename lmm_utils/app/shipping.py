@@ -18,11 +18,11 @@ import datetime as dt
 import hashlib
 import json
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from lmm_utils.core.io import atomic_path, write_json
+from lmm_utils.evaluation.results_folder import git_commit
 from lmm_utils.evaluation.scoring import Run, discover_runs
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -68,17 +68,6 @@ def pick(runs: list[Run], kind: str, methods: tuple[str, ...] | None = SHIP_METH
     rank = {m: i for i, m in enumerate(methods or ())}
     best = min(cands, key=lambda r: (-r.K, rank.get(r.method, len(rank)), r.seed))  # stable: discover_runs order
     return Pick(best, read_metrics(best) or {})  # the scores go into provenance only; the pick never reads them
-
-
-def git_commit(root: Path) -> tuple[str | None, bool | None]:
-    """(HEAD commit, whether the work tree has uncommitted changes) of the repository at root; (None, None) outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None, None
-    return head.stdout.strip(), bool(dirty.stdout.strip())
 
 
 def _sha256(path: Path) -> str:

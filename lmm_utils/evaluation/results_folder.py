@@ -39,27 +39,30 @@ class CollectError(RuntimeError):
     pass
 
 
-def _git(root: Path, *args: str) -> str | None:
+def git_commit(root: Path, paths: tuple[str, ...] = ()) -> tuple[str | None, bool | None]:
+    """(HEAD commit, whether tracked files -- those under `paths`, or all -- differ from it) of the repository at
+    root; (None, None) outside git."""
     try:
-        p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return p.stdout.strip() if p.returncode == 0 else None
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    return head.stdout.strip(), bool(dirty.stdout.strip())
 
 
 def provenance(root: Path, runs: list) -> dict:
     """Where the results come from: the project's commit and whether its code (CODE_PATHS) differed from it, the UTC
     time of collection, and the runs' own training time in hours (train.seconds of each run's metrics.json; runs
     side by side each count their own)."""
-    commit = _git(root, "rev-parse", "HEAD")
-    changed = _git(root, "status", "--porcelain", "--", *CODE_PATHS) if commit else None
+    commit, changed = git_commit(root, CODE_PATHS)
     seconds = 0.0
     for r in runs:
         try:
             seconds += float(json.loads((r.path / "metrics.json").read_text())["train"]["seconds"])
         except (OSError, KeyError, TypeError, ValueError):
             pass
-    return {"commit": commit, "code_changed": bool(changed) if changed is not None else None,
+    return {"commit": commit, "code_changed": changed,
             "collected_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
             "train_hours": round(seconds / 3600, 2)}
 
@@ -134,4 +137,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["collect_results", "provenance", "CollectError", "CODE_PATHS", "main"]
+__all__ = ["collect_results", "provenance", "git_commit", "CollectError", "CODE_PATHS", "main"]
