@@ -3,6 +3,8 @@ folder, odd audio (96 kHz, clipped, an hour long in bounded memory), broken para
 given to the CLI, and notebooks whose parameters cell no longer matches params.yaml."""
 import json
 import re
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -251,6 +253,27 @@ def test_a_typo_at_any_depth_of_any_section_is_refused():
                 check_section(name, broken)
             n += 1
     assert n > 40  # every section, every nested mapping (mapping.lmm.lmM_train, perform.conditions.soundfonts[0], ...)
+
+
+def test_synth_kinds_accept_the_fit_keys_and_refuse_what_the_stage_sets():
+    from lmm_utils.pipeline.checks import check_known_keys
+    from lmm_utils.synth.fit import FIT_KEYS
+
+    stage_sets = ("seed", "threads", "piano_dropout")
+    for kind in ("baseline", "additive", "neural"):
+        check_known_keys({k: 1 for k in FIT_KEYS if k not in stage_sets}, KNOWN["synth"][kind], f"synth.{kind}")
+        with pytest.raises(ParamsError, match=rf"synth\.{kind}\.piano_dropout is not a known key"):
+            check_known_keys({"piano_dropout": 0.5}, KNOWN["synth"][kind], f"synth.{kind}")
+
+
+def test_the_stage_runner_checks_params_without_importing_torch():
+    """The runner is a process of its own before each stage's kernel: torch there is ~2 s per stage, for nothing."""
+    code = ("import sys; from lmm_utils.pipeline import stage; from lmm_utils.core.params import load_params; "
+            f"p = load_params({str(ROOT / 'params.yaml')!r}); "
+            "[stage.check_section(s, p[s]) for s in ('corpus', 'real_data', 'split', 'engrave')]; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_section_no_stage_reads_is_refused():

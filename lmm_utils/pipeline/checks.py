@@ -16,10 +16,10 @@ from typing import Union
 
 from lmm_utils.core import params as core
 from lmm_utils.core.params import ParamsError, unknown_key_error
-from lmm_utils.data.corpus import cap_keys
-from lmm_utils.data.pools import check_fractions
-from lmm_utils.methods import check_method
-from lmm_utils.synth.fit import FIT_KEYS
+
+# The schema's config classes are imported when a section that names them is checked (Class.resolve), and the
+# section-specific checks import their modules inside: the stage runner checks its sections in a process of its own
+# before the kernel starts, and torch's import alone is ~2 s of it.
 
 # A schema node: None (any value), a dict of known keys -> nodes, or a dataclass reference whose fields are the known
 # keys (optionally with the extra keys a stage reads beside the dataclass: Class(ref, extra)).
@@ -30,7 +30,7 @@ Node = Union[None, dict, list, "Class"]  # a one-item list: every item of a list
 class Class:
     """A section read by a config class: its keys are the dataclass's fields (or the constructor's parameters)."""
     ref: str | type  # "module:ClassName", or the class itself
-    extra: tuple[str, ...] = ()
+    extra: tuple[str | Class, ...] = ()  # a Class here adds all its keys
     exclude: tuple[str, ...] = ()  # fields the stage sets itself (a value here would be ignored, so it is refused)
     sub: tuple[tuple[str, Node], ...] = ()  # schema of fields that hold a plain dict (e.g. LMMConfig.lmM_model)
 
@@ -48,7 +48,10 @@ class Class:
         return {p.name: p.default for p in params if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
     def keys(self) -> set[str]:
-        return (set(self.defaults()) | set(self.extra)) - set(self.exclude)
+        extra = set()
+        for item in self.extra:
+            extra |= item.keys() if isinstance(item, Class) else {item}
+        return (set(self.defaults()) | extra) - set(self.exclude)
 
     def child(self, key: str) -> Node:
         """The schema of one field's value: its own entry in `sub`, or the nested config class of its default."""
@@ -62,8 +65,9 @@ class Class:
 _TRAIN = Class("lmm_utils.training.loop:TrainConfig", ("threads",))  # threads: torch.set_num_threads by the stage
 _LM = Class("lmm_utils.models.transformer:TransformerConfig", exclude=("vocab_size",))  # the tokenizer sets it
 _MOTION_TOKENS = Class("lmm_utils.tokens.motion:MotionTokenizer")
-# S's fit loop reads these beside each kind's architecture config; the stage sets seed, threads, piano_dropout
-_FIT = tuple(k for k in FIT_KEYS if k not in ("seed", "threads", "piano_dropout"))
+# S's fit loop reads these (synth.fit.FIT_KEYS) beside each kind's architecture config; the stage sets seed, threads,
+# piano_dropout
+_FIT = Class("lmm_utils.synth.fit:FitConfig", exclude=("seed", "threads", "piano_dropout"))
 
 KNOWN: dict[str, Node] = {
     "corpus": {**dict.fromkeys(["seed", "collections", "max_works_per_collection", "user_folders", "max_file_mb",
@@ -99,9 +103,9 @@ KNOWN: dict[str, Node] = {
                                "n_val_excerpts", "excerpt_seconds", "workers", "threads", "piano_dropout",
                                "eval_pool", "eval_limit", "speed_batch", "grad_check_frames"]),
               "motion": Class("lmm_utils.synth.random_motion:RandomMotionConfig", exclude=("seconds",)),
-              "baseline": dict.fromkeys(_FIT),
-              "additive": Class("lmm_utils.models.synth:AdditiveConfig", _FIT),
-              "neural": Class("lmm_utils.models.synth:NeuralConfig", _FIT)},
+              "baseline": _FIT,
+              "additive": Class("lmm_utils.models.synth:AdditiveConfig", (_FIT,)),
+              "neural": Class("lmm_utils.models.synth:NeuralConfig", (_FIT,))},
     "mapping": {**dict.fromkeys(["methods", "Ks", "seeds", "method_Ks", "device", "workers", "synth"]),
                 "lm": dict.fromkeys(["A", "V", "M"]), "eval": dict.fromkeys(["max_items"]),
                 "method": Class("lmm_utils.methods.base:MethodConfig"),
@@ -140,6 +144,7 @@ def check_known_keys(value, node: Node, where: str) -> None:
 
 
 def check_mapping(sec: dict) -> dict:
+    from lmm_utils.methods import check_method  # here: torch's import, paid only by the stages that read mapping
     core.require(sec, "mapping", methods=list, Ks=list, seeds=list, method=dict, eval=dict)
     for name in sec["methods"]:
         try:
@@ -171,6 +176,8 @@ def _check_whole_numbers(values, where: str) -> None:
 
 
 def check_split(sec: dict) -> dict:
+    from lmm_utils.data.pools import check_fractions
+
     core.check_split(sec)
     try:
         check_fractions(sec["fractions"])
@@ -195,6 +202,8 @@ def check_section(name: str, sec) -> dict:
         raise ParamsError(f"params.yaml: section {name!r} must be a mapping, got {sec!r}")
     check_known_keys(sec, KNOWN[name], name)  # first: a typo'd key would otherwise fail as a type error, misleadingly
     if name == "corpus":  # the per-collection caps' keys: the rule list_works applies (corpus.cap_keys)
+        from lmm_utils.data.corpus import cap_keys
+
         known = cap_keys(sec.get("collections") or [])
         for key in sec.get("max_works_by_collection") or {}:
             if key not in known:
