@@ -176,7 +176,7 @@ def _check_whole_numbers(values, where: str) -> None:
 
 
 def check_split(sec: dict) -> dict:
-    from lmm_utils.data.pools import check_fractions
+    from lmm_utils.data.pools import check_fractions  # here: the runner imports only what a stage's sections need
 
     core.check_split(sec)
     try:
@@ -202,7 +202,7 @@ def check_section(name: str, sec) -> dict:
         raise ParamsError(f"params.yaml: section {name!r} must be a mapping, got {sec!r}")
     check_known_keys(sec, KNOWN[name], name)  # first: a typo'd key would otherwise fail as a type error, misleadingly
     if name == "corpus":  # the per-collection caps' keys: the rule list_works applies (corpus.cap_keys)
-        from lmm_utils.data.corpus import cap_keys
+        from lmm_utils.data.corpus import cap_keys  # here: the runner imports only what a stage's sections need
 
         known = cap_keys(sec.get("collections") or [])
         for key in sec.get("max_works_by_collection") or {}:
