@@ -11,6 +11,8 @@ here changes the sweep.
 
     .venv/bin/python benchmarks/stratified_draw.py --project <a project after dvc repro> --K 4 --seeds 0 1 2 3 4 5 \
         --draws plain stratified --out benchmarks/results/stratified_draw_K4.json
+    .venv/bin/python benchmarks/stratified_draw.py --project <...> --K 4 --draws fixed:1 \
+        --out benchmarks/results/stratified_draw_K4_fixed1.json     # one draw, six training seeds
 """
 from __future__ import annotations
 
@@ -64,7 +66,9 @@ def main() -> None:
     ap.add_argument("--project", default=".")
     ap.add_argument("--K", type=int, default=4)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
-    ap.add_argument("--draws", nargs="+", default=["plain", "stratified"], choices=["plain", "stratified"])
+    ap.add_argument("--draws", nargs="+", default=["plain", "stratified"],
+                    help="plain (the sweep's), stratified, or fixed:S (the sweep's draw of seed S for every run: the "
+                         "spread left is the training's own, initialization and crops)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -80,7 +84,11 @@ def main() -> None:
     plain = draws.draw_pairs
     rows = []
     for kind in args.draws:
-        runner.draw_pairs = plain if kind == "plain" else stratified_draw(fam)
+        if kind.startswith("fixed:"):
+            fixed = int(kind.split(":")[1])
+            runner.draw_pairs = lambda pool, K, seed, fixed=fixed: plain(pool, K, fixed)
+        else:
+            runner.draw_pairs = {"plain": plain, "stratified": stratified_draw(fam)}[kind]
         for seed in args.seeds:
             t0 = time.perf_counter()
             res = runner.train_run("supervised", args.K, seed, params["mapping"], params["features"], root=root)
