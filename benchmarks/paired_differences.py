@@ -5,7 +5,8 @@ a run's seed sets its pairs (`mapping.draws.draw_pairs(pool, K, seed)` does not 
 K the draw is most of the spread (`benchmarks/stratified_draw.py --draws fixed:S`: 0.08 between two draws of four
 pairs, 0.01-0.02 within one). So target minus reference on the same seed removes the draw from the comparison. Per
 (method, K): the per-seed differences of h note F1, their mean, a Student-t interval over seeds, and how many seeds
-favour each side. Read from the archived runs' own metrics.json (committed), on T, T_timbre and T_noisy.
+favour each side (the interval is the Results' seed band, `curves.band`: Student t for 3 or more seeds).
+Read from the archived runs' own metrics.json (committed), on T, T_timbre and T_noisy.
 
     .venv/bin/python benchmarks/paired_differences.py --archive runs_archive/paper --reference supervised \
         --out benchmarks/results/paired_differences_paper.json
@@ -20,25 +21,33 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 POOLS = ("T", "T_timbre", "T_noisy")
 
 
 def run_scores(archive: Path) -> dict[tuple[str, int, int], dict[str, float]]:
-    """{(method, K, seed): {pool: h note F1 over all T excerpts}} of every archived run."""
+    """{(method, K, seed): {pool: h note F1 over all T excerpts}} of every archived run (scoring.discover_runs)."""
+    from lmm_utils.evaluation.scoring import discover_runs
+
     out = {}
-    for path in sorted(archive.glob("*/*/metrics.json")):
-        m = json.loads(path.read_text())
-        h = m.get("h") or {}
+    for run in discover_runs(archive):
+        try:
+            h = json.loads((run.path / "metrics.json").read_text()).get("h") or {}
+        except (OSError, ValueError):
+            continue
         scores = {pool: h[pool]["all"]["note_f1"] for pool in POOLS if pool in h and "all" in h[pool]}
-        if scores and {"method", "K", "seed"} <= set(m):
-            out[(m["method"], int(m["K"]), int(m["seed"]))] = scores
+        if scores:
+            out[(run.method, run.K, run.seed)] = scores
     return out
 
 
 def paired(scores: dict, target: str, reference: str, confidence: float = 0.95) -> list[dict]:
     """One row per K where both methods have runs on at least two common seeds."""
+    from lmm_utils.evaluation.curves import band  # the seed band of the Results (Student t for n >= 3)
+
     rows = []
     ks = sorted({k for (m, k, _) in scores if m == target})
     for K in ks:
@@ -51,10 +60,9 @@ def paired(scores: dict, target: str, reference: str, confidence: float = 0.95) 
                           if pool in scores[(target, K, s)] and pool in scores[(reference, K, s)]])
             if len(d) < 2:
                 continue
-            half = float(stats.t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-            mean = float(d.mean())
-            row[pool] = {"differences": [round(float(x), 4) for x in d], "mean": round(mean, 4),
-                         "lo": round(mean - half, 4), "hi": round(mean + half, 4),
+            b = band(d, confidence)
+            row[pool] = {"differences": [round(float(x), 4) for x in d], "mean": round(b["mean"], 4),
+                         "lo": round(b["lo"], 4), "hi": round(b["hi"], 4), "band": b["band"],
                          "target_ahead": int((d > 0).sum()), "reference_ahead": int((d < 0).sum())}
         rows.append(row)
     return rows
