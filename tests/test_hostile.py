@@ -2,6 +2,7 @@
 folder, odd audio (96 kHz, clipped, an hour long in bounded memory), broken params.yaml, broken checkpoints
 given to the CLI, and notebooks whose parameters cell no longer matches params.yaml."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -267,12 +268,14 @@ def test_synth_kinds_accept_the_fit_keys_and_refuse_what_the_stage_sets():
 
 
 def test_the_stage_runner_checks_params_without_importing_torch():
-    """The runner is a process of its own before each stage's kernel: torch there is ~2 s per stage, for nothing."""
+    """The runner is a process of its own before each stage's kernel: torch there is ~2 s per stage, for nothing.
+    With $CI set (as on CI machines) pyfluidsynth prints where it found its library: that must not reach stdout."""
     code = ("import sys; from lmm_utils.pipeline import stage; from lmm_utils.core.params import load_params; "
             f"p = load_params({str(ROOT / 'params.yaml')!r}); "
             "[stage.check_section(s, p[s]) for s in ('corpus', 'real_data', 'split', 'engrave')]; "
             "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "CI": "1"})
     assert out.stdout.strip() == "False"
 
 
