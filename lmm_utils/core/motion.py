@@ -6,18 +6,12 @@ that the synthesizer and the transcriber work on.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-# pretty_midi imports pyfluidsynth, which prints where it found libfluidsynth to stdout when $CI is set:
-# stage logs and commands whose stdout is parsed must not carry that line
-with contextlib.redirect_stdout(io.StringIO()):
-    import pretty_midi  # inside the redirect, for the reason above
+import pretty_midi
 
 PIANO_LOW = 21  # A0
 PIANO_HIGH = 108  # C8

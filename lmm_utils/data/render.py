@@ -10,11 +10,9 @@ gaps between them, and the audio is read as float (no dither).
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
-import io
 import os
 import shutil
 from collections.abc import Iterable
@@ -81,21 +79,12 @@ def find_soundfont(name: str) -> Path:
     raise MissingSystemDependency(f"Soundfont {name!r} not found in {dirs}. {INSTALL_HINT}")
 
 
-@functools.cache
-def _fluidsynth():
-    """pyfluidsynth, imported once and quietly: with $CI set it prints where it found libfluidsynth to stdout,
-    which would land in stage logs and in any command whose stdout is meant to be parsed."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        import fluidsynth  # deferred: loads libfluidsynth at import; only rendering needs it (and says how to install it)
-    return fluidsynth
-
-
 def check_fluidsynth() -> None:
     """Fail early, with the fix, if the FluidSynth shared library is not installed."""
     if ctypes.util.find_library("fluidsynth") is None and shutil.which("fluidsynth") is None:
         raise MissingSystemDependency(f"The FluidSynth library (libfluidsynth) is not installed. {INSTALL_HINT}")
     try:
-        _fluidsynth()
+        import fluidsynth  # noqa: F401  (pyfluidsynth; loads libfluidsynth at import)
     except ImportError as exc:
         raise MissingSystemDependency(f"pyfluidsynth could not load libfluidsynth ({exc}). {INSTALL_HINT}") from exc
 
@@ -108,7 +97,8 @@ GEN_ATTACK, GEN_DECAY, GEN_RELEASE, GEN_FINE_TUNE = 34, 36, 38, 52
 @functools.cache
 def _set_gen():
     """libfluidsynth's fluid_synth_set_gen (pyfluidsynth does not wrap it)."""
-    fluidsynth = _fluidsynth()
+    # deferred: pyfluidsynth loads libfluidsynth at import; only rendering needs it (and says how to install it)
+    import fluidsynth
 
     return fluidsynth.cfunc("fluid_synth_set_gen", ctypes.c_int, ("synth", ctypes.c_void_p, 1),
                             ("chan", ctypes.c_int, 1), ("param", ctypes.c_int, 1), ("value", ctypes.c_float, 1))
@@ -117,7 +107,8 @@ def _set_gen():
 @functools.cache
 def _float_writer():
     """libfluidsynth's fluid_synth_write_float (pyfluidsynth wraps only the dithered 16-bit writer)."""
-    fluidsynth = _fluidsynth()
+    # deferred: pyfluidsynth loads libfluidsynth at import; only rendering needs it (and says how to install it)
+    import fluidsynth
 
     return fluidsynth.cfunc("fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1),
                             ("len", ctypes.c_int, 1), ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1),
@@ -133,7 +124,8 @@ class FluidRenderer:
         self.sample_rate = int(sample_rate)
 
     def _new_synth(self, cond: RecordingConditions):
-        fluidsynth = _fluidsynth()
+        # deferred: pyfluidsynth loads libfluidsynth at import; only rendering needs it (and says how to install it)
+        import fluidsynth
 
         path = find_soundfont(cond.soundfont)
         fs = fluidsynth.Synth(samplerate=float(self.sample_rate), gain=1.0)
