@@ -172,12 +172,17 @@ def equivalent_k(ref: list[dict], value: float, higher_is_better: bool = True) -
     return _crossing(pts, value, higher_is_better)
 
 
+def _seeds(ps: list[dict]) -> list:
+    """The seeds of one method's points, in the order of _seed_matrix's rows."""
+    return sorted({s for p in ps for s in p.get("seed_values", {})}, key=str)
+
+
 def _seed_matrix(ps: list[dict]) -> np.ndarray | None:
     """values[seed, K] (NaN where a seed has no run at that K) of one method's points sorted by K; None when the
     points carry no per-seed values (built by hand rather than by curve_points)."""
     if not ps or any("seed_values" not in p for p in ps):
         return None
-    seeds = sorted({s for p in ps for s in p["seed_values"]}, key=str)
+    seeds = _seeds(ps)
     m = np.full((len(seeds), len(ps)), np.nan)
     for j, p in enumerate(ps):
         for i, s in enumerate(seeds):
@@ -189,7 +194,11 @@ def _seed_matrix(ps: list[dict]) -> np.ndarray | None:
 def _resampled_means(m: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     """(n, K) mean curves, each over seeds drawn with replacement. A seed is drawn whole (all its K at once): one
     seed's runs share its pair draws, so resampling K by K would understate how far the curves move together."""
-    idx = rng.integers(0, m.shape[0], size=(n, m.shape[0]))
+    return _means_over(m, rng.integers(0, m.shape[0], size=(n, m.shape[0])))
+
+
+def _means_over(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(n, K) mean curves of values[seed, K] over the seed rows idx[b] of each resample b."""
     sample = m[idx]
     counts = np.isfinite(sample).sum(axis=1)
     sums = np.where(np.isfinite(sample), sample, 0.0).sum(axis=1)
@@ -243,7 +252,7 @@ def _point(k_eq: float | None, bound: str, K: int, k_max: int) -> dict:
 
 def multiplier(points: list[dict], target: str = "lmm", reference: str = "supervised",
                higher_is_better: bool = True, confidence: float = 0.95,
-               n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> list[dict]:
+               n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, paired: bool = False) -> list[dict]:
     """For each K of `target`: the reference's equivalent number of pairs K' and the multiplier K'/K, with a
     `confidence` interval over seeds.
 
@@ -254,7 +263,10 @@ def multiplier(points: list[dict], target: str = "lmm", reference: str = "superv
     The interval is a percentile bootstrap over seeds: the seeds of target and of reference are resampled
     independently with replacement (n_resamples times, numpy's generator seeded with `seed`), both mean curves
     recomputed, and K' read off again. It needs >= 2 seeds of each method with per-seed values (curve_points
-    gives them); otherwise it is absent and display says why. display = point_display + interval, e.g.
+    gives them); otherwise it is absent and display says why. paired=True resamples the seeds once for both
+    methods when both ran the same seeds (a seed sets a run's pairs whatever the method, so the two curves share
+    their draws; resampling them apart counts the draw's spread twice) and marks the rows "resampling": "paired by
+    seed"; with other seed sets it falls back to independent resampling and says so. display = point_display + interval, e.g.
     "3.2x [1.4, 6]"; n_above_max / n_below_min count the resamples whose K' fell outside the reference's K range.
     """
     methods = by_method(points)
@@ -268,8 +280,14 @@ def multiplier(points: list[dict], target: str = "lmm", reference: str = "superv
     draws: list[list[tuple[float | None, str]]] = [[] for _ in tgt]
     if m_ref is not None and m_tgt is not None and n_ref >= 2 and m_tgt.shape[0] >= 2:
         rng = np.random.default_rng(seed)
-        ref_means = _resampled_means(m_ref, rng, n_resamples)
-        tgt_means = _resampled_means(m_tgt, rng, n_resamples)
+        if paired and _seeds(ref) == _seeds(tgt):
+            idx = rng.integers(0, m_ref.shape[0], size=(n_resamples, m_ref.shape[0]))
+            ref_means, tgt_means = _means_over(m_ref, idx), _means_over(m_tgt, idx)
+            resampling = "paired by seed"
+        else:
+            ref_means = _resampled_means(m_ref, rng, n_resamples)
+            tgt_means = _resampled_means(m_tgt, rng, n_resamples)
+            resampling = "independent" + (" (the two methods ran different seeds)" if paired else "")
         for b in range(n_resamples):
             pts = [(k, y) for k, y in zip(ref_ks, ref_means[b]) if np.isfinite(y)]
             for j in range(len(tgt)):
@@ -286,6 +304,8 @@ def multiplier(points: list[dict], target: str = "lmm", reference: str = "superv
                "n_seeds": min(n_tgt, n_ref), "n_seeds_target": n_tgt, "n_seeds_reference": n_ref}
         if draws[j]:
             row.update(_interval(draws[j], K, k_min, k_max, confidence))
+            if paired:  # the unpaired rows stay as evaluate.json has always written them
+                row["resampling"] = resampling
         else:
             why = "no per-seed values" if m_ref is None or m_tgt is None else "fewer than 2 seeds"
             row.update({"equivalent_K_lo": None, "equivalent_K_hi": None, "multiplier_lo": None, "multiplier_hi": None,
