@@ -146,6 +146,16 @@ def auc(points: list[dict], common_grid: bool = True) -> dict[str, dict]:
 # same runs always give the same interval (a new seed would only move it by bootstrap noise, not inform it).
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
+# Below this many seeds the interval is reported as a rough range (few_seeds_caveat).
+FEW_SEEDS = 5
+
+
+def few_seeds_caveat(n: int) -> str:
+    """Why a percentile bootstrap over n seeds is no 95 % guarantee: it has C(2n - 1, n) distinct seed resamples,
+    and an interval clear of 1 may mean only that every seed agrees, which chance gives 1 time in 2^(n - 1)."""
+    return (f"With {n} seeds the bootstrap has only {math.comb(2 * n - 1, n)} distinct resamples of a method's seeds: "
+            f"these intervals are a rough range, not a guarantee. One clear of 1 may mean only that all {n} seeds "
+            f"fall on one side, which chance gives 1 time in {2 ** (n - 1)} (two-sided sign test).")
 
 
 def _crossing(pts: list[tuple[int, float]], value: float, higher_is_better: bool) -> tuple[float | None, str]:

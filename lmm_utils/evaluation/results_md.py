@@ -24,7 +24,7 @@ import yaml
 from lmm_utils.core.io import atomic_path
 from lmm_utils.data.corpus import FAMILIES
 from lmm_utils.evaluation.ablations_md import ablation_lines
-from lmm_utils.evaluation.curves import REPRESENTATIVE
+from lmm_utils.evaluation.curves import FEW_SEEDS, REPRESENTATIVE, few_seeds_caveat
 from lmm_utils.evaluation.summary_cells import cells, fmt_mean_sd, mean_sd, seed_band
 
 MARK_START = "<!-- results:start -->"
@@ -238,6 +238,10 @@ def multiplier_lines(res: Results) -> list[str]:
         else:
             out.append(head + f"**{row['display']}** ({row.get('confidence', res.confidence):.0%} interval over "
                        f"{row.get('n_seeds', '?')} seeds; {interval_reading(row, res.target, res.reference)})")
+    seeds = [r["n_seeds"] for K in multiplier_ks(res) if (r := multiplier_row(res, K)) is not None
+             and "interval_bound" in r and isinstance(r.get("n_seeds"), int)]
+    if seeds and min(seeds) < FEW_SEEDS:
+        out.append("- " + few_seeds_caveat(min(seeds)))
     return out
 
 
