@@ -162,35 +162,6 @@ def test_multiplier_exact_bounds_and_direction():
     assert curves.multiplier(sup) == []  # no target runs
 
 
-def _seed_pts(method, per_seed, Ks=(1, 2, 4, 8, 16)):
-    """Points with per-seed values (as curve_points makes them): per_seed = {seed: [value at each K]}."""
-    return [{"method": method, "K": k, "x": math.log2(k + 1), "n": len(per_seed),
-             "mean": float(np.mean([v[j] for v in per_seed.values()])),
-             "seed_values": {s: v[j] for s, v in per_seed.items()}} for j, k in enumerate(Ks)]
-
-
-def test_paired_multiplier_resamples_seeds_together():
-    """Each seed's draw moves both methods alike (offsets -0.1, 0, +0.1); the target at K is exactly the reference
-    at 2K on every seed. Paired resampling sees the 2x on every resample; independent resampling mixes one
-    method's good draws with the other's bad ones and widens the interval."""
-    base = [0.30, 0.45, 0.60, 0.70, 0.80]
-    offsets = {0: -0.1, 1: 0.0, 2: 0.1}
-    sup = _seed_pts("supervised", {s: [b + d for b in base] for s, d in offsets.items()})
-    lmm = _seed_pts("lmm", {s: [b + d for b in base[1:]] for s, d in offsets.items()}, Ks=(1, 2, 4, 8))
-    paired = {r["K"]: r for r in curves.multiplier(sup + lmm, paired=True)}
-    apart = {r["K"]: r for r in curves.multiplier(sup + lmm)}
-    for K in (1, 2, 4):
-        assert paired[K]["multiplier"] == pytest.approx(2.0)
-        assert paired[K]["multiplier_lo"] == pytest.approx(2.0) and paired[K]["multiplier_hi"] == pytest.approx(2.0)
-        assert paired[K]["resampling"] == "paired by seed" and "resampling" not in apart[K]
-        wide = apart[K]["multiplier_hi"] is None or apart[K]["multiplier_hi"] - apart[K]["multiplier_lo"] > 1.0
-        assert wide, apart[K]["interval_display"]
-    # different seed sets cannot be paired: independent resampling, and the rows say why
-    other = _seed_pts("lmm", {s: [b + d for b in base] for s, d in {0: -0.1, 1: 0.0, 5: 0.1}.items()})
-    rows = curves.multiplier(sup + other, paired=True)
-    assert all(r["resampling"].startswith("independent (the two methods ran different seeds)") for r in rows)
-
-
 def test_best_runs_and_outputs(sweep, tmp_path):
     root, truth, runs, table = sweep
     best = curves.best_runs(table)

@@ -1,0 +1,87 @@
+"""LM^A's features in h, on T: lmm with `mapping.lmm.lmA: true` against the paper table's lmm (off), paired by seed.
+
+The paper profile has no run with LM^A's features in h: lmm keeps them off (`mapping.lmm.lmA: false`, chosen on a
+validation part of P at K = 0, README "LM^A's features in h, again"), so lmm-no_lmV and lmm-no_lmA_prior leave its h
+unchanged and the ablation table cannot say what LM^A does for h. This reads a set of lmm runs made with the paper's
+params and `lmA: true` (benchmarks/results/lmm_lmA_on, made by `dvc repro map@lmm` with those three keys changed on
+data whose fingerprint equals the archive's: `scripts/run_archive.py check`) beside the archived paper runs of lmm
+at the same K and seed -- the same pairs (checked), the same data -- and gives the per-seed difference of h note F1
+on all of T, T_timbre and T_noisy with the Results' seed band (`curves.band`) and how many seeds favour each side.
+Nothing is chosen from it: the switch stays as the validation set it.
+
+    .venv/bin/python benchmarks/lmA_in_h.py --runs benchmarks/results/lmm_lmA_on --archive runs_archive/paper \
+        --out benchmarks/results/lmA_in_h_paper.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+POOLS = ("T", "T_timbre", "T_noisy")
+
+
+def lmm_runs(folder: Path) -> dict[tuple[int, int], dict]:
+    """{(K, seed): metrics.json} of the plain lmm runs under folder (scoring.discover_runs)."""
+    from lmm_utils.evaluation.scoring import discover_runs  # deferred: after sys.path holds the checkout
+
+    out = {}
+    for run in discover_runs(folder):
+        if run.method == "lmm" and (run.path / "metrics.json").is_file():
+            out[(run.K, run.seed)] = json.loads((run.path / "metrics.json").read_text())
+    return out
+
+
+def compare(on: dict, off: dict, confidence: float = 0.95) -> list[dict]:
+    import numpy as np  # deferred: --help reads the docstring only
+
+    from lmm_utils.evaluation.curves import band  # deferred: after sys.path holds the checkout
+
+    rows = []
+    for K in sorted({k for k, _ in on}):
+        seeds = sorted(s for k, s in on if k == K and (K, s) in off)
+        mismatched = [s for s in seeds if on[(K, s)].get("pairs") != off[(K, s)].get("pairs")]
+        if mismatched:
+            sys.exit(f"K={K}: seeds {mismatched} drew other pairs in the two sets: not a paired comparison")
+        row = {"K": K, "seeds": seeds}
+        for pool in POOLS:
+            pairs = [(on[(K, s)]["h"][pool]["all"]["note_f1"], off[(K, s)]["h"][pool]["all"]["note_f1"])
+                     for s in seeds if pool in on[(K, s)]["h"] and pool in off[(K, s)]["h"]]
+            if len(pairs) < 2:
+                continue
+            d = np.array([a - b for a, b in pairs])
+            b = band(d, confidence)
+            row[pool] = {"lmA_on": [round(a, 4) for a, _ in pairs], "lmA_off": [round(b_, 4) for _, b_ in pairs],
+                         "mean_on": round(float(np.mean([a for a, _ in pairs])), 4),
+                         "mean_off": round(float(np.mean([b_ for _, b_ in pairs])), 4),
+                         "difference": round(b["mean"], 4), "lo": round(b["lo"], 4), "hi": round(b["hi"], 4),
+                         "band": b["band"], "on_ahead": int((d > 0).sum()), "off_ahead": int((d < 0).sum())}
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=Path, default=Path("benchmarks/results/lmm_lmA_on"))
+    ap.add_argument("--archive", type=Path, default=Path("runs_archive/paper"))
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    on, off = lmm_runs(args.runs), lmm_runs(args.archive)
+    if not on:
+        sys.exit(f"no lmm run under {args.runs}")
+    rows = compare(on, off)
+    for r in rows:
+        cells = [f"{p} {r[p]['mean_off']:.3f} -> {r[p]['mean_on']:.3f} ({r[p]['difference']:+.3f} "
+                 f"[{r[p]['lo']:+.3f}, {r[p]['hi']:+.3f}], {r[p]['on_ahead']}:{r[p]['off_ahead']})" for p in POOLS if p in r]
+        print(f"K={r['K']:<3} " + "  ".join(cells))
+    if args.out:
+        args.out.write_text(json.dumps({"what": __doc__.splitlines()[0], "command": " ".join(sys.argv),
+                                        "metric": "h note F1, all T excerpts", "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
