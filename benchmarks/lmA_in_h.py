@@ -68,19 +68,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=Path("benchmarks/results/lmm_lmA_on"))
     ap.add_argument("--archive", type=Path, default=Path("runs_archive/paper"))
+    ap.add_argument("--baseline_check", type=Path, default=None,
+                    help="lmm runs with LM^A off re-made where --runs were made: how close they come to the archive's")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     on, off = lmm_runs(args.runs), lmm_runs(args.archive)
     if not on:
         sys.exit(f"no lmm run under {args.runs}")
     rows = compare(on, off)
+    check = []
+    for (K, seed), m in sorted(lmm_runs(args.baseline_check).items() if args.baseline_check else []):
+        a = off.get((K, seed))
+        if a is not None:
+            check.append({"K": K, "seed": seed, "same_fingerprint": m.get("fingerprint") == a.get("fingerprint"),
+                          **{p: {"here": round(m["h"][p]["all"]["note_f1"], 4), "archive": round(a["h"][p]["all"]["note_f1"], 4)}
+                             for p in POOLS if p in m["h"] and p in a["h"]}})
+            print(f"baseline check K={K} seed={seed}: fingerprint {'equal' if check[-1]['same_fingerprint'] else 'DIFFERS'}; "
+                  + ", ".join(f"{p} {check[-1][p]['here']:.4f} here, {check[-1][p]['archive']:.4f} archived" for p in POOLS if p in check[-1]))
     for r in rows:
         cells = [f"{p} {r[p]['mean_off']:.3f} -> {r[p]['mean_on']:.3f} ({r[p]['difference']:+.3f} "
                  f"[{r[p]['lo']:+.3f}, {r[p]['hi']:+.3f}], {r[p]['on_ahead']}:{r[p]['off_ahead']})" for p in POOLS if p in r]
         print(f"K={r['K']:<3} " + "  ".join(cells))
     if args.out:
         args.out.write_text(json.dumps({"what": __doc__.splitlines()[0], "command": " ".join(sys.argv),
-                                        "metric": "h note F1, all T excerpts", "rows": rows}, indent=1) + "\n")
+                                        "metric": "h note F1, all T excerpts", "rows": rows, "baseline_check": check},
+                                       indent=1) + "\n")
 
 
 if __name__ == "__main__":
