@@ -44,6 +44,9 @@ def compare(on: dict, off: dict, confidence: float = 0.95) -> list[dict]:
     rows = []
     for K in sorted({k for k, _ in on}):
         seeds = sorted(s for k, s in on if k == K and (K, s) in off)
+        unpaired = sorted(s for k, s in on if k == K and (K, s) not in off)
+        if unpaired:
+            print(f"K={K}: seeds {unpaired} have no archived run to pair with: left out", file=sys.stderr)
         mismatched = [s for s in seeds if on[(K, s)].get("pairs") != off[(K, s)].get("pairs")]
         if mismatched:
             sys.exit(f"K={K}: seeds {mismatched} drew other pairs in the two sets: not a paired comparison")

@@ -151,11 +151,11 @@ FEW_SEEDS = 5
 
 
 def few_seeds_caveat(n: int) -> str:
-    """Why a percentile bootstrap over n seeds is no 95 % guarantee: it has C(2n - 1, n) distinct seed resamples,
-    and an interval clear of 1 may mean only that every seed agrees, which chance gives 1 time in 2^(n - 1)."""
-    return (f"With {n} seeds the bootstrap has only {math.comb(2 * n - 1, n)} distinct resamples of a method's seeds: "
-            f"these intervals are a rough range, not a guarantee. One clear of 1 may mean only that all {n} seeds "
-            f"fall on one side, which chance gives 1 time in {2 ** (n - 1)} (two-sided sign test).")
+    """Why a percentile bootstrap over n seeds is no 95 % guarantee: each method's seeds have only C(2n - 1, n)
+    distinct resamples, too few for the percentiles to cover as they say."""
+    return (f"With {n} seeds each method's seeds have only {math.comb(2 * n - 1, n)} distinct resamples: these "
+            "intervals are a rough range and may cover less than their stated level; the t intervals of the paired "
+            "differences (`benchmarks/paired_differences.py`) are the conservative reading.")
 
 
 def _crossing(pts: list[tuple[int, float]], value: float, higher_is_better: bool) -> tuple[float | None, str]:

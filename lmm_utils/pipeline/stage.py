@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
 import signal
 import subprocess
@@ -137,16 +138,30 @@ def run_stage(notebook: str, sections: list[str], extra: dict, out: str | None =
         stale.unlink(missing_ok=True)
     check_kernel()
     try:
-        pm.execute_notebook(
-            str(nb_path), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
-            log_output=True, progress_bar=False, cwd=str(root),
-        )
+        with kernel_env_without_ci():
+            pm.execute_notebook(
+                str(nb_path), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME,
+                log_output=True, progress_bar=False, cwd=str(root),
+            )
     except BaseException:
         if tmp.exists():
             os.replace(tmp, failed)
         raise
     os.replace(tmp, out_path)
     return out_path
+
+
+@contextlib.contextmanager
+def kernel_env_without_ci():
+    """$CI unset while the kernel starts (it inherits this process's environment), restored after: with $CI set,
+    pyfluidsynth prints where it found libfluidsynth at import (lmm_utils/pipeline/__init__.py), and in a kernel
+    that line would become a cell output in every executed notebook and stage log. No stage code reads $CI."""
+    ci = os.environ.pop("CI", None)
+    try:
+        yield
+    finally:
+        if ci is not None:
+            os.environ["CI"] = ci
 
 
 def each_commands(notebook: str, sections: str, params: list[str], each: str, out: str | None) -> list[list[str]]:

@@ -1,9 +1,11 @@
-"""pipeline.stage --each: one stage command per value, run at once; the first failure stops the rest."""
+"""pipeline.stage --each: one stage command per value, run at once; the first failure stops the rest. And the
+kernel's environment (no $CI)."""
+import os
 import sys
 
 import pytest
 
-from lmm_utils.pipeline.stage import StageError, each_commands, run_together
+from lmm_utils.pipeline.stage import StageError, each_commands, kernel_env_without_ci, run_together
 
 
 def test_each_builds_one_command_per_value_with_its_own_output():
@@ -78,3 +80,19 @@ def test_a_terminated_run_together_stops_its_runs(tmp_path):
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the run outlived the stage")
     assert parent.returncode != 0
+
+
+def test_the_kernel_starts_without_ci_and_the_runner_keeps_it(monkeypatch):
+    """A kernel started inside kernel_env_without_ci inherits no $CI (pyfluidsynth's import-time print stays out of
+    the executed notebooks); the runner's own environment gets it back, also after an error."""
+    monkeypatch.setenv("CI", "true")
+    with kernel_env_without_ci():
+        assert "CI" not in os.environ
+    assert os.environ["CI"] == "true"
+    with pytest.raises(RuntimeError), kernel_env_without_ci():
+        raise RuntimeError("a failed notebook")
+    assert os.environ["CI"] == "true"
+    monkeypatch.delenv("CI")
+    with kernel_env_without_ci():
+        pass
+    assert "CI" not in os.environ
