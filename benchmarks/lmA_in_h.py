@@ -21,8 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-POOLS = ("T", "T_timbre", "T_noisy")
+from paired_differences import POOLS, paired  # noqa: E402  (the same-seed differences, computed one way)
 
 
 def lmm_runs(folder: Path) -> dict[tuple[int, int], dict]:
@@ -36,34 +37,28 @@ def lmm_runs(folder: Path) -> dict[tuple[int, int], dict]:
     return out
 
 
+ON = "lmm, LM^A in h"  # the label of the runs with lmA true beside the archive's "lmm" in paired()'s scores
+
+
 def compare(on: dict, off: dict, confidence: float = 0.95) -> list[dict]:
+    """paired_differences.paired over the two sets (the same draws checked first), with each side's values."""
     import numpy as np  # deferred: --help reads the docstring only
 
-    from lmm_utils.evaluation.curves import band  # deferred: after sys.path holds the checkout
-
-    rows = []
-    for K in sorted({k for k, _ in on}):
-        seeds = sorted(s for k, s in on if k == K and (K, s) in off)
-        unpaired = sorted(s for k, s in on if k == K and (K, s) not in off)
-        if unpaired:
-            print(f"K={K}: seeds {unpaired} have no archived run to pair with: left out", file=sys.stderr)
-        mismatched = [s for s in seeds if on[(K, s)].get("pairs") != off[(K, s)].get("pairs")]
-        if mismatched:
-            sys.exit(f"K={K}: seeds {mismatched} drew other pairs in the two sets: not a paired comparison")
-        row = {"K": K, "seeds": seeds}
+    for (K, s), m in on.items():
+        if (K, s) not in off:
+            print(f"K={K}: seed {s} has no archived run to pair with: left out", file=sys.stderr)
+        elif m.get("pairs") != off[(K, s)].get("pairs"):
+            sys.exit(f"K={K}: seed {s} drew other pairs in the two sets: not a paired comparison")
+    f1 = lambda m: {p: m["h"][p]["all"]["note_f1"] for p in POOLS if p in m["h"]}  # noqa: E731
+    scores = {**{(ON, K, s): f1(m) for (K, s), m in on.items()}, **{("lmm", K, s): f1(m) for (K, s), m in off.items()}}
+    rows = paired(scores, ON, "lmm", confidence)
+    for r in rows:
         for pool in POOLS:
-            pairs = [(on[(K, s)]["h"][pool]["all"]["note_f1"], off[(K, s)]["h"][pool]["all"]["note_f1"])
-                     for s in seeds if pool in on[(K, s)]["h"] and pool in off[(K, s)]["h"]]
-            if len(pairs) < 2:
-                continue
-            d = np.array([a - b for a, b in pairs])
-            b = band(d, confidence)
-            row[pool] = {"lmA_on": [round(a, 4) for a, _ in pairs], "lmA_off": [round(b_, 4) for _, b_ in pairs],
-                         "mean_on": round(float(np.mean([a for a, _ in pairs])), 4),
-                         "mean_off": round(float(np.mean([b_ for _, b_ in pairs])), 4),
-                         "difference": round(b["mean"], 4), "lo": round(b["lo"], 4), "hi": round(b["hi"], 4),
-                         "band": b["band"], "on_ahead": int((d > 0).sum()), "off_ahead": int((d < 0).sum())}
-        rows.append(row)
+            if pool in r:
+                on_f1 = [scores[(ON, r["K"], s)][pool] for s in r["seeds"]]
+                off_f1 = [scores[("lmm", r["K"], s)][pool] for s in r["seeds"]]
+                r[pool].update({"lmA_on": [round(x, 4) for x in on_f1], "lmA_off": [round(x, 4) for x in off_f1],
+                                "mean_on": round(float(np.mean(on_f1)), 4), "mean_off": round(float(np.mean(off_f1)), 4)})
     return rows
 
 
@@ -89,8 +84,8 @@ def main() -> None:
             print(f"baseline check K={K} seed={seed}: fingerprint {'equal' if check[-1]['same_fingerprint'] else 'DIFFERS'}; "
                   + ", ".join(f"{p} {check[-1][p]['here']:.4f} here, {check[-1][p]['archive']:.4f} archived" for p in POOLS if p in check[-1]))
     for r in rows:
-        cells = [f"{p} {r[p]['mean_off']:.3f} -> {r[p]['mean_on']:.3f} ({r[p]['difference']:+.3f} "
-                 f"[{r[p]['lo']:+.3f}, {r[p]['hi']:+.3f}], {r[p]['on_ahead']}:{r[p]['off_ahead']})" for p in POOLS if p in r]
+        cells = [f"{p} {r[p]['mean_off']:.3f} -> {r[p]['mean_on']:.3f} ({r[p]['mean']:+.3f} "
+                 f"[{r[p]['lo']:+.3f}, {r[p]['hi']:+.3f}], {r[p]['target_ahead']}:{r[p]['reference_ahead']})" for p in POOLS if p in r]
         print(f"K={r['K']:<3} " + "  ".join(cells))
     if args.out:
         args.out.write_text(json.dumps({"what": __doc__.splitlines()[0], "command": " ".join(sys.argv),

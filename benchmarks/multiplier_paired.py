@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -32,15 +31,12 @@ CURVE_OF_POOL = {"T": "h-note_f1-all", "T_timbre": "h_timbre-note_f1-all", "T_no
 
 
 def points(scores: dict, pool: str, methods: tuple[str, ...]) -> list[dict]:
-    """Curve points as curves.curve_points makes them (mean and per-seed values per method and K)."""
-    import numpy as np  # deferred: the module docstring is read by --help without numpy
+    """The curve points the evaluate stage makes (curves.curve_points), from one score per run."""
+    from lmm_utils.evaluation.curves import Curve, curve_points  # deferred: after sys.path holds the checkout
 
-    groups: dict[tuple[str, int], dict] = {}
-    for (method, K, seed), s in scores.items():
-        if method in methods and pool in s:
-            groups.setdefault((method, K), {})[seed] = s[pool]
-    return [{"method": m, "K": K, "x": math.log2(K + 1), "n": len(v), "mean": float(np.mean(list(v.values()))),
-             "seed_values": v} for (m, K), v in sorted(groups.items())]
+    table = [{"system": "h", "metric": "note_f1", "subset": "all", "method": m, "K": K, "seed": seed, "value": s[pool]}
+             for (m, K, seed), s in scores.items() if m in methods and pool in s]
+    return curve_points(table, Curve("h", "note_f1", "all"))
 
 
 def main() -> None:
