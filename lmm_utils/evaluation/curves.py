@@ -158,6 +158,13 @@ def few_seeds_caveat(n: int) -> str:
             "differences (`benchmarks/paired_differences.py`) are the conservative reading.")
 
 
+def resampled(row: dict) -> str:
+    """", paired by seed" etc.: how a multiplier row's interval resampled the seeds, when the row says (rows written
+    before evaluation.multiplier_resampling do not: those resampled each method's seeds independently)."""
+    how = row.get("resampling")
+    return f", {how}" if how else ""
+
+
 def _crossing(pts: list[tuple[int, float]], value: float, higher_is_better: bool) -> tuple[float | None, str]:
     """equivalent_k on (K, mean) pairs sorted by K with finite means (shared by the point and every resample)."""
     if not pts:

@@ -165,9 +165,17 @@ def multipliers(points: dict[str, list[dict]], section: dict) -> dict[str, list[
     for section["multiplier_curves"]."""
     target, reference = section.get("target_method", "lmm"), section.get("reference_method", "supervised")
     confidence = float(section.get("confidence", 0.95))
+    paired = resampling(section) == "paired"
     return {key: curves.multiplier(points.get(key, []), target, reference, Curve.parse(key).higher_is_better,
-                                   confidence)
+                                   confidence, paired=paired)
             for key in section.get("multiplier_curves", [])}
+
+
+def resampling(section: dict) -> str:
+    """evaluation.multiplier_resampling: "paired" (the default: a seed draws the same pairs for every method, so
+    both curves are resampled by the same seeds) or "independent" (each method's seeds apart, as evaluate.json was
+    made before 2026-12-04: the draw's spread counted twice, wider intervals)."""
+    return str(section.get("multiplier_resampling", "paired"))
 
 
 def multiplier_display(rows: list[dict], target: str, reference: str) -> list[dict]:
@@ -236,10 +244,13 @@ def write_headline_metrics(points_by_curve: dict[str, list[dict]], section: dict
     return write_headline(headline(points_by_curve, section), path)
 
 
-def multiplier_description(confidence: float) -> str:
+def multiplier_description(confidence: float, how: str = "paired") -> str:
+    seeds = ("one resample of the seeds for target and reference (a seed draws the same pairs for both; rows say "
+             "\"resampling\", and fall back to independent when the two ran other seeds)" if how == "paired" else
+             "seeds of target and reference resampled independently")
     return (f"K' read off the mean curves (interpolated in log2(K + 1)); interval = {confidence:g} percentile "
-            f"bootstrap over seeds ({curves.BOOTSTRAP_RESAMPLES} resamples, seed {curves.BOOTSTRAP_SEED}; seeds of "
-            "target and reference resampled independently, each seed with all its K); n_above_max / n_below_min: "
+            f"bootstrap over seeds ({curves.BOOTSTRAP_RESAMPLES} resamples, seed {curves.BOOTSTRAP_SEED}; {seeds}, "
+            "each seed with all its K); n_above_max / n_below_min: "
             "resamples whose K' fell outside the reference's K range (an interval end there is a bound)")
 
 
@@ -267,7 +278,7 @@ def build_metrics(table: list[dict], runs: list[Run], points_by_curve: dict[str,
                                              for k, v in methods.items()}},
         "best_runs": curves.best_runs(table),
         "auc": {key: curves.auc(pts) for key, pts in points_by_curve.items() if pts},
-        "multiplier_method": multiplier_description(section.get("confidence", 0.95)),
+        "multiplier_method": multiplier_description(section.get("confidence", 0.95), resampling(section)),
         "multiplier": {},
         "peers": {},
     }

@@ -24,7 +24,7 @@ import yaml
 from lmm_utils.core.io import atomic_path
 from lmm_utils.data.corpus import FAMILIES
 from lmm_utils.evaluation.ablations_md import ablation_lines
-from lmm_utils.evaluation.curves import FEW_SEEDS, REPRESENTATIVE, few_seeds_caveat
+from lmm_utils.evaluation.curves import FEW_SEEDS, REPRESENTATIVE, few_seeds_caveat, resampled
 from lmm_utils.evaluation.summary_cells import cells, fmt_mean_sd, mean_sd, seed_band
 
 MARK_START = "<!-- results:start -->"
@@ -226,8 +226,8 @@ def multiplier_lines(res: Results) -> list[str]:
             continue
         if K == 0:  # no ratio with 0 pairs: the equivalent number of the reference's pairs is the result
             out.append(f"- K = 0: `{res.target}` with no pairs matches `{res.reference}` with **{row.get('display', '?')}**"
-                       + (f" ({row.get('confidence', res.confidence):.0%} interval over {row.get('n_seeds', '?')} seeds)"
-                          if "interval_bound" in row else ""))
+                       + (f" ({row.get('confidence', res.confidence):.0%} interval over {row.get('n_seeds', '?')} seeds"
+                          f"{resampled(row)})" if "interval_bound" in row else ""))
             continue
         head = (f"- K = {K}: `{res.reference}` needs {row.get('equivalent_K_display', '?')} pairs to match "
                 f"`{res.target}` with {K}: ")
@@ -237,7 +237,8 @@ def multiplier_lines(res: Results) -> list[str]:
             out.append(head + f"**{row['display']}**")
         else:
             out.append(head + f"**{row['display']}** ({row.get('confidence', res.confidence):.0%} interval over "
-                       f"{row.get('n_seeds', '?')} seeds; {interval_reading(row, res.target, res.reference)})")
+                       f"{row.get('n_seeds', '?')} seeds{resampled(row)}; "
+                       f"{interval_reading(row, res.target, res.reference)})")
     seeds = [r["n_seeds"] for K in multiplier_ks(res) if (r := multiplier_row(res, K)) is not None
              and "interval_bound" in r and isinstance(r.get("n_seeds"), int)]
     if seeds and min(seeds) < FEW_SEEDS:

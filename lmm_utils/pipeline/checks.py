@@ -120,7 +120,7 @@ KNOWN: dict[str, Node] = {
                 "lmm": Class("lmm_utils.methods.lmm_state:LMMConfig",
                              sub=(("lmM_tokens", _MOTION_TOKENS), ("lmM_model", _LM), ("lmM_train", _TRAIN)))},
     "evaluation": {**dict.fromkeys(["confidence", "band", "reference_method", "target_method", "multiplier_curves",
-                                    "workers", "threads", "robustness_items"]),
+                                    "multiplier_resampling", "workers", "threads", "robustness_items"]),
                    "knn": dict.fromkeys(["k", "gallery_sizes", "repeats", "shuffles", "seed"]),
                    "gallery": dict.fromkeys(["n", "seed"]),
                    "oracle_lmM": {"seed": None, "val_fraction": None, "tokens": _MOTION_TOKENS, "model": _LM,
@@ -186,8 +186,19 @@ def check_split(sec: dict) -> dict:
     return sec
 
 
+RESAMPLING = ("paired", "independent")  # evaluation.multiplier_resampling (curves.multiplier's `paired`)
+
+
+def check_evaluation(sec: dict) -> dict:
+    value = sec.get("multiplier_resampling", RESAMPLING[0])
+    if value not in RESAMPLING:
+        raise ParamsError(f"params.yaml: evaluation.multiplier_resampling must be one of {list(RESAMPLING)}, "
+                          f"got {value!r}")
+    return sec
+
+
 SPECIFIC = {"corpus": core.check_corpus, "split": check_split, "engrave": core.check_engrave,
-            "perform": core.check_perform, "mapping": check_mapping}
+            "perform": core.check_perform, "mapping": check_mapping, "evaluation": check_evaluation}
 
 
 def check_section(name: str, sec) -> dict:

@@ -141,3 +141,37 @@ def test_paired_multiplier_resamples_seeds_together():
     rows = curves.multiplier(sup + other, paired=True)
     assert all(r["resampling"].startswith("independent (the two methods ran different seeds)") for r in rows)
 
+
+
+def test_the_stage_resamples_as_params_say():
+    """evaluation.multiplier_resampling: paired by default (the rows and evaluate.json's method text say so),
+    independent on request (the rows of curves.multiplier's default, as the stage wrote them before)."""
+    base = [0.30, 0.45, 0.60, 0.70, 0.80]
+    offsets = {0: -0.1, 1: 0.0, 2: 0.1}
+    points = {CURVE.key: _seed_pts("supervised", {s: [b + d for b in base] for s, d in offsets.items()})
+              + _seed_pts("lmm", {s: [b + d for b in base[1:]] for s, d in offsets.items()}, Ks=(1, 2, 4, 8))}
+    section = {"multiplier_curves": [CURVE.key]}
+    paired = report.multipliers(points, section)[CURVE.key]
+    apart = report.multipliers(points, {**section, "multiplier_resampling": "independent"})[CURVE.key]
+    assert all(r["resampling"] == "paired by seed" for r in paired)
+    assert apart == curves.multiplier(points[CURVE.key]) and all("resampling" not in r for r in apart)
+    assert "one resample of the seeds" in report.multiplier_description(0.95, report.resampling(section))
+    assert "independently" in report.multiplier_description(0.95, "independent")
+
+
+def test_a_mistyped_resampling_is_refused_by_name():
+    from pathlib import Path
+
+    import yaml
+
+    from lmm_utils.core.params import ParamsError
+    from lmm_utils.pipeline.checks import check_section
+
+    section = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())["evaluation"]
+    assert section["multiplier_resampling"] == "paired" and check_section("evaluation", dict(section))
+    with pytest.raises(ParamsError, match=r"evaluation\.multiplier_resampling must be one of \['paired', 'independent'\]"):
+        check_section("evaluation", {**section, "multiplier_resampling": "pairs"})
+    typo = {("multiplier_resampleing" if k == "multiplier_resampling" else k): v for k, v in section.items()}
+    with pytest.raises(ParamsError, match="multiplier_resampling"):  # a typo'd key: named, with the closest known key
+        check_section("evaluation", typo)
+    assert check_section("evaluation", {**section, "multiplier_resampling": "independent"})

@@ -92,6 +92,7 @@ def test_the_section_holds_profile_table_multiplier_and_figures(project):
     assert f"{0.1 + 0.1 * math.log2(17):.3f} ± " in row and row.count("±") == 4
     assert row.split(" | ")[5] == "–"  # results made before T_noisy: the column says absent
     assert "K = 4: `supervised` needs 16 pairs" in text and "**4x [" in text
+    assert "(95% interval over 3 seeds, paired by seed; the interval" in text  # the stage's default resampling
     # 64 pairs' worth: the reference's largest K, so resamples beyond it leave the interval's upper end open
     assert "K = 16: `supervised` needs 64 pairs to match `lmm` with 16: **4x [" in text and ", > 4]**" in text
     assert "![curves_h](reports/paper/figures/curves_h.png)" in text and "[svg](reports/paper/figures/curves_h.svg)" in text
