@@ -175,7 +175,10 @@ def resampling(section: dict) -> str:
     """evaluation.multiplier_resampling: "paired" (the default: a seed draws the same pairs for every method, so
     both curves are resampled by the same seeds) or "independent" (each method's seeds apart, as evaluate.json was
     made before 2026-12-04: the draw's spread counted twice, wider intervals)."""
-    return str(section.get("multiplier_resampling", "paired"))
+    how = section.get("multiplier_resampling", "paired")
+    if how not in ("paired", "independent"):  # a notebook run by hand skips the stage runner's params checks
+        raise ValueError(f"evaluation.multiplier_resampling must be 'paired' or 'independent', got {how!r}")
+    return how
 
 
 def multiplier_display(rows: list[dict], target: str, reference: str) -> list[dict]:

@@ -157,6 +157,8 @@ def test_the_stage_resamples_as_params_say():
     assert apart == curves.multiplier(points[CURVE.key]) and all("resampling" not in r for r in apart)
     assert "one resample of the seeds" in report.multiplier_description(0.95, report.resampling(section))
     assert "independently" in report.multiplier_description(0.95, "independent")
+    with pytest.raises(ValueError, match="multiplier_resampling must be 'paired' or 'independent', got 'pairs'"):
+        report.multipliers(points, {**section, "multiplier_resampling": "pairs"})
 
 
 def test_a_mistyped_resampling_is_refused_by_name():
