@@ -146,6 +146,9 @@ def auc(points: list[dict], common_grid: bool = True) -> dict[str, dict]:
 # same runs always give the same interval (a new seed would only move it by bootstrap noise, not inform it).
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
+# How the interval resamples the seeds of target and reference (evaluation.multiplier_resampling); the first is the
+# default: a seed draws the same pairs whatever the method, so both curves are resampled by the same seeds.
+RESAMPLING = ("paired", "independent")
 # Below this many seeds the interval is reported as a rough range (few_seeds_caveat).
 FEW_SEEDS = 5
 

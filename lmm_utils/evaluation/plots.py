@@ -200,5 +200,16 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
     return out
 
 
-__all__ = ["method_style", "k_axis", "draw_curve", "plot_curve_grid", "plot_multiplier", "piano_roll", "velocity_roll",
+def save_and_show(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """save_figure, then close the figure and show its PNG in the notebook: drawing it inline as well would render
+    it a third time (the curve grids take seconds each)."""
+    paths = save_figure(fig, stem, formats)
+    plt.close(fig)
+    from IPython.display import Image, display  # deferred: only notebooks show figures; scripts and tests save them
+
+    display(Image(filename=str(paths[0])))
+    return paths
+
+
+__all__ = ["save_and_show", "method_style", "k_axis", "draw_curve", "plot_curve_grid", "plot_multiplier", "piano_roll", "velocity_roll",
            "plot_predictions", "plot_layer_matrix", "save_figure"]

@@ -175,8 +175,8 @@ def resampling(section: dict) -> str:
     """evaluation.multiplier_resampling: "paired" (the default: a seed draws the same pairs for every method, so
     both curves are resampled by the same seeds) or "independent" (each method's seeds apart, as evaluate.json was
     made before 2026-12-04: the draw's spread counted twice, wider intervals)."""
-    how = section.get("multiplier_resampling", "paired")
-    if how not in ("paired", "independent"):  # a notebook run by hand skips the stage runner's params checks
+    how = section.get("multiplier_resampling", curves.RESAMPLING[0])
+    if how not in curves.RESAMPLING:  # a notebook run by hand skips the stage runner's params checks
         raise ValueError(f"evaluation.multiplier_resampling must be 'paired' or 'independent', got {how!r}")
     return how
 

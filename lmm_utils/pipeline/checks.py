@@ -186,10 +186,9 @@ def check_split(sec: dict) -> dict:
     return sec
 
 
-RESAMPLING = ("paired", "independent")  # evaluation.multiplier_resampling (curves.multiplier's `paired`)
-
-
 def check_evaluation(sec: dict) -> dict:
+    from lmm_utils.evaluation.curves import RESAMPLING  # here: the runner imports only what a stage's sections need
+
     value = sec.get("multiplier_resampling", RESAMPLING[0])
     if value not in RESAMPLING:
         raise ParamsError(f"params.yaml: evaluation.multiplier_resampling must be one of {list(RESAMPLING)}, "

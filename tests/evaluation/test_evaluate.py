@@ -505,3 +505,19 @@ def _nan_free(x):
     from lmm_utils.core.io import jsonable
 
     return json.loads(json.dumps(jsonable(x)))
+
+
+def test_save_and_show_writes_both_formats_closes_the_figure_and_shows_the_png(tmp_path, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmm_utils.evaluation import plots
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    paths = plots.save_and_show(fig, tmp_path / "fig")
+    assert [p.name for p in paths] == ["fig.png", "fig.svg"] and all(p.stat().st_size > 0 for p in paths)
+    assert not plt.fignum_exists(fig.number)  # closed: the notebook shows the PNG, not a fresh inline render
+    assert "Image" in capsys.readouterr().out  # outside a notebook, IPython's display prints the object's repr
