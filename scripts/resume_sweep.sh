@@ -22,7 +22,8 @@ stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
 
 # An archive made by code that has changed since is resumed at its own code: $archive/code_commit names the commit
 # whose training code (lmm_utils less evaluation, pipeline and app: mapping/grid.py's NOT_TRAINING_CODE) made its
-# runs. Any other code would give every run another fingerprint and start the sweep again.
+# runs. Any other code would give every run another fingerprint and start the sweep again -- unless no module that
+# differs is one a run loads: then the map runs' code fingerprints (with the archive's S) agree and the sweep goes on.
 # With --redecode the archive moves to this checkout's code instead: before each method's stage, the runs of the
 # decode-free methods are re-predicted with this checkout's decoding (scripts/redecode_runs.py, which proves the
 # commit, params and data through each run's fingerprint), and everything else (lmm and its ablations, whose
@@ -42,6 +43,11 @@ if [ -f "$archive/code_commit" ]; then
       trained_by=$want
       echo "$want" > "$archive/redecode_from"
       git rev-parse HEAD > "$archive/code_commit"
+    elif [ -f "$archive/_upstream/files/data/synth/S.pt" ] && python -c "import sys
+from lmm_utils.pipeline.redecode import same_code_fingerprint_cli as same
+sys.exit(same('$want', '$archive/_upstream/files'))"; then
+      # the modules that differ are none a run loads (the corpus stage's, say): every archived run is reused as it is
+      echo "training modules differ from ${want:0:7}, but not the map runs' code fingerprint: the archive is resumed here"
     else
       cat <<EOT
 $archive's runs were made with the training code of ${want:0:7}; this checkout's differs. Resume it in a clone at

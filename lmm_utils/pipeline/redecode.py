@@ -234,6 +234,28 @@ def training_code_diff(commit: str, root: str | Path = ".") -> str:
     return out.stdout.rstrip() or "(no training module differs)"
 
 
+def same_code_fingerprint(commit: str, synth_root: str | Path, repo: str | Path = CHECKOUT) -> tuple[bool, str, str]:
+    """(equal, commit's, working tree's): the map stage's code fingerprint of `commit`'s tree and of `repo`'s working
+    tree, both with the S under synth_root (an archive's upstream: S's model code is part of the fingerprint) and the
+    mapping section of repo's params.yaml. Equal means every run the commit trained is reused here as it is, although
+    `training_code_diff` may list modules no run loads (the corpus stage's, say)."""
+    map_params = load_params(Path(repo) / "params.yaml").get("mapping") or {}
+    then = code_fingerprint_at(commit, map_params, synth_root, repo)
+    now = stage_code_fingerprint(map_params, synth_root, code_dir=repo)
+    return then == now, then, now
+
+
+def same_code_fingerprint_cli(commit: str, synth_root: str, repo: str = ".") -> int:
+    """For scripts/resume_sweep.sh: prints both fingerprints; 0 when equal, 1 when not, 2 when they cannot be computed."""
+    try:
+        equal, then, now = same_code_fingerprint(commit, synth_root, repo)
+    except (ParamsError, RedecodeError, OSError) as e:
+        print(f"code fingerprint: cannot compare ({e})")
+        return 2
+    print(f"map runs' code fingerprint: {then} at {commit[:7]}, {now} here")
+    return 0 if equal else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=".", help="the project whose data/runs to re-decode (default: .)")
@@ -263,4 +285,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["DECODING_METHODS", "RedecodeError", "RedecodeReport", "code_fingerprint_at", "decodes_in_training", "main", "redecode_run",
-           "notebook_imports", "redecode_runs", "stage_code_fingerprint", "training_code_diff"]
+           "notebook_imports", "redecode_runs", "same_code_fingerprint", "same_code_fingerprint_cli",
+           "stage_code_fingerprint", "training_code_diff"]

@@ -30,6 +30,8 @@ from lmm_utils.pipeline.redecode import (
     notebook_imports,
     redecode_run,
     redecode_runs,
+    same_code_fingerprint,
+    same_code_fingerprint_cli,
     stage_code_fingerprint,
 )
 
@@ -190,3 +192,26 @@ def test_a_commits_code_fingerprint_is_that_trees(tiny_root):
     assert code_fingerprint_at("HEAD", SWEEP, tiny_root) == stage_code_fingerprint(SWEEP, tiny_root)
     with pytest.raises(RedecodeError, match="git archive"):
         code_fingerprint_at("no-such-commit", SWEEP, tiny_root)
+
+
+def test_resume_sweeps_fingerprint_check_says_equal_unequal_or_cannot(tiny_root, capsys):
+    """The check scripts/resume_sweep.sh runs when training modules differ from an archive's commit: HEAD's tree is this
+    checkout's (equal, exit 0); an unknown commit cannot be compared (exit 2, so the script refuses)."""
+    clean = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "lmm_utils", "notebooks"], cwd=CHECKOUT)
+    if clean.returncode != 0:
+        pytest.skip("not a git checkout, or its source differs from HEAD (uncommitted edits)")
+    equal, then, now = same_code_fingerprint("HEAD", tiny_root)
+    assert equal and then == now
+    assert same_code_fingerprint_cli("HEAD", str(tiny_root), str(CHECKOUT)) == 0
+    assert same_code_fingerprint_cli("no-such-commit", str(tiny_root), str(CHECKOUT)) == 2
+    assert "cannot compare" in capsys.readouterr().out
+
+
+def test_resume_sweeps_fingerprint_check_refuses_other_training_code(tiny_root, monkeypatch, capsys):
+    """Exit 1 (the script refuses) when the commit's tree fingerprints otherwise, as c4302ae's does against the paper
+    archive's a113493 (stood in for here: CI's checkout may hold no history)."""
+    from lmm_utils.pipeline import redecode
+
+    monkeypatch.setattr(redecode, "code_fingerprint_at", lambda *a, **k: "0" * 16)
+    assert same_code_fingerprint_cli("HEAD", str(tiny_root), str(CHECKOUT)) == 1
+    assert "0000000000000000 at HEAD" in capsys.readouterr().out
