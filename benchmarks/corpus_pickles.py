@@ -1,4 +1,4 @@
-"""The corpus stage's parse with and without music21's pickle cache (lmm_utils.data.music21_compat).
+"""The corpus stage's parse with and without music21's pickle cache (lmm_utils.pipeline.music21_pickles).
 
     .venv/bin/python benchmarks/corpus_pickles.py [--works N] [--workers 0] [--out benchmarks/results/corpus_pickles.json]
 
@@ -29,7 +29,8 @@ def parse_case(case: str, works: int | None, workers: int) -> dict:
     """Runs inside the case's own process (music21's scratch folder comes from its TMPDIR)."""
     from lmm_utils.core.params import load_params
     from lmm_utils.data.corpus import list_works, parse_works
-    from lmm_utils.data.music21_compat import add_bundle_iteration, parse_without_pickle_cache
+    from lmm_utils.data.music21_compat import add_bundle_iteration
+    from lmm_utils.pipeline.music21_pickles import parse_without_pickle_cache
 
     section = load_params(ROOT / "params.yaml")["corpus"]
     add_bundle_iteration()

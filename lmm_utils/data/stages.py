@@ -28,7 +28,7 @@ from lmm_utils.data.corpus import (
 from lmm_utils.data.engrave import EngraveConfig, engrave
 from lmm_utils.data.evaluation import NOISY_POOL, TIMBRE_POOL
 from lmm_utils.data.excerpts import ExcerptConfig, make_excerpts, stable_seed
-from lmm_utils.data.music21_compat import add_bundle_iteration, parse_without_pickle_cache
+from lmm_utils.data.music21_compat import add_bundle_iteration
 from lmm_utils.data.pianist import PianistConfig, perform
 from lmm_utils.data.pools import POOLS, check_disjoint, split_pieces
 from lmm_utils.data.render import (
@@ -59,8 +59,7 @@ def build_corpus(section: dict, real_data: dict | None = None) -> dict:
     works += list_user_works(section.get("user_folders") or [], section.get("max_file_mb", DEFAULT_MAX_MB))
     if not works:
         raise CorpusError("No works selected: corpus.collections and corpus.user_folders are both empty.")
-    with parse_without_pickle_cache():  # each work is parsed once: music21's pickle of it would only cost time
-        pieces, skipped = parse_works(works, section.get("workers", 0))
+    pieces, skipped = parse_works(works, section.get("workers", 0))
     if not pieces:
         first = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:3])
         raise CorpusError(f"None of the {len(works)} works could be parsed (nothing was written). First reasons: {first}")

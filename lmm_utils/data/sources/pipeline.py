@@ -36,7 +36,6 @@ from lmm_utils.core.params import ParamsError
 from lmm_utils.core.score import ScoreExcerpt
 from lmm_utils.data.corpus import CorpusError, Piece, WorkRef, load_pieces, parse_works, save_pieces
 from lmm_utils.data.excerpts import ExcerptConfig, bar_windows, excerpt_at, make_excerpts, stable_seed, window_notes
-from lmm_utils.data.music21_compat import parse_without_pickle_cache
 from lmm_utils.data.pools import POOLS, check_disjoint, split_pieces
 from lmm_utils.data.sources import PerformanceRecord, ScoreRecord, piece_key
 from lmm_utils.data.sources.asap import read_asap
@@ -165,8 +164,7 @@ def build_real_corpus(corpus: dict, real: dict) -> dict:
 
     score_by_xml = {s.xml: s for s in scores if s.id in used_scores}
     refs = [WorkRef("asap", xml, None, user=True) for xml in sorted(score_by_xml)]
-    with parse_without_pickle_cache():  # each score is parsed once: music21's pickle of it would only cost time
-        parsed, skipped = parse_works(refs, corpus.get("workers", 0)) if refs else ([], [])
+    parsed, skipped = parse_works(refs, corpus.get("workers", 0)) if refs else ([], [])
     works: list[Piece] = []
     for piece in parsed:
         rec = score_by_xml[piece.source]
