@@ -40,6 +40,19 @@ class StageError(RuntimeError):
     pass
 
 
+def skip_iri_grammar() -> None:
+    """Keep jsonschema from importing rfc3987_syntax in this process: 1.25 s of a stage's ~2.2 s start.
+
+    papermill imports nbformat, which imports jsonschema, which imports rfc3987_syntax when it is installed
+    (jupyterlab's jsonschema[format-nongpl] brings it) and so builds ~40 lark grammars at import, only for the
+    "iri" format checker: nothing in papermill, nbformat, nbclient or jupyter_client checks formats, so the notebooks
+    run and are written the same without it (jsonschema treats the module as absent). A process that imported
+    jsonschema already keeps what it has.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def check_kernel(name: str = KERNEL_NAME) -> None:
     # deferred: the Jupyter stack (~1 s) loads only when a stage runs
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -62,7 +75,8 @@ def check_notebook_parameters(nb_path: Path, parameters: dict) -> list[str]:
     an edit in JupyterLab) are reported: the stage runs with params.yaml's values either way.
     """
 
-    import nbformat  # deferred: the Jupyter stack (~1 s) loads only when a notebook is read
+    skip_iri_grammar()
+    import nbformat  # deferred: the Jupyter stack loads only when a notebook is read
 
     nb = nbformat.read(str(nb_path), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -116,7 +130,8 @@ def _scalar(text: str):
 
 
 def run_stage(notebook: str, sections: list[str], extra: dict, out: str | None = None) -> Path:
-    import papermill as pm  # deferred: the Jupyter stack (~1 s) loads only when a stage runs
+    skip_iri_grammar()
+    import papermill as pm  # deferred: the Jupyter stack (~0.4 s) loads only when a stage runs
 
     root = project_root()
     params = load_params(root / "params.yaml")

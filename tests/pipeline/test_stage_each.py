@@ -96,3 +96,31 @@ def test_the_kernel_starts_without_ci_and_the_runner_keeps_it(monkeypatch):
     with kernel_env_without_ci():
         pass
     assert "CI" not in os.environ
+
+
+_IMPORT_PAPERMILL = """
+import importlib.util, sys
+from lmm_utils.pipeline import stage
+installed = importlib.util.find_spec("rfc3987_syntax") is not None
+{skip}
+import nbformat, papermill
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+nbformat.validate(nb)  # nbformat still validates without the IRI checker
+print(installed, "rfc3987_syntax" in sys.modules,
+      sys.modules.get("rfc3987_syntax") is not None)
+"""
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_stage_process_imports_papermill_without_the_iri_grammar(skip):
+    """skip_iri_grammar: papermill (nbformat -> jsonschema) loads without rfc3987_syntax's lark grammars, and nbformat
+    validates notebooks as before; without the call the module is imported (so the check can fail)."""
+    import subprocess
+
+    code = _IMPORT_PAPERMILL.format(skip="stage.skip_iri_grammar()" if skip else "")
+    installed, listed, loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                               check=True).stdout.split()
+    if installed != "True":
+        pytest.skip("rfc3987_syntax is not installed here: nothing to skip")
+    assert loaded == str(not skip)
+    assert listed == "True"  # jsonschema asked for it either way
