@@ -41,7 +41,8 @@ class StageError(RuntimeError):
 
 
 def skip_iri_grammar() -> None:
-    """Keep jsonschema from importing rfc3987_syntax in this process: 1.25 s of a stage's ~2.2 s start.
+    """Keep jsonschema from importing rfc3987_syntax in this process: ~1.6 s of the 2.3 s a stage spent around its
+    notebook (benchmarks/stage_start.py).
 
     papermill imports nbformat, which imports jsonschema, which imports rfc3987_syntax when it is installed
     (jupyterlab's jsonschema[format-nongpl] brings it) and so builds ~40 lark grammars at import, only for the
@@ -131,7 +132,7 @@ def _scalar(text: str):
 
 def run_stage(notebook: str, sections: list[str], extra: dict, out: str | None = None) -> Path:
     skip_iri_grammar()
-    import papermill as pm  # deferred: the Jupyter stack (~0.4 s) loads only when a stage runs
+    import papermill as pm  # deferred: the Jupyter stack (~0.5 s) loads only when a stage runs
 
     root = project_root()
     params = load_params(root / "params.yaml")
