@@ -1,12 +1,13 @@
-"""The corpus stage's parse with and without music21's pickle cache (lmm_utils.pipeline.music21_pickles).
+"""The corpus stage's parse with and without music21's pickle cache and beaming (lmm_utils.pipeline.music21_parse).
 
-    .venv/bin/python benchmarks/corpus_pickles.py [--works N] [--workers 0] [--out benchmarks/results/corpus_pickles.json]
+    .venv/bin/python benchmarks/corpus_parse.py [--works N] [--workers 0] [--out benchmarks/results/corpus_parse.json]
 
 Each case parses the default profile's corpus (params.yaml `corpus`; the first N works of its list with --works) in a
 fresh process whose music21 scratch folder is a new temporary one, as on a fresh clone:
-  pickles     music21's default: parse, freeze a pickle, thaw it back (what the stage did before)
-  no_pickles  parse_without_pickle_cache (what the stage does now)
-  warm        music21's default again, in the scratch folder `pickles` filled (a re-run in the same venv before)
+  corpus_parse  corpus_parse: no pickle cache, no beaming (what the stage does now)
+  no_pickles    parse_without_pickle_cache alone (what the stage did from bd67149)
+  pickles       music21's default: parse, beam, freeze a pickle, thaw it back (what the stage did before)
+  warm          music21's default again, in the scratch folder `pickles` filled (a re-run in the same venv before)
 It prints the seconds and a hash of the parsed works (their JSON lines and the skipped list) per case, and whether
 the hashes agree: the stage must write the same works either way. Run it on an idle machine; asserts nothing.
 """
@@ -30,14 +31,17 @@ def parse_case(case: str, works: int | None, workers: int) -> dict:
     from lmm_utils.core.params import load_params
     from lmm_utils.data.corpus import list_works, parse_works
     from lmm_utils.data.music21_compat import add_bundle_iteration
-    from lmm_utils.pipeline.music21_pickles import parse_without_pickle_cache
+    from lmm_utils.pipeline.music21_parse import corpus_parse, parse_without_pickle_cache
 
     section = load_params(ROOT / "params.yaml")["corpus"]
     add_bundle_iteration()
     refs = list_works(section["collections"], section.get("max_works_per_collection"), section["seed"],
                       section.get("max_works_by_collection"))[:works]
     start = time.perf_counter()
-    if case == "no_pickles":
+    if case == "corpus_parse":
+        with corpus_parse():
+            pieces, skipped = parse_works(refs, workers)
+    elif case == "no_pickles":
         with parse_without_pickle_cache():
             pieces, skipped = parse_works(refs, workers)
     else:
@@ -70,20 +74,25 @@ def main() -> None:
     if args.case:
         print(json.dumps(parse_case(args.case, args.works, args.workers)))
         return
-    with tempfile.TemporaryDirectory() as cold, tempfile.TemporaryDirectory() as fresh:
-        rows = [run_case("no_pickles", fresh, args.works, args.workers),
+    with tempfile.TemporaryDirectory() as cold, tempfile.TemporaryDirectory() as fresh, \
+            tempfile.TemporaryDirectory() as fresh2:
+        rows = [run_case("corpus_parse", fresh2, args.works, args.workers),
+                run_case("no_pickles", fresh, args.works, args.workers),
                 run_case("pickles", cold, args.works, args.workers),
                 run_case("warm", cold, args.works, args.workers)]
     by = {r["case"]: r for r in rows}
     result = {"rows": rows, "same_works": len({r["sha256"] for r in rows}) == 1,
               "pickles_over_no_pickles": round(by["pickles"]["seconds"] / by["no_pickles"]["seconds"], 2),
               "no_pickles_over_warm": round(by["no_pickles"]["seconds"] / by["warm"]["seconds"], 2),
+              "no_pickles_over_corpus_parse": round(by["no_pickles"]["seconds"] / by["corpus_parse"]["seconds"], 2),
+              "pickles_over_corpus_parse": round(by["pickles"]["seconds"] / by["corpus_parse"]["seconds"], 2),
               "cores": os.cpu_count()}
     for r in rows:
-        print(f"{r['case']:>10}: {r['seconds']:6.1f} s, {r['parsed']}/{r['works']} works, {r['pickle_files']} pickles "
+        print(f"{r['case']:>12}: {r['seconds']:6.1f} s, {r['parsed']}/{r['works']} works, {r['pickle_files']} pickles "
               f"in scratch, works hash {r['sha256']}")
     print(f"same works: {result['same_works']}; pickles / no_pickles = {result['pickles_over_no_pickles']}x; "
-          f"no_pickles / warm = {result['no_pickles_over_warm']}x")
+          f"no_pickles / corpus_parse = {result['no_pickles_over_corpus_parse']}x; "
+          f"pickles / corpus_parse = {result['pickles_over_corpus_parse']}x; no_pickles / warm = {result['no_pickles_over_warm']}x")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
 
