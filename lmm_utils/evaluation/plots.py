@@ -189,13 +189,19 @@ def plot_layer_matrix(mat: np.ndarray, title: str, xlabel: str = "LM^A layer", y
     return fig
 
 
+# SVG ids (clip paths, glyphs) come from a hash salted per process, and the file carries its creation time: a fixed
+# salt and no date make the same figure the same bytes, so re-running evaluate leaves the committed figures as they are.
+SVG_HASH_SALT = "lmm"
+
+
 def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "svg"), dpi: int = 110) -> list[Path]:
-    """stem.png and stem.svg, each written under a temporary name first."""
+    """stem.png and stem.svg, each written under a temporary name first; the same figure gives the same bytes."""
     out = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        svg = {"metadata": {"Date": None}} if fmt == "svg" else {}
+        with atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", **svg)
         out.append(path)
     return out
 

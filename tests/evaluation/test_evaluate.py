@@ -243,6 +243,8 @@ def test_figures_are_written(sweep, tmp_path):
     fig = plots.plot_curve_grid(pts, cs, {cs[0].key: {"basic_pitch": 0.6}})
     paths = plots.save_figure(fig, tmp_path / "curves_h")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
+    again = plots.save_figure(fig, tmp_path / "again")  # no date, fixed SVG ids: a re-run writes the same bytes
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]
     mult = {"h-note_f1-all": {f"K={r['K']}": r for r in curves.multiplier(pts["h-note_f1-all"])}}
     plots.save_figure(plots.plot_multiplier(mult), tmp_path / "mult", formats=("png",))
     import matplotlib.pyplot as plt
