@@ -14,6 +14,7 @@ the hashes agree: the stage must write the same works either way. Run it on an i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -37,14 +38,9 @@ def parse_case(case: str, works: int | None, workers: int) -> dict:
     add_bundle_iteration()
     refs = list_works(section["collections"], section.get("max_works_per_collection"), section["seed"],
                       section.get("max_works_by_collection"))[:works]
+    block = {"corpus_parse": corpus_parse, "no_pickles": parse_without_pickle_cache}.get(case, contextlib.nullcontext)
     start = time.perf_counter()
-    if case == "corpus_parse":
-        with corpus_parse():
-            pieces, skipped = parse_works(refs, workers)
-    elif case == "no_pickles":
-        with parse_without_pickle_cache():
-            pieces, skipped = parse_works(refs, workers)
-    else:
+    with block():
         pieces, skipped = parse_works(refs, workers)
     seconds = time.perf_counter() - start
     h = hashlib.sha256()
