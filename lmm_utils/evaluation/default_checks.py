@@ -87,12 +87,13 @@ def steady(summary: dict) -> Check:
             undecided.append(f"{m} K {K} ({n} seed)")
             continue
         rows.append(sd)
-        checked.append(f"{m} K {K}")
+        checked.append(f"{m} K {K} {sd:.3f}")
         if sd > MAX_SEED_SD:
             bad.append(f"{m} K {K}: {sd:.3f}")
     if not rows and not undecided:
         return Check("steady", False, f"no method has a K >= {STEADY_FROM_K} in the summary")
-    detail = (f"largest seed sd of h {LABEL} at K >= {STEADY_FROM_K}: {max(rows):.3f} ({', '.join(checked)})"
+    # every checked cell with its own sd: a bare list after the largest read as if they all had it
+    detail = (f"seed sd of h {LABEL} at K >= {STEADY_FROM_K}, by cell: {', '.join(checked)}; largest {max(rows):.3f}"
               if rows else "")
     if bad:
         detail += f"; over {MAX_SEED_SD}: " + ", ".join(bad)
