@@ -47,6 +47,7 @@ from lmm_utils.evaluation.scoring import SCORES
 from lmm_utils.mapping.grid import FINGERPRINT_KEY, data_fingerprint
 from lmm_utils.pipeline.checks import check_section
 from lmm_utils.pipeline.upstream_archive import UpstreamError, restore_upstream, save_upstream
+from lmm_utils.pipeline.upstream_rebase import rebase_upstream
 
 METRICS_FILE = "metrics.json"
 REQUIRED = (METRICS_FILE, PREDICTIONS_FILE, "h.pt")  # a run folder without one of them is not archived
@@ -302,10 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     import argparse  # deferred: only the command line needs it
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=("save", "restore", "check", "status", "save-upstream", "restore-upstream"),
+    ap.add_argument("action", choices=("save", "restore", "check", "status", "save-upstream", "restore-upstream",
+                                       "rebase-upstream"),
                     help="check: how many archived runs were saved from this project's data (run it after the "
                          "stages before map); save also saves the upstream (the trained LMs and S the runs read: "
-                         "lmm_utils.pipeline.upstream_archive); restore-upstream: after `dvc repro perform`")
+                         "lmm_utils.pipeline.upstream_archive); restore-upstream: after `dvc repro perform`; "
+                         "rebase-upstream: after a notebook edit of parameter defaults only "
+                         "(lmm_utils.pipeline.upstream_rebase)")
     ap.add_argument("--archive", required=True, help="the archive folder, e.g. runs_archive/paper")
     ap.add_argument("--root", default=".", help="the project (default: .)")
     ap.add_argument("--profile", help="status: the sweep is params.yaml merged with this profile (profiles/paper.yaml)")
@@ -324,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.action == "save-upstream":
             print(save_upstream(args.archive, root, replace=args.replace_upstream))
+            return 0
+        if args.action == "rebase-upstream":
+            print(rebase_upstream(args.archive, root))
             return 0
         if args.action == "restore":  # every archived run: the grid reuses those of the sweep, the others wait
             report = restore(args.archive, root)
