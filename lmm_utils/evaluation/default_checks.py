@@ -6,7 +6,7 @@ reports/metrics/summary.json, committed as reports/default/summary.json), never 
                the later K's band only; adjacent Ks of the summary only)
     level      the reference method's h note F1 at K = 16 is at least 0.80
     steady     the seed sd of h note F1 is at most 0.04 in every (method, K) cell with K >= 4 (the cells checked are
-               named: in the default, supervised at 4 and 16 and basis at 16, whose h is supervised's; lmm runs at
+               named: in the default, supervised at 8 and 16 and basis at 16, whose h is supervised's; lmm runs at
                K = 0 only, so its spread is not held to it)
 
     checks = meaningful_checks(json.load(open("reports/default/summary.json")))
