@@ -87,7 +87,7 @@ def steady(summary: dict) -> Check:
             undecided.append(f"{m} K {K} ({n} seed)")
             continue
         rows.append(sd)
-        checked.append(f"{m} K {K} {sd:.3f}")
+        checked.append(f"{m} K {K}: {sd:.3f}")
         if sd > MAX_SEED_SD:
             bad.append(f"{m} K {K}: {sd:.3f}")
     if not rows and not undecided:

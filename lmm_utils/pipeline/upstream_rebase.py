@@ -4,26 +4,29 @@
 
 Why: a stage notebook's parameters cell holds params.yaml's values of every section it reads (`python -m
 lmm_utils.core.params sync-notebooks` writes them; tests/test_project.py holds them equal), and the stage runner
-injects the tracked values over them at run time, so a default the stage does not even track (pretrain_M's notebook
-holds the whole `mapping` section for `mapping.lmm.lmM_model`; a change of the default sweep's `mapping.Ks` lands
-there) changes the notebook's bytes but nothing the stage makes. DVC sees a changed dep, and the archived upstream's
-dvc.lock entry (upstream_archive) would no longer fit: `restore-upstream` would leave the archived LM^M out, the
-stage would train again, and every archived run that reads it would train again too (training is not
-bit-reproducible across machines).
+injects the whole sections its command names (`--sections`, `-p`, `--each`) over them at run time, so a changed
+default in such a section (pretrain_M's notebook holds the whole `mapping` section for `mapping.lmm.lmM_model`; a
+change of the default sweep's `mapping.Ks` lands there) changes the notebook's bytes but nothing the stage makes.
+DVC sees a changed dep, and the archived upstream's dvc.lock entry (upstream_archive) would no longer fit:
+`restore-upstream` would leave the archived LM^M out, the stage would train again, and every archived run that reads
+it would train again too (training is not bit-reproducible across machines).
 
-`rebase_upstream` finds the archived version of each such notebook in git history (by its md5), checks that the two
-differ in nothing but the parameters cell's values, and in none of the params the stage tracks (its dvc.lock
-`params`), then records the notebook's current md5 in the archived entry -- what `dvc commit` does for a dep edit
+`rebase_upstream` finds the archived version of each such notebook in git history (by its md5) and the current one
+too (a fresh clone must hold the same bytes), and rebases only when: the two differ in nothing but the parameters
+cell's source; that cell is `name = literal` statements only, in both (read with ast, never run); every changed
+default sits in a section the stage's command injects; and none is a param the stage tracks (its dvc.lock
+`params`). It then records the notebook's current md5 in the archived entry -- what `dvc commit` does for a dep edit
 that changes no output -- and keeps the evidence in `_upstream/rebased.json` (stage, path, both md5s, the commit of
-the archived version, the keys that differ). Anything else (a code cell, a tracked param, a version not in history)
-is refused and the archive is left as it was.
+the archived version, the keys that differ). Anything else is refused and the archive is left as it was.
 
 Pipeline code, outside the runs' code fingerprint (mapping.grid.NOT_TRAINING_CODE).
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -50,14 +53,36 @@ def git_version(root: Path, path: str, want_md5: str) -> tuple[str, bytes] | Non
 
 
 def _parameters(nb: dict) -> tuple[int, dict]:
-    """(index, values) of the notebook's parameters cell: its one-line `name = literal` assignments, run."""
+    """(index, values) of the notebook's parameters cell, read (not run): every statement must be `name = literal`,
+    since anything else (a call, an import, an attribute set) would act at run time whatever is injected after it."""
     for i, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") == "code" and PARAMETERS_TAG in cell.get("metadata", {}).get("tags", []):
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            namespace: dict = {}
-            exec(compile(source, "<parameters cell>", "exec"), {}, namespace)  # the project's own notebook
-            return i, namespace
+            values = {}
+            for node in ast.parse(source).body:
+                if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                        and isinstance(node.targets[0], ast.Name)):
+                    raise UpstreamError(f"its parameters cell holds a statement other than `name = literal` "
+                                        f"(line {node.lineno})")
+                try:
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise UpstreamError(f"its parameters cell assigns {node.targets[0].id} something other than "
+                                        "a literal") from None
+            return i, values
     raise UpstreamError("no cell tagged 'parameters'")
+
+
+def injected_names(cmd: str) -> set[str]:
+    """The parameter names the stage runner sets over the notebook's defaults, from a stage's command line
+    (`--sections a,b`, `-p name=value`, `--each name=v1,v2`: lmm_utils.pipeline.stage)."""
+    words, names = shlex.split(cmd or ""), set()
+    for flag, value in zip(words, words[1:]):
+        if flag == "--sections":
+            names |= {n for n in value.split(",") if n}
+        elif flag in ("-p", "--param", "--each"):
+            names.add(value.split("=", 1)[0])
+    return names
 
 
 def _differing(old, new, prefix: str = "") -> list[str]:
@@ -76,8 +101,9 @@ def parameters_only_diff(old: bytes, new: bytes) -> list[str]:
     anything else differs (a code or Markdown cell, the cells' order, the notebook's metadata)."""
     a, b = json.loads(old), json.loads(new)
     (i, pa), (j, pb) = _parameters(a), _parameters(b)
-    rest_a = {**a, "cells": [c for k, c in enumerate(a["cells"]) if k != i]}
-    rest_b = {**b, "cells": [c for k, c in enumerate(b["cells"]) if k != j]}
+    # everything but the parameters cell's source: its metadata, outputs and count must match too
+    rest_a = {**a, "cells": [c if k != i else {**c, "source": None} for k, c in enumerate(a["cells"])]}
+    rest_b = {**b, "cells": [c if k != j else {**c, "source": None} for k, c in enumerate(b["cells"])]}
     if i != j or rest_a != rest_b:
         raise UpstreamError("the notebook differs outside its parameters cell")
     return _differing(pa, pb)
@@ -98,6 +124,7 @@ def rebase_upstream(archive: str | Path, root: str | Path = ".",
     records = []
     for stage, entry in lock.items():
         tracked = [k for values in (entry.get("params") or {}).values() for k in values]
+        injected = injected_names(entry.get("cmd", ""))
         for dep in entry.get("deps") or []:
             path = dep["path"]
             if not path.endswith(".ipynb") or not (root / path).is_file():
@@ -118,16 +145,23 @@ def rebase_upstream(archive: str | Path, root: str | Path = ".",
             if clash:
                 raise UpstreamError(f"{stage}: {path}: tracked params differ ({', '.join(clash)}): the stage must "
                                     "run again")
+            kept = [k for k in keys if k.split(".", 1)[0] not in injected]
+            if kept:  # a default the runner does not set over is what the stage runs with
+                raise UpstreamError(f"{stage}: {path}: defaults the stage runs with differ ({', '.join(kept)}; "
+                                    f"injected: {', '.join(sorted(injected)) or 'nothing'}): the stage must run again")
+            if history(root, path, md5(now)) is None:  # a fresh clone would hold other bytes and still not fit
+                raise UpstreamError(f"{stage}: {path}: commit the notebook first (its md5 {md5(now)} is not in git "
+                                    "history)")
             records.append({"stage": stage, "path": path, "from_md5": dep["md5"], "to_md5": md5(now),
                             "from_commit": commit, "differing_defaults": keys})
             dep["md5"], dep["size"] = md5(now), len(now)
     if not records:
         return "every archived notebook dep is as it was: nothing to rebase"
+    write_json(lock, up / LOCK_FILE)  # the lock before the evidence: a failed write never claims a rebase
     done = json.loads((up / REBASED_FILE).read_text()) if (up / REBASED_FILE).is_file() else []
-    write_json(done + records, up / REBASED_FILE)
-    write_json(lock, up / LOCK_FILE)
+    write_json(done + [r for r in records if r not in done], up / REBASED_FILE)
     return "rebased " + "; ".join(f"{r['stage']}: {r['path']} ({', '.join(r['differing_defaults'])})"
                                   for r in records)
 
 
-__all__ = ["parameters_only_diff", "rebase_upstream", "REBASED_FILE"]
+__all__ = ["injected_names", "parameters_only_diff", "rebase_upstream", "REBASED_FILE"]

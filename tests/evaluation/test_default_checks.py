@@ -53,7 +53,7 @@ def test_level_needs_K16_at_0_80():
 def test_steady_fails_on_a_wide_method_and_on_a_single_seed():
     wide = steady(_summary(GOOD, lmm={4: (0.9, 0.05)}))
     assert not wide.passed and "lmm K 4: 0.050" in wide.detail
-    assert "supervised K 16 0.020" in wide.detail and "largest 0.050" in wide.detail   # each cell with its own sd
+    assert "supervised K 16: 0.020" in wide.detail and "largest 0.050" in wide.detail   # each cell with its own sd
     one = steady(_summary(GOOD, basis={16: (0.9, None, 1)}))
     assert not one.passed and "one seed" in one.detail
     assert steady(_summary(GOOD, lmm={0: (0.7, 0.2)})).passed       # K < 4 is not held to it
