@@ -230,7 +230,8 @@ def run_together(commands: list[list[str]], poll_s: float = 0.5) -> None:
         raise StageError("failed: " + "; ".join(bad))
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The runner's command line (also read back from dvc.lock's `cmd` by upstream_rebase.injected_names)."""
     parser = argparse.ArgumentParser(prog="python -m lmm_utils.pipeline.stage", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook")
@@ -240,7 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="executed notebook path (default reports/<notebook name>)")
     parser.add_argument("--each", metavar="NAME=V1,V2",
                         help="run the notebook once per value, all at once, each in its own process; --out holds {NAME}")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.each:
         try:
             run_together(each_commands(args.notebook, args.sections, args.param, args.each, args.out))

@@ -32,10 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lmm_utils.core.io import write_json
+from lmm_utils.pipeline.stage import build_parser
 from lmm_utils.pipeline.upstream_archive import LOCK_FILE, UPSTREAM_DIR, UpstreamError
 
 REBASED_FILE = "rebased.json"  # in the archive's _upstream/: one record per rebased notebook dep
 PARAMETERS_TAG = "parameters"
+RUNNER = "lmm_utils.pipeline.stage"  # the module every stage's cmd runs (`python -m ...`)
 
 
 def md5(data: bytes) -> str:
@@ -74,15 +76,14 @@ def _parameters(nb: dict) -> tuple[int, dict]:
 
 
 def injected_names(cmd: str) -> set[str]:
-    """The parameter names the stage runner sets over the notebook's defaults, from a stage's command line
-    (`--sections a,b`, `-p name=value`, `--each name=v1,v2`: lmm_utils.pipeline.stage)."""
-    words, names = shlex.split(cmd or ""), set()
-    for flag, value in zip(words, words[1:]):
-        if flag == "--sections":
-            names |= {n for n in value.split(",") if n}
-        elif flag in ("-p", "--param", "--each"):
-            names.add(value.split("=", 1)[0])
-    return names
+    """The parameter names the stage runner sets over the notebook's defaults, read from a stage's command line with
+    the runner's own parser (`--sections a,b`, `-p name=value`, `--each name=v1,v2`); none for another command."""
+    words = shlex.split(cmd or "")
+    if RUNNER not in words:
+        return set()
+    args = build_parser().parse_args(words[words.index(RUNNER) + 1:])
+    names = {n for n in args.sections.split(",") if n} | {p.partition("=")[0] for p in args.param}
+    return names | ({args.each.partition("=")[0]} if args.each else set())
 
 
 def _differing(old, new, prefix: str = "") -> list[str]:
